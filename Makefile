@@ -1,0 +1,20 @@
+# pgtls_admin: TLS and certificate authentication for PostgreSQL, from SQL.
+EXTENSION  = pgtls_admin
+MODULE_big = pgtls_admin
+OBJS = pgtls_admin.o src/ossl.o src/files.o src/roles.o src/cert_info.o \
+       src/ca.o src/issue.o src/registry.o
+DATA = pgtls_admin--1.0.sql
+PGFILEDESC = "pgtls_admin - TLS and certificate authentication from SQL"
+
+REGRESS = setup ca issue cert_info privileges
+TAP_TESTS = 1
+
+PG_CPPFLAGS = -I$(srcdir)/include -Wall -Wextra -Wno-unused-parameter
+ifdef PGTLS_WERROR
+PG_CPPFLAGS += -Werror
+endif
+SHLIB_LINK = -lcrypto
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

@@ -1,0 +1,138 @@
+/*
+ * pgtls_admin.h
+ *		Declarations shared by the pgtls_admin source files.
+ *
+ * Each src/<concern>.c exports its pgtls_ functions here; pgtls_admin.c holds
+ * only the SQL-callable entry points and the GUCs.
+ */
+#ifndef PGTLS_ADMIN_H
+#define PGTLS_ADMIN_H
+
+#include "postgres.h"
+
+#include <sys/stat.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "datatype/timestamp.h"
+#include "nodes/pg_list.h"
+
+/* ---- GUCs (pgtls_admin.c) ---- */
+extern char *pgtls_ca_cert_file;
+extern char *pgtls_ca_key_file;
+extern char *pgtls_crl_file;
+extern int	pgtls_default_days;
+extern int	pgtls_max_days;
+extern int	pgtls_default_key_type;
+extern int	pgtls_expiry_warning_days;
+
+/* Key types offered for issued keys; names as in pgtls_admin.default_key_type. */
+typedef enum PgtlsKeyType
+{
+	PGTLS_KEY_EC_P256,
+	PGTLS_KEY_EC_P384,
+	PGTLS_KEY_ED25519,
+	PGTLS_KEY_RSA_2048,
+	PGTLS_KEY_RSA_3072,
+	PGTLS_KEY_RSA_4096,
+	PGTLS_KEY_NTYPES
+} PgtlsKeyType;
+
+/* ---- src/ossl.c: OpenSSL errors and object lifetime ---- */
+extern char *pgtls_ossl_error(void);
+extern void pgtls_ossl_raise(int sqlstate, const char *message) pg_attribute_noreturn();
+extern void pgtls_ossl_clear(void);
+extern X509 *pgtls_own_x509(X509 *x);
+extern X509_REQ *pgtls_own_req(X509_REQ *r);
+extern EVP_PKEY *pgtls_own_pkey(EVP_PKEY *k);
+extern BIO *pgtls_own_bio(BIO *b);
+extern BIGNUM *pgtls_own_bn(BIGNUM *bn);
+extern GENERAL_NAMES *pgtls_own_general_names(GENERAL_NAMES *names);
+extern EXTENDED_KEY_USAGE *pgtls_own_eku(EXTENDED_KEY_USAGE *eku);
+extern void pgtls_own_secret(char *buf, size_t len);
+extern MemoryContext pgtls_work_begin(void);
+extern void pgtls_work_end(MemoryContext work);
+extern BIO *pgtls_mem_bio(const char *data, int len);
+extern text *pgtls_bio_to_text(BIO *bio);
+extern char *pgtls_bio_to_cstring(BIO *bio);
+
+/* ---- src/files.c: paths, key permissions, atomic durable writes ---- */
+extern char *pgtls_resolve_path(const char *setting);
+extern char *pgtls_read_file(const char *path, const char *what, const char *hint,
+							 bool secret,
+							 size_t *len);
+extern const char *pgtls_key_permission_problem(const char *path, struct stat *st);
+extern void pgtls_check_key_permissions(const char *path, const char *what);
+
+typedef struct PgtlsStagedFile PgtlsStagedFile;
+extern PgtlsStagedFile *pgtls_stage_file(const char *path, const char *data,
+										 size_t len, mode_t mode);
+extern void pgtls_commit_file(PgtlsStagedFile *staged);
+
+/* ---- src/roles.c: who may issue for whom ---- */
+extern Oid	pgtls_check_issue_target(NameData *role, bool role_isnull);
+extern void pgtls_require_superuser(const char *action);
+
+/* ---- src/cert_info.c: parsing and describing certificates ---- */
+typedef struct PgtlsCertInfo
+{
+	char	   *subject;
+	char	   *issuer;
+	char	   *serial;
+	TimestampTz not_before;
+	TimestampTz not_after;
+	List	   *san;			/* char *, "DNS:name", "IP:addr", ... */
+	List	   *eku;			/* char *, short names such as clientAuth */
+	List	   *key_usage;		/* char * */
+	char	   *key_type;		/* ec-p256, rsa-2048, ed25519, ... */
+	int			key_bits;
+	char	   *signature_algorithm;
+	bool		is_ca;
+	char	   *fingerprint_sha256;
+} PgtlsCertInfo;
+
+extern X509 *pgtls_parse_cert(const char *pem, int len, const char *what);
+extern EVP_PKEY *pgtls_parse_private_key(const char *pem, int len, const char *what);
+extern void pgtls_describe_cert(X509 *cert, PgtlsCertInfo *info);
+extern char *pgtls_serial_hex(const ASN1_INTEGER *serial);
+extern char *pgtls_key_type_of(EVP_PKEY *key, int *bits);
+extern char *pgtls_name_text(const X509_NAME *name);
+extern TimestampTz pgtls_asn1_time_to_timestamptz(const ASN1_TIME *t);
+extern text *pgtls_cert_pem(X509 *cert);
+extern Datum pgtls_text_array(List *items);
+
+/* ---- src/issue.c: keys and leaf certificates ---- */
+extern PgtlsKeyType pgtls_key_type_from_name(const char *name);
+extern const char *pgtls_key_type_name(PgtlsKeyType type);
+extern EVP_PKEY *pgtls_generate_key(PgtlsKeyType type);
+extern const EVP_MD *pgtls_signing_digest(EVP_PKEY *signer);
+extern void pgtls_set_random_serial(X509 *cert);
+extern void pgtls_add_basic_constraints(X509 *cert, bool is_ca);
+extern void pgtls_add_key_usage(X509 *cert, const int *bits, int nbits);
+extern void pgtls_add_eku(X509 *cert, int nid);
+extern void pgtls_add_key_ids(X509 *cert, X509 *issuer);
+extern void pgtls_set_validity(X509 *cert, int days, X509 *issuer);
+extern void pgtls_sign(X509 *cert, EVP_PKEY *signer);
+extern text *pgtls_private_key_pem(EVP_PKEY *key);
+extern int	pgtls_validity_days(int days, bool days_isnull);
+
+extern X509 *pgtls_issue_client_cert(const char *role_name, int days,
+									 PgtlsKeyType key_type,
+									 X509 **ca_out, EVP_PKEY **key_out);
+
+/* ---- src/ca.c: the extension's certificate authority ---- */
+extern X509 *pgtls_ca_load_cert(void);
+extern void pgtls_ca_load(X509 **cert, EVP_PKEY **key);
+extern text *pgtls_ca_init(const char *subject, int days, PgtlsKeyType key_type,
+						   bool replace, Oid fn_oid);
+extern text *pgtls_ca_import(const char *cert_pem, int cert_len,
+							 const char *key_pem, int key_len,
+							 bool replace, Oid fn_oid);
+
+/* ---- src/registry.c: the pgtls_certificates table ---- */
+extern void pgtls_registry_insert(Oid fn_oid, X509 *cert, const char *kind,
+								  const char *role);
+
+#endif							/* PGTLS_ADMIN_H */

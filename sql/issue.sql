@@ -1,0 +1,72 @@
+-- pgtls_issue_client: shape of the result, the certificate's content, the registry.
+CREATE TEMP TABLE issued AS SELECT * FROM pgtls_issue_client('regress_user1');
+SELECT serial ~ '^[0-9A-F]{32}$' AS serial_is_128_bit_hex,
+       certificate LIKE E'-----BEGIN CERTIFICATE-----\n%-----END CERTIFICATE-----\n' AS cert_pem,
+       private_key LIKE E'-----BEGIN PRIVATE KEY-----\n%-----END PRIVATE KEY-----\n' AS pkcs8_pem,
+       ca_certificate = pgtls_ca_cert() AS ca_pem,
+       not_after BETWEEN now() + interval '364 days 23:59' AND now() + interval '365 days 00:01' AS default_365_days
+FROM issued;
+SELECT ci.subject, ci.serial = i.serial AS serial_matches, ci.issuer = ca.subject AS issuer_is_ca,
+       ci.eku, ci.key_usage, ci.is_ca, ci.san, ci.key_type, ci.key_bits, ci.signature_algorithm,
+       ci.not_after = i.not_after AS not_after_matches,
+       i.not_after - ci.not_before BETWEEN interval '365 days 00:04' AND interval '365 days 00:06' AS backdated_5_min
+FROM issued i, pgtls_cert_info(i.certificate) ci, pgtls_cert_info(pgtls_ca_cert()) ca;
+
+-- The registry has the certificate, never the key.
+SELECT r.kind, r.role, r.subject, r.key_type, r.issued_by, r.san, r.revoked_at,
+       r.certificate = i.certificate AS same_pem,
+       r.not_after = i.not_after AS same_not_after,
+       r.fingerprint_sha256 = (SELECT fingerprint_sha256 FROM pgtls_cert_info(i.certificate)) AS same_fingerprint
+FROM issued i JOIN pgtls_certificates r USING (serial);
+SELECT count(*) AS rows_with_private_keys FROM pgtls_certificates WHERE certificate LIKE '%PRIVATE%';
+
+-- Serials are distinct.
+SELECT count(DISTINCT serial) AS distinct_serials
+FROM generate_series(1, 20) AS g, LATERAL pgtls_issue_client('regress_user1', days => g) AS i;
+
+-- All six key types; the CA (ec-p256) always signs with SHA-256.
+SELECT kt, ci.key_type, ci.key_bits, ci.signature_algorithm,
+       i.private_key LIKE '-----BEGIN PRIVATE KEY-----%' AS pkcs8
+FROM unnest(ARRAY['ec-p256', 'ec-p384', 'ed25519', 'rsa-2048', 'rsa-3072', 'rsa-4096']) AS kt,
+     LATERAL pgtls_issue_client('regress_user1', key_type => kt) AS i,
+     LATERAL pgtls_cert_info(i.certificate) AS ci;
+
+-- Validity: days, the default, max_days, the CA's own expiry.
+SELECT not_after BETWEEN now() + interval '23:59' AND now() + interval '24:01' AS one_day
+FROM pgtls_issue_client('regress_user1', days => 1);
+SELECT not_after BETWEEN now() + interval '824 days 23:59' AND now() + interval '825 days 00:01' AS max_days
+FROM pgtls_issue_client('regress_user1', days => 825);
+SELECT regress_try($$SELECT * FROM pgtls_issue_client('regress_user1', days => 0)$$);
+SELECT regress_try($$SELECT * FROM pgtls_issue_client('regress_user1', days => 826)$$);
+SELECT regress_try($$SELECT * FROM pgtls_issue_client('regress_user1', days => -5)$$);
+
+-- Errors, and no registry row for any of them.
+SELECT count(*) AS rows_before FROM pgtls_certificates \gset
+CREATE ROLE regress_nologin NOLOGIN;
+SELECT regress_try($$SELECT * FROM pgtls_issue_client('regress_no_such_role')$$);
+SELECT regress_try($$SELECT * FROM pgtls_issue_client(NULL)$$);
+SELECT regress_try($$SELECT * FROM pgtls_issue_client('regress_nologin')$$);
+SELECT regress_try($$SELECT * FROM pgtls_issue_client('regress_user1', key_type => 'rsa-1024')$$);
+SELECT regress_try($$SELECT * FROM pgtls_issue_client('regress_user1', key_type => '')$$);
+SELECT count(*) - :rows_before AS new_rows FROM pgtls_certificates;
+
+-- Hostile role names: the CN is the role name, one attribute, no DN syntax interpreted.
+CREATE ROLE "a,CN=postgres" LOGIN;
+CREATE ROLE "x/CN=admin" LOGIN;
+CREATE ROLE "it's ""quoted""" LOGIN;
+CREATE ROLE " leading space" LOGIN;
+CREATE ROLE "#hash" LOGIN;
+CREATE ROLE "semi;colon+plus<gt>\back" LOGIN;
+CREATE ROLE "€€€€€€€€€€€€€€€€€€€€€" LOGIN;
+SELECT octet_length('€€€€€€€€€€€€€€€€€€€€€') AS utf8_bytes;
+CREATE TEMP TABLE hostile AS
+SELECT r.rolname, i.serial, i.certificate
+FROM (VALUES ('a,CN=postgres'), ('x/CN=admin'), ('it''s "quoted"'), (' leading space'), ('#hash'),
+             ('semi;colon+plus<gt>\back'), ('€€€€€€€€€€€€€€€€€€€€€')) AS v(name)
+     JOIN pg_roles r ON r.rolname = v.name,
+     LATERAL pgtls_issue_client(r.rolname) AS i;
+SELECT '[' || h.rolname || ']' AS role, ci.subject, reg.role = h.rolname AS registry_role
+FROM hostile h
+     CROSS JOIN LATERAL pgtls_cert_info(h.certificate) AS ci
+     JOIN pgtls_certificates reg ON reg.serial = h.serial
+ORDER BY h.rolname;

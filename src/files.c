@@ -1,0 +1,229 @@
+/*
+ * files.c
+ *		Paths, key-file permissions and atomic, durable file replacement.
+ *
+ * A file is replaced by writing a temporary file beside it, fsyncing it,
+ * renaming it over the target and fsyncing the directory, so a crash leaves
+ * either the old or the new content.  Several files are staged first and
+ * committed last, so a failure while preparing any of them changes nothing:
+ * a staged file that is never committed is unlinked when its memory context
+ * goes away, on success and ERROR paths alike.
+ */
+#include "pgtls_admin.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "miscadmin.h"
+#include "storage/fd.h"
+#include "utils/memutils.h"
+
+struct PgtlsStagedFile
+{
+	MemoryContextCallback cb;
+	char	   *tmp;
+	char	   *dst;
+	bool		committed;
+};
+
+/* A setting's path: absolute as given, relative ones under the data directory. */
+char *
+pgtls_resolve_path(const char *setting)
+{
+	if (setting == NULL || setting[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a pgtls_admin file setting is empty")));
+	if (is_absolute_path(setting))
+		return pstrdup(setting);
+	return psprintf("%s/%s", DataDir, setting);
+}
+
+/*
+ * Read a whole file.  A missing file is 58P01 with the caller's hint; a
+ * buffer holding a secret is wiped when its context goes away.
+ */
+char *
+pgtls_read_file(const char *path, const char *what, const char *hint,
+				bool secret, size_t *len)
+{
+	int			fd;
+	struct stat st;
+	char	   *buf;
+	size_t		done = 0;
+
+	fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
+	if (fd < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open %s \"%s\": %m", what, path),
+				 hint ? errhint("%s", hint) : 0));
+	if (fstat(fd, &st) < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat %s \"%s\": %m", what, path)));
+	if (!S_ISREG(st.st_mode))
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("%s \"%s\" is not a regular file", what, path)));
+	if (st.st_size > 1024 * 1024)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("%s \"%s\" is larger than 1 MB", what, path)));
+
+	buf = palloc(st.st_size + 1);
+	if (secret)
+		pgtls_own_secret(buf, st.st_size + 1);
+	while (done < (size_t) st.st_size)
+	{
+		ssize_t		n = read(fd, buf + done, st.st_size - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not read %s \"%s\": %m", what, path)));
+		if (n == 0)
+			break;
+		done += n;
+	}
+	CloseTransientFile(fd);
+	buf[done] = '\0';
+	*len = done;
+	return buf;
+}
+
+/*
+ * The rule PostgreSQL applies to ssl_key_file: owned by the database user
+ * with no group or world access, or owned by root with at most group read.
+ * Returns NULL when the file passes, else what is wrong.
+ */
+const char *
+pgtls_key_permission_problem(const char *path, struct stat *st)
+{
+	if (!S_ISREG(st->st_mode))
+		return "is not a regular file";
+	if (st->st_uid != geteuid() && st->st_uid != 0)
+		return "must be owned by the database user or root";
+	if ((st->st_uid == geteuid() && (st->st_mode & (S_IRWXG | S_IRWXO))) ||
+		(st->st_uid == 0 && (st->st_mode & (S_IWGRP | S_IXGRP | S_IRWXO))))
+		return "has group or world access";
+	return NULL;
+}
+
+void
+pgtls_check_key_permissions(const char *path, const char *what)
+{
+	struct stat st;
+	const char *problem;
+
+	if (stat(path, &st) < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat %s \"%s\": %m", what, path)));
+	problem = pgtls_key_permission_problem(path, &st);
+	if (problem != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("%s \"%s\" %s", what, path, problem),
+				 errdetail("The file has mode %04o. It must have permissions u=rw (0600) or less if owned by the database user, or u=rw,g=r (0640) or less if owned by root.",
+						   (unsigned int) (st.st_mode & 07777)),
+				 errhint("Run: chmod 0600 \"%s\"", path)));
+}
+
+static void
+unlink_uncommitted(void *arg)
+{
+	PgtlsStagedFile *staged = (PgtlsStagedFile *) arg;
+
+	if (!staged->committed)
+		unlink(staged->tmp);
+}
+
+static void
+ensure_parent_directory(const char *path)
+{
+	char	   *dir = pstrdup(path);
+	struct stat st;
+
+	get_parent_directory(dir);
+	if (dir[0] == '\0' || stat(dir, &st) == 0)
+		return;
+	if (errno != ENOENT || MakePGDirectory(dir) < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not create directory \"%s\": %m", dir)));
+	fsync_fname(dir, true);
+}
+
+/*
+ * Write data to a new temporary file beside path and make it durable.  The
+ * target is untouched until pgtls_commit_file().
+ */
+PgtlsStagedFile *
+pgtls_stage_file(const char *path, const char *data, size_t len, mode_t mode)
+{
+	PgtlsStagedFile *staged = palloc0(sizeof(PgtlsStagedFile));
+	size_t		done = 0;
+	int			fd;
+
+	ensure_parent_directory(path);
+	staged->dst = pstrdup(path);
+	staged->tmp = psprintf("%s.pgtls_tmp.%d", path, MyProcPid);
+
+	unlink(staged->tmp);		/* left by a backend that crashed with our pid */
+	fd = OpenTransientFilePerm(staged->tmp, O_WRONLY | O_CREAT | O_EXCL | PG_BINARY, mode);
+	if (fd < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not create file \"%s\": %m", staged->tmp)));
+	staged->cb.func = unlink_uncommitted;
+	staged->cb.arg = staged;
+	MemoryContextRegisterResetCallback(CurrentMemoryContext, &staged->cb);
+
+	/* the umask may have narrowed the mode, never widened it; be exact */
+	if (fchmod(fd, mode) < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not set permissions of file \"%s\": %m", staged->tmp)));
+	while (done < len)
+	{
+		ssize_t		n = write(fd, data + done, len - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not write file \"%s\": %m", staged->tmp)));
+		done += n;
+	}
+	if (pg_fsync(fd) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not fsync file \"%s\": %m", staged->tmp)));
+	if (CloseTransientFile(fd) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not close file \"%s\": %m", staged->tmp)));
+	return staged;
+}
+
+/* Rename the staged file over its target and make the rename durable. */
+void
+pgtls_commit_file(PgtlsStagedFile *staged)
+{
+	char	   *dir = pstrdup(staged->dst);
+
+	if (rename(staged->tmp, staged->dst) < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not rename file \"%s\" to \"%s\": %m",
+						staged->tmp, staged->dst)));
+	staged->committed = true;
+	fsync_fname(staged->dst, false);
+	get_parent_directory(dir);
+	fsync_fname(dir[0] ? dir : ".", true);
+}

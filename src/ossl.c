@@ -1,0 +1,260 @@
+/*
+ * ossl.c
+ *		OpenSSL error reporting and object lifetime for pgtls_admin.
+ *
+ * Every OpenSSL object a SQL function creates is handed to pgtls_own_*(),
+ * which ties its release to the current memory context through a reset
+ * callback.  Entry points run their work in a context from
+ * pgtls_work_begin(); deleting it on success, or the transaction abort
+ * deleting its parent after an ERROR, frees every object on every path.
+ * One helper turns the OpenSSL error queue into text and clears it.
+ */
+#include "pgtls_admin.h"
+
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+
+typedef struct OwnedObject
+{
+	MemoryContextCallback cb;
+	void	   *obj;
+	size_t		len;			/* for secrets: bytes to cleanse */
+	void		(*release) (struct OwnedObject *owned);
+} OwnedObject;
+
+static void
+release_owned(void *arg)
+{
+	OwnedObject *owned = (OwnedObject *) arg;
+
+	if (owned->obj != NULL)
+		owned->release(owned);
+	owned->obj = NULL;
+}
+
+static void *
+own(void *obj, void (*release) (OwnedObject *), size_t len)
+{
+	OwnedObject *owned;
+
+	if (obj == NULL)
+		return NULL;
+	owned = MemoryContextAllocZero(CurrentMemoryContext, sizeof(OwnedObject));
+	owned->obj = obj;
+	owned->len = len;
+	owned->release = release;
+	owned->cb.func = release_owned;
+	owned->cb.arg = owned;
+	MemoryContextRegisterResetCallback(CurrentMemoryContext, &owned->cb);
+	return obj;
+}
+
+static void
+free_x509(OwnedObject *o)
+{
+	X509_free(o->obj);
+}
+
+static void
+free_req(OwnedObject *o)
+{
+	X509_REQ_free(o->obj);
+}
+
+static void
+free_pkey(OwnedObject *o)
+{
+	EVP_PKEY_free(o->obj);
+}
+
+static void
+free_bio(OwnedObject *o)
+{
+	BIO_free_all(o->obj);
+}
+
+static void
+free_bn(OwnedObject *o)
+{
+	BN_clear_free(o->obj);
+}
+
+static void
+free_general_names(OwnedObject *o)
+{
+	GENERAL_NAMES_free(o->obj);
+}
+
+static void
+free_eku(OwnedObject *o)
+{
+	EXTENDED_KEY_USAGE_free(o->obj);
+}
+
+static void
+cleanse(OwnedObject *o)
+{
+	OPENSSL_cleanse(o->obj, o->len);
+}
+
+X509 *
+pgtls_own_x509(X509 *x)
+{
+	return own(x, free_x509, 0);
+}
+
+X509_REQ *
+pgtls_own_req(X509_REQ *r)
+{
+	return own(r, free_req, 0);
+}
+
+EVP_PKEY *
+pgtls_own_pkey(EVP_PKEY *k)
+{
+	return own(k, free_pkey, 0);
+}
+
+BIO *
+pgtls_own_bio(BIO *b)
+{
+	return own(b, free_bio, 0);
+}
+
+BIGNUM *
+pgtls_own_bn(BIGNUM *bn)
+{
+	return own(bn, free_bn, 0);
+}
+
+GENERAL_NAMES *
+pgtls_own_general_names(GENERAL_NAMES *names)
+{
+	return own(names, free_general_names, 0);
+}
+
+EXTENDED_KEY_USAGE *
+pgtls_own_eku(EXTENDED_KEY_USAGE *eku)
+{
+	return own(eku, free_eku, 0);
+}
+
+/*
+ * Wipe a palloc'd buffer that held key material when its context goes away,
+ * whether the function returned or raised an ERROR.
+ */
+void
+pgtls_own_secret(char *buf, size_t len)
+{
+	own(buf, cleanse, len);
+}
+
+/*
+ * A private context for one SQL call's OpenSSL objects.  Results that must
+ * outlive it are copied into the caller's context before pgtls_work_end().
+ */
+MemoryContext
+pgtls_work_begin(void)
+{
+	MemoryContext work;
+
+	work = AllocSetContextCreate(CurrentMemoryContext, "pgtls_admin work",
+								 ALLOCSET_SMALL_SIZES);
+	pgtls_ossl_clear();
+	return MemoryContextSwitchTo(work);
+}
+
+void
+pgtls_work_end(MemoryContext caller)
+{
+	MemoryContext work = CurrentMemoryContext;
+
+	MemoryContextSwitchTo(caller);
+	MemoryContextDelete(work);
+}
+
+void
+pgtls_ossl_clear(void)
+{
+	ERR_clear_error();
+}
+
+/*
+ * Drain the OpenSSL error queue into one line of text.  The queue only holds
+ * library, reason and file context: never key bytes or passphrases.
+ */
+char *
+pgtls_ossl_error(void)
+{
+	StringInfoData buf;
+	unsigned long code;
+	const char *data;
+	int			flags;
+
+	initStringInfo(&buf);
+	while ((code = ERR_get_error_all(NULL, NULL, NULL, &data, &flags)) != 0)
+	{
+		const char *reason = ERR_reason_error_string(code);
+
+		if (buf.len > 0)
+			appendStringInfoString(&buf, "; ");
+		if (reason != NULL)
+			appendStringInfoString(&buf, reason);
+		else
+			appendStringInfo(&buf, "OpenSSL error %lu", code);
+		if ((flags & ERR_TXT_STRING) && data != NULL && data[0] != '\0')
+			appendStringInfo(&buf, " (%s)", data);
+	}
+	if (buf.len == 0)
+		appendStringInfoString(&buf, "no further detail from OpenSSL");
+	return buf.data;
+}
+
+void
+pgtls_ossl_raise(int sqlstate, const char *message)
+{
+	char	   *detail = pgtls_ossl_error();
+
+	ereport(ERROR,
+			(errcode(sqlstate),
+			 errmsg_internal("%s", message),
+			 errdetail("OpenSSL: %s.", detail)));
+}
+
+BIO *
+pgtls_mem_bio(const char *data, int len)
+{
+	BIO		   *bio;
+
+	if (data == NULL)
+		bio = BIO_new(BIO_s_mem());
+	else
+		bio = BIO_new_mem_buf(data, len);
+	if (bio == NULL)
+		pgtls_ossl_raise(ERRCODE_OUT_OF_MEMORY, "could not allocate an OpenSSL memory buffer");
+	return pgtls_own_bio(bio);
+}
+
+text *
+pgtls_bio_to_text(BIO *bio)
+{
+	char	   *data;
+	long		len = BIO_get_mem_data(bio, &data);
+
+	return cstring_to_text_with_len(data, (int) len);
+}
+
+char *
+pgtls_bio_to_cstring(BIO *bio)
+{
+	char	   *data;
+	long		len = BIO_get_mem_data(bio, &data);
+
+	return pnstrdup(data, (Size) len);
+}

@@ -1,0 +1,92 @@
+/*
+ * roles.c
+ *		Who may obtain a certificate for which role.
+ *
+ * A superuser may issue for any login role.  Anyone else who was granted
+ * EXECUTE needs ADMIN OPTION on the target role, which is what it takes to
+ * manage that role's membership anyway, and can never issue for a role that
+ * is superuser, replication or bypassrls: such a certificate would be a
+ * privilege escalation.
+ */
+#include "pgtls_admin.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_authid.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/syscache.h"
+
+void
+pgtls_require_superuser(const char *action)
+{
+	if (!superuser())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to %s", action),
+				 errdetail("Only superusers may %s.", action)));
+}
+
+/*
+ * Validate the role a certificate is requested for and return its OID.
+ * The checks run before any key is generated or file read.
+ */
+Oid
+pgtls_check_issue_target(NameData *role, bool role_isnull)
+{
+	HeapTuple	tuple;
+	Form_pg_authid form;
+	Oid			roleid;
+	bool		privileged;
+	const char *name;
+
+	if (role_isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("role must not be null")));
+	name = NameStr(*role);
+
+	tuple = SearchSysCache1(AUTHNAME, CStringGetDatum(name));
+	if (!HeapTupleIsValid(tuple))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("role \"%s\" does not exist", name)));
+	form = (Form_pg_authid) GETSTRUCT(tuple);
+	roleid = form->oid;
+	privileged = form->rolsuper || form->rolreplication || form->rolbypassrls;
+	if (!form->rolcanlogin)
+	{
+		ReleaseSysCache(tuple);
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("role \"%s\" cannot log in", name),
+				 errdetail("A client certificate is only useful for a role with the LOGIN attribute."),
+				 errhint("Run ALTER ROLE %s LOGIN first, or issue for another role.",
+						 quote_identifier(name))));
+	}
+	ReleaseSysCache(tuple);
+
+	if (superuser())
+		return roleid;
+	if (privileged)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to issue a certificate for role \"%s\"", name),
+				 errdetail("Only superusers may issue certificates for superuser, replication or bypassrls roles.")));
+	/* is_admin_of_role() lets a session user administer itself; we do not */
+	if (roleid == GetUserId())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to issue a certificate for role \"%s\"", name),
+				 errdetail("A role cannot issue a certificate for itself."),
+				 errhint("Ask a superuser, or a role with ADMIN OPTION on %s.", quote_identifier(name))));
+	if (!is_admin_of_role(GetUserId(), roleid))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to issue a certificate for role \"%s\"", name),
+				 errdetail("Issuing a certificate for a role requires ADMIN OPTION on that role."),
+				 errhint("A superuser can run GRANT %s TO %s WITH ADMIN OPTION.",
+						 quote_identifier(name),
+						 quote_identifier(GetUserNameFromId(GetUserId(), false)))));
+	return roleid;
+}
