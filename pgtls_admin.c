@@ -136,9 +136,17 @@ pgtls_import_ca(PG_FUNCTION_ARGS)
 	cert = PG_GETARG_TEXT_PP(0);
 	key = PG_GETARG_TEXT_PP(1);
 	caller = pgtls_work_begin();
-	pem = pgtls_ca_import(VARDATA_ANY(cert), VARSIZE_ANY_EXHDR(cert),
-						  VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key),
-						  PG_GETARG_BOOL(2), fcinfo->flinfo->fn_oid);
+	PG_TRY();
+	{
+		pem = pgtls_ca_import(VARDATA_ANY(cert), VARSIZE_ANY_EXHDR(cert),
+							  VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key),
+							  PG_GETARG_BOOL(2), fcinfo->flinfo->fn_oid);
+	}
+	PG_CATCH();
+	{
+		pgtls_rethrow_hiding_statement(caller);
+	}
+	PG_END_TRY();
 	pem = copy_text_to(caller, pem);
 	pgtls_work_end(caller);
 	PG_RETURN_TEXT_P(pem);
@@ -202,7 +210,8 @@ pgtls_cert_info(PG_FUNCTION_ARGS)
 
 	pgtls_init_srf(fcinfo);
 	caller = pgtls_work_begin();
-	pgtls_describe_cert(pgtls_parse_cert(VARDATA_ANY(pem), VARSIZE_ANY_EXHDR(pem), "certificate"),
+	pgtls_describe_cert(pgtls_parse_cert(VARDATA_ANY(pem), VARSIZE_ANY_EXHDR(pem), "certificate",
+										 PGTLS_CERT_TEXT_HINT),
 						&info);
 	values[0] = CStringGetTextDatum(info.subject);
 	values[1] = CStringGetTextDatum(info.issuer);

@@ -44,6 +44,7 @@ typedef enum PgtlsKeyType
 extern char *pgtls_ossl_error(void);
 extern void pgtls_ossl_raise(int sqlstate, const char *message) pg_attribute_noreturn();
 extern void pgtls_ossl_clear(void);
+extern void pgtls_rethrow_hiding_statement(MemoryContext cxt) pg_attribute_noreturn();
 extern X509 *pgtls_own_x509(X509 *x);
 extern X509_REQ *pgtls_own_req(X509_REQ *r);
 extern EVP_PKEY *pgtls_own_pkey(EVP_PKEY *k);
@@ -93,8 +94,11 @@ typedef struct PgtlsCertInfo
 	char	   *fingerprint_sha256;
 } PgtlsCertInfo;
 
-extern X509 *pgtls_parse_cert(const char *pem, int len, const char *what);
-extern EVP_PKEY *pgtls_parse_private_key(const char *pem, int len, const char *what);
+#define PGTLS_CERT_TEXT_HINT "Pass the text from -----BEGIN CERTIFICATE----- to -----END CERTIFICATE-----."
+#define PGTLS_KEY_TEXT_HINT "Pass the text from -----BEGIN PRIVATE KEY----- to -----END PRIVATE KEY-----."
+extern X509 *pgtls_parse_cert(const char *pem, int len, const char *what, const char *hint);
+extern EVP_PKEY *pgtls_parse_private_key(const char *pem, int len, const char *what,
+										 const char *hint);
 extern void pgtls_describe_cert(X509 *cert, PgtlsCertInfo *info);
 extern char *pgtls_serial_hex(const ASN1_INTEGER *serial);
 extern char *pgtls_key_type_of(EVP_PKEY *key, int *bits);

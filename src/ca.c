@@ -121,7 +121,7 @@ pgtls_ca_load_cert(void)
 	{
 		size_t		len;
 		char	   *pem = pgtls_read_file(path, "CA certificate file", CA_HINT, false, &len);
-		X509	   *cert = pgtls_parse_cert(pem, (int) len, "the CA certificate file");
+		X509	   *cert = pgtls_parse_cert(pem, (int) len, "the CA certificate file", CA_HINT);
 
 		check_ca_cert(cert, "the CA certificate file");
 		if (X509_up_ref(cert) != 1)
@@ -152,7 +152,7 @@ pgtls_ca_load(X509 **cert_out, EVP_PKEY **key_out)
 	{
 		size_t		len;
 		char	   *pem = pgtls_read_file(path, "CA private key file", CA_HINT, true, &len);
-		EVP_PKEY   *key = pgtls_parse_private_key(pem, (int) len, "the CA private key file");
+		EVP_PKEY   *key = pgtls_parse_private_key(pem, (int) len, "the CA private key file", CA_HINT);
 
 		if (EVP_PKEY_up_ref(key) != 1)
 			pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not keep the CA private key");
@@ -361,8 +361,8 @@ text *
 pgtls_ca_import(const char *cert_pem, int cert_len, const char *key_pem, int key_len,
 				bool replace, Oid fn_oid)
 {
-	X509	   *cert = pgtls_parse_cert(cert_pem, cert_len, "certificate");
-	EVP_PKEY   *key = pgtls_parse_private_key(key_pem, key_len, "private_key");
+	X509	   *cert = pgtls_parse_cert(cert_pem, cert_len, "certificate", PGTLS_CERT_TEXT_HINT);
+	EVP_PKEY   *key = pgtls_parse_private_key(key_pem, key_len, "private_key", PGTLS_KEY_TEXT_HINT);
 
 	check_ca_cert(cert, "certificate");
 	if (X509_cmp_current_time(X509_get0_notAfter(cert)) <= 0)

@@ -64,8 +64,9 @@ pgtls_name_text(const X509_NAME *name)
 	return safe_text((unsigned char *) data, (int) len);
 }
 
+/* hint: what the caller should do with bad input, or NULL */
 X509 *
-pgtls_parse_cert(const char *pem, int len, const char *what)
+pgtls_parse_cert(const char *pem, int len, const char *what, const char *hint)
 {
 	BIO		   *bio = pgtls_mem_bio(pem, len);
 	X509	   *cert;
@@ -77,7 +78,7 @@ pgtls_parse_cert(const char *pem, int len, const char *what)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s is not a PEM certificate", what),
 				 errdetail("OpenSSL: %s.", pgtls_ossl_error()),
-				 errhint("Pass the text from -----BEGIN CERTIFICATE----- to -----END CERTIFICATE-----.")));
+				 hint ? errhint("%s", hint) : 0));
 	return cert;
 }
 
@@ -90,7 +91,7 @@ no_passphrase(char *buf, int size, int rwflag, void *u)
 }
 
 EVP_PKEY *
-pgtls_parse_private_key(const char *pem, int len, const char *what)
+pgtls_parse_private_key(const char *pem, int len, const char *what, const char *hint)
 {
 	BIO		   *bio = pgtls_mem_bio(pem, len);
 	bool		encrypted = false;
@@ -111,7 +112,7 @@ pgtls_parse_private_key(const char *pem, int len, const char *what)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s is not a PEM private key", what),
 				 errdetail("OpenSSL: %s.", pgtls_ossl_error()),
-				 errhint("Pass the text from -----BEGIN PRIVATE KEY----- to -----END PRIVATE KEY-----.")));
+				 hint ? errhint("%s", hint) : 0));
 	return key;
 }
 

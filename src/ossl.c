@@ -227,6 +227,24 @@ pgtls_ossl_raise(int sqlstate, const char *message)
 			 errdetail("OpenSSL: %s.", detail)));
 }
 
+/*
+ * Re-raise the current error without the "STATEMENT:" log line, for
+ * functions whose arguments hold a private key: with the default
+ * log_min_error_statement a failed call would otherwise write the key into
+ * the server log.  Call from PG_CATCH with the context to copy the error to.
+ */
+void
+pgtls_rethrow_hiding_statement(MemoryContext cxt)
+{
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	edata->hide_stmt = true;
+	ReThrowError(edata);
+}
+
 BIO *
 pgtls_mem_bio(const char *data, int len)
 {
