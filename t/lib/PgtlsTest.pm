@@ -1,0 +1,123 @@
+# Helpers shared by pgtls_admin's TAP tests: a cluster with the extension,
+# TLS on and certificate-only pg_hba rules, and client files written the way
+# libpq demands (owned by the connecting user, mode 0600).
+package PgtlsTest;
+
+use strict;
+use warnings;
+
+use Exporter 'import';
+use File::Path qw(make_path);
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+our @EXPORT = qw(tls_cluster write_file_0600 client_files client_connstr
+  openssl run_openssl);
+
+# Run the openssl command-line tool; die with its output on failure.
+sub openssl
+{
+	my @args = @_;
+	my ($stdout, $stderr);
+	my $ok = IPC::Run::run([ 'openssl', @args ], '>', \$stdout, '2>', \$stderr);
+	die "openssl @args failed: $stderr" unless $ok;
+	return $stdout;
+}
+
+sub write_file_0600
+{
+	my ($path, $content) = @_;
+	open my $fh, '>', $path or die "could not write $path: $!";
+	print $fh $content;
+	close $fh;
+	chmod 0600, $path or die "chmod $path: $!";
+	return $path;
+}
+
+# A server certificate for localhost/127.0.0.1 signed with the extension's CA
+# key, made with the openssl CLI, written into the data directory.
+sub make_server_cert
+{
+	my ($node) = @_;
+	my $dd = $node->data_dir;
+	my $tmp = PostgreSQL::Test::Utils::tempdir;
+	write_file_0600("$tmp/ext.cnf",
+		"basicConstraints=critical,CA:FALSE\n"
+		  . "keyUsage=critical,digitalSignature,keyEncipherment\n"
+		  . "extendedKeyUsage=serverAuth\n"
+		  . "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
+	openssl('req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
+		'-nodes', '-keyout', "$dd/server.key", '-subj', '/CN=localhost',
+		'-out', "$tmp/server.csr");
+	openssl('x509', '-req', '-in', "$tmp/server.csr", '-CA', "$dd/pgtls/ca.crt",
+		'-CAkey', "$dd/pgtls/ca.key", '-set_serial', '4242', '-days', '30',
+		'-sha256', '-extfile', "$tmp/ext.cnf", '-out', "$dd/server.crt");
+	chmod 0600, "$dd/server.key";
+	return;
+}
+
+# A started cluster listening on 127.0.0.1 with pgtls_admin, a CA, TLS on and
+#   hostssl all all 127.0.0.1/32 cert
+#   host    all all 127.0.0.1/32 reject
+sub tls_cluster
+{
+	my ($name) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	$node->append_conf('postgresql.conf', "listen_addresses = '127.0.0.1'\n");
+	$node->start;
+	$node->safe_psql('postgres',
+		'CREATE EXTENSION pgtls_admin; SELECT pgtls_init_ca();');
+	make_server_cert($node);
+	open my $hba, '>', $node->data_dir . '/pg_hba.conf' or die $!;
+	print $hba "local all all trust\n"
+	  . "hostssl all all 127.0.0.1/32 cert\n"
+	  . "host all all 127.0.0.1/32 reject\n";
+	close $hba;
+	$node->append_conf('postgresql.conf',
+		"ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n"
+		  . "ssl_ca_file = 'pgtls/ca.crt'\n");
+	$node->restart;
+	is($node->safe_psql('postgres', 'SHOW ssl'), 'on', "$name: ssl is on");
+	return $node;
+}
+
+# Issue a certificate for $role via SQL and write postgresql.crt/.key and
+# root.crt into a fresh directory; returns the directory.
+sub client_files
+{
+	my ($node, $role, %opts) = @_;
+	my $dir = PostgreSQL::Test::Utils::tempdir;
+	my $args = $opts{key_type} ? ", key_type => '$opts{key_type}'" : '';
+	my $out = $node->safe_psql('postgres',
+		"SELECT certificate || '\x01' || private_key || '\x01' || ca_certificate "
+		  . "FROM pgtls_issue_client(\$r\$$role\$r\$$args)");
+	my ($cert, $key, $ca) = split /\x01/, $out;
+	write_file_0600("$dir/postgresql.crt", "$cert\n");
+	write_file_0600("$dir/postgresql.key", "$key\n");
+	write_file_0600("$dir/root.crt", "$ca\n");
+	return $dir;
+}
+
+# libpq keyword/value quoting.
+sub conn_quote
+{
+	my ($v) = @_;
+	$v =~ s/\\/\\\\/g;
+	$v =~ s/'/\\'/g;
+	return "'$v'";
+}
+
+sub client_connstr
+{
+	my ($dir, $user, $sslmode) = @_;
+	$sslmode //= 'verify-full';
+	return
+	    "host=localhost hostaddr=127.0.0.1 dbname=postgres sslmode=$sslmode "
+	  . "sslrootcert=$dir/root.crt sslcert=$dir/postgresql.crt "
+	  . "sslkey=$dir/postgresql.key user="
+	  . conn_quote($user);
+}
+
+1;
