@@ -94,8 +94,8 @@ typedef struct PgtlsCertInfo
 	char	   *fingerprint_sha256;
 } PgtlsCertInfo;
 
-#define PGTLS_CERT_TEXT_HINT "Pass the text from -----BEGIN CERTIFICATE----- to -----END CERTIFICATE-----."
-#define PGTLS_KEY_TEXT_HINT "Pass the text from -----BEGIN PRIVATE KEY----- to -----END PRIVATE KEY-----."
+#define PGTLS_CERT_TEXT_HINT "Pass the whole PEM text of a certificate, BEGIN and END lines included."
+#define PGTLS_KEY_TEXT_HINT "Pass the whole PEM text of an unencrypted private key, BEGIN and END lines included."
 extern X509 *pgtls_parse_cert(const char *pem, int len, const char *what, const char *hint);
 extern EVP_PKEY *pgtls_parse_private_key(const char *pem, int len, const char *what,
 										 const char *hint);
@@ -112,6 +112,7 @@ extern PgtlsKeyType pgtls_key_type_from_name(const char *name);
 extern const char *pgtls_key_type_name(PgtlsKeyType type);
 extern EVP_PKEY *pgtls_generate_key(PgtlsKeyType type);
 extern const EVP_MD *pgtls_signing_digest(EVP_PKEY *signer);
+extern X509 *pgtls_new_cert(EVP_PKEY *key, int days, X509 *issuer);
 extern void pgtls_set_random_serial(X509 *cert);
 extern void pgtls_add_basic_constraints(X509 *cert, bool is_ca);
 extern void pgtls_add_key_usage(X509 *cert, const int *bits, int nbits);

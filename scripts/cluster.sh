@@ -9,7 +9,7 @@
 PGBIN=${PGBIN:-$(pg_config --bindir)}
 
 as_pg() {
-	if [ "$(id -un)" = postgres ]; then "$@"; else runuser -u postgres -- "$@"; fi
+	if [ "$(id -un)" = postgres ]; then "$@"; else (cd / && runuser -u postgres -- "$@"); fi
 }
 
 cluster_start() {

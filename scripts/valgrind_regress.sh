@@ -36,7 +36,7 @@ done
 as_pg "$PGBIN/pg_isready" -h "$DIR/sock" -p "$PORT"
 
 rc=0
-runuser -u postgres -- env PGHOST="$DIR/sock" PGPORT="$PORT" PGUSER=postgres \
+as_pg env PGHOST="$DIR/sock" PGPORT="$PORT" PGUSER=postgres \
 	make -C "$SRC" -s installcheck TAP_TESTS= || rc=1
 as_pg "$PGBIN/pg_ctl" -D "$DIR/data" -m fast -w -t 300 stop >/dev/null || rc=1
 wait || true

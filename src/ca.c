@@ -182,30 +182,14 @@ pgtls_ca_load(X509 **cert_out, EVP_PKEY **key_out)
  * RDNs are kept in the order written (as openssl -subj does); a backslash
  * escapes the next character.
  */
-static X509_NAME *
-parse_subject(const char *subject)
+static void
+parse_subject(const char *subject, X509_NAME *name)
 {
-	X509_NAME  *name = X509_NAME_new();
 	char	   *utf8 = pg_server_to_any(subject, strlen(subject), PG_UTF8);
 	char		sep = ',';
 	const char *p = utf8;
 	StringInfoData key;
 	StringInfoData value;
-
-	if (name == NULL)
-		pgtls_ossl_raise(ERRCODE_OUT_OF_MEMORY, "could not allocate a name");
-	/* owned through a throwaway certificate so an ERROR below frees it */
-	{
-		X509	   *holder = pgtls_own_x509(X509_new());
-
-		if (holder == NULL || X509_set_subject_name(holder, name) != 1)
-		{
-			X509_NAME_free(name);
-			pgtls_ossl_raise(ERRCODE_OUT_OF_MEMORY, "could not allocate a name");
-		}
-		X509_NAME_free(name);
-		name = X509_get_subject_name(holder);
-	}
 
 	if (*p == '/')
 	{
@@ -264,7 +248,6 @@ parse_subject(const char *subject)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("subject must not be empty"),
 				 errhint("For example: CN=Example CA")));
-	return name;
 }
 
 /*
@@ -327,7 +310,6 @@ pgtls_ca_init(const char *subject, int days, PgtlsKeyType key_type,
 			  bool replace, Oid fn_oid)
 {
 	static const int usage[] = {5, 6};	/* keyCertSign, cRLSign */
-	X509_NAME  *name;
 	EVP_PKEY   *key;
 	X509	   *cert;
 
@@ -335,17 +317,11 @@ pgtls_ca_init(const char *subject, int days, PgtlsKeyType key_type,
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("days must be between 1 and 36500")));
-	name = parse_subject(subject);
 	key = pgtls_generate_key(key_type);
-	cert = pgtls_own_x509(X509_new());
-	if (cert == NULL ||
-		X509_set_version(cert, X509_VERSION_3) != 1 ||
-		X509_set_subject_name(cert, name) != 1 ||
-		X509_set_issuer_name(cert, name) != 1 ||
-		X509_set_pubkey(cert, key) != 1)
+	cert = pgtls_new_cert(key, days, NULL);
+	parse_subject(subject, X509_get_subject_name(cert));
+	if (X509_set_issuer_name(cert, X509_get_subject_name(cert)) != 1)
 		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not build the CA certificate");
-	pgtls_set_random_serial(cert);
-	pgtls_set_validity(cert, days, NULL);
 	pgtls_add_basic_constraints(cert, true);
 	pgtls_add_key_usage(cert, usage, lengthof(usage));
 	pgtls_add_key_ids(cert, cert);

@@ -304,6 +304,28 @@ pgtls_private_key_pem(EVP_PKEY *key)
 }
 
 /*
+ * A v3 certificate for key with a random serial, its validity set and the
+ * issuer's name; issuer NULL for a self-signed one, whose caller sets the
+ * issuer name once the subject is filled in.  The caller adds the subject
+ * and extensions, then signs.
+ */
+X509 *
+pgtls_new_cert(EVP_PKEY *key, int days, X509 *issuer)
+{
+	X509	   *cert = pgtls_own_x509(X509_new());
+
+	if (cert == NULL ||
+		X509_set_version(cert, X509_VERSION_3) != 1 ||
+		X509_set_pubkey(cert, key) != 1 ||
+		(issuer != NULL &&
+		 X509_set_issuer_name(cert, X509_get_subject_name(issuer)) != 1))
+		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not build a certificate");
+	pgtls_set_random_serial(cert);
+	pgtls_set_validity(cert, days, issuer);
+	return cert;
+}
+
+/*
  * A new key and a client certificate for role_name, signed by the extension's
  * CA.  The CA is loaded first, so nothing is generated when it is unusable.
  * The CN is the role name's UTF-8 bytes, added as one attribute value.
@@ -321,16 +343,10 @@ pgtls_issue_client_cert(const char *role_name, int days, PgtlsKeyType key_type,
 
 	pgtls_ca_load(&ca_cert, &ca_key);
 	key = pgtls_generate_key(key_type);
-	cert = pgtls_own_x509(X509_new());
-	if (cert == NULL ||
-		X509_set_version(cert, X509_VERSION_3) != 1 ||
-		X509_NAME_add_entry_by_NID(X509_get_subject_name(cert), NID_commonName,
-								   MBSTRING_UTF8, (const unsigned char *) cn, -1, -1, 0) != 1 ||
-		X509_set_issuer_name(cert, X509_get_subject_name(ca_cert)) != 1 ||
-		X509_set_pubkey(cert, key) != 1)
-		pgtls_ossl_raise(ERRCODE_INVALID_PARAMETER_VALUE, "could not build the client certificate");
-	pgtls_set_random_serial(cert);
-	pgtls_set_validity(cert, days, ca_cert);
+	cert = pgtls_new_cert(key, days, ca_cert);
+	if (X509_NAME_add_entry_by_NID(X509_get_subject_name(cert), NID_commonName,
+								   MBSTRING_UTF8, (const unsigned char *) cn, -1, -1, 0) != 1)
+		pgtls_ossl_raise(ERRCODE_INVALID_PARAMETER_VALUE, "could not set the certificate's common name");
 	pgtls_add_basic_constraints(cert, false);
 	pgtls_add_key_usage(cert, usage, lengthof(usage));
 	pgtls_add_eku(cert, NID_client_auth);

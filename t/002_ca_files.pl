@@ -172,6 +172,15 @@ $node->safe_psql('postgres', "SELECT pgtls_init_ca(subject => 'CN=Short', days =
 is($out, 'true', "a leaf never outlives the CA");
 like($err, qr/NOTICE:  certificate validity shortened to the CA certificate's expiry/, '... and the caller is told');
 
+# pg_dump carries the registry's rows with the extension (config table).
+my $registry_rows = $node->safe_psql('postgres', 'SELECT count(*) FROM pgtls_certificates');
+cmp_ok($registry_rows, '>=', 10, 'the registry has rows to dump');
+my $dump = `pg_dump -p @{[ $node->port ]} -h @{[ $node->host ]} postgres`;
+is($?, 0, 'pg_dump succeeds');
+my ($copy) = $dump =~ /^COPY public\.pgtls_certificates [^\n]*\n(.*?)^\\\.$/ms;
+is(scalar(() = ($copy // '') =~ /^[0-9A-F]{2,}\t/mg), $registry_rows, 'pg_dump includes every registry row');
+unlike($dump, qr/PRIVATE KEY/, 'the dump holds no private key');
+
 # The failed imports above raised errors; with the statement hidden from the
 # error report, no key reached the log.
 my $log = slurp_file($node->logfile);
