@@ -18,3 +18,6 @@ SHLIB_LINK = -lcrypto
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# PGXS does not track header dependencies; every object depends on our headers.
+$(OBJS): $(wildcard $(srcdir)/include/*.h)
