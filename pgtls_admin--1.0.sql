@@ -54,6 +54,47 @@ RETURNS TABLE (serial text, certificate text, private_key text,
 AS 'MODULE_PATHNAME', 'pgtls_issue_client'
 LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 1;
 
+CREATE FUNCTION pgtls_sign_client_csr(role name, csr text, days int DEFAULT NULL)
+RETURNS TABLE (serial text, certificate text, ca_certificate text, not_after timestamptz)
+AS 'MODULE_PATHNAME', 'pgtls_sign_client_csr'
+LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 1;
+
+CREATE FUNCTION pgtls_issue_server(dns_names text[], ip_addresses inet[] DEFAULT '{}',
+                                   days int DEFAULT NULL, key_type text DEFAULT NULL)
+RETURNS TABLE (serial text, certificate text, private_key text, not_after timestamptz)
+AS 'MODULE_PATHNAME', 'pgtls_issue_server'
+LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 1;
+
+-- Server TLS
+CREATE FUNCTION pgtls_enable_ssl(dns_names text[] DEFAULT '{localhost}',
+                                 ip_addresses inet[] DEFAULT '{127.0.0.1,::1}',
+                                 days int DEFAULT NULL, key_type text DEFAULT NULL)
+RETURNS TABLE (setting text, value text)
+AS 'MODULE_PATHNAME', 'pgtls_enable_ssl'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtls_install_server_cert(certificate text, private_key text)
+RETURNS TABLE (setting text, value text)
+AS 'MODULE_PATHNAME', 'pgtls_install_server_cert'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- Lifecycle
+CREATE FUNCTION pgtls_revoke(serial text, reason text DEFAULT 'unspecified')
+RETURNS bool
+AS 'MODULE_PATHNAME', 'pgtls_revoke'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtls_crl()
+RETURNS text
+AS 'MODULE_PATHNAME', 'pgtls_crl'
+LANGUAGE C VOLATILE PARALLEL SAFE;
+
+CREATE FUNCTION pgtls_renew(serial text, days int DEFAULT NULL)
+RETURNS TABLE (serial text, certificate text, private_key text,
+               ca_certificate text, not_after timestamptz)
+AS 'MODULE_PATHNAME', 'pgtls_renew'
+LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 1;
+
 -- Inspection
 CREATE FUNCTION pgtls_cert_info(certificate text)
 RETURNS TABLE (subject text, issuer text, serial text,
@@ -69,4 +110,45 @@ REVOKE ALL ON FUNCTION pgtls_import_ca(text, text, bool) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_ca_cert() FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_issue_client(name, int, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_cert_info(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgtls_sign_client_csr(name, text, int) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgtls_issue_server(text[], inet[], int, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgtls_enable_ssl(text[], inet[], int, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgtls_install_server_cert(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgtls_revoke(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgtls_crl() FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgtls_renew(text, int) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pgtls_cert_info(text) TO pg_monitor;
+
+-- Views for dashboards.  "Valid" means not revoked and not expired.
+CREATE VIEW pgtls_expiring_certificates AS
+SELECT serial, kind, role, subject, not_after,
+       date_trunc('second', not_after - now()) AS time_left
+FROM pgtls_certificates
+WHERE revoked_at IS NULL
+  AND not_after > now()
+  AND not_after <= now() + make_interval(days =>
+        coalesce(nullif(current_setting('pgtls_admin.expiry_warning_days', true), '')::int, 30))
+ORDER BY not_after;
+
+CREATE VIEW pgtls_revoked_certificates AS
+SELECT serial, kind, role, subject, revoked_at, revocation_reason, not_after
+FROM pgtls_certificates
+WHERE revoked_at IS NOT NULL
+ORDER BY revoked_at DESC;
+
+CREATE VIEW pgtls_certificates_by_role AS
+SELECT role,
+       count(*) FILTER (WHERE revoked_at IS NULL AND not_after > now()) AS valid,
+       count(*) FILTER (WHERE revoked_at IS NOT NULL) AS revoked,
+       count(*) FILTER (WHERE revoked_at IS NULL AND not_after <= now()) AS expired,
+       min(not_after) FILTER (WHERE revoked_at IS NULL AND not_after > now()) AS next_expiry,
+       max(issued_at) AS last_issued
+FROM pgtls_certificates
+WHERE kind = 'client'
+GROUP BY role
+ORDER BY role;
+
+REVOKE ALL ON pgtls_expiring_certificates, pgtls_revoked_certificates,
+              pgtls_certificates_by_role FROM PUBLIC;
+GRANT SELECT ON pgtls_expiring_certificates, pgtls_revoked_certificates,
+                pgtls_certificates_by_role TO pg_monitor;

@@ -6,8 +6,13 @@
 #include "pgtls_admin.h"
 #include "pgtls_compat.h"
 
+#include <openssl/pem.h>
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "utils/array.h"
+#include "utils/inet.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/timestamp.h"
@@ -21,6 +26,7 @@ int			pgtls_default_days = 365;
 int			pgtls_max_days = 825;
 int			pgtls_default_key_type = PGTLS_KEY_EC_P256;
 int			pgtls_expiry_warning_days = 30;
+int			pgtls_debug_pause_at = 0;
 
 static const struct config_enum_entry key_type_options[] = {
 	{"ec-p256", PGTLS_KEY_EC_P256, false},
@@ -69,6 +75,11 @@ _PG_init(void)
 							"Certificates expiring within this many days are reported by the audit.",
 							NULL, &pgtls_expiry_warning_days, 30, 0, 36500,
 							PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+	DefineCustomIntVariable("pgtls_admin.debug_pause_at",
+							"Test hook: pause a server certificate install at this step for 60 seconds.",
+							"0 disables. Used by the crash-safety tests.",
+							&pgtls_debug_pause_at, 0, 0, 4,
+							PGC_SUSET, GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("pgtls_admin");
 }
 
@@ -87,6 +98,51 @@ key_type_arg(FunctionCallInfo fcinfo, int n)
 	if (PG_ARGISNULL(n))
 		return (PgtlsKeyType) pgtls_default_key_type;
 	return pgtls_key_type_from_name(text_to_cstring(PG_GETARG_TEXT_PP(n)));
+}
+
+/* Elements of a text[] argument; NULL array or elements are errors. */
+static List *
+text_array_arg(FunctionCallInfo fcinfo, int n, const char *name)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			count;
+	List	   *result = NIL;
+
+	require_arg(fcinfo, n, name);
+	deconstruct_array(PG_GETARG_ARRAYTYPE_P(n), TEXTOID, -1, false, TYPALIGN_INT,
+					  &elems, &nulls, &count);
+	for (int i = 0; i < count; i++)
+	{
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not contain nulls", name)));
+		result = lappend(result, TextDatumGetCString(elems[i]));
+	}
+	return result;
+}
+
+static List *
+inet_array_arg(FunctionCallInfo fcinfo, int n, const char *name)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			count;
+	List	   *result = NIL;
+
+	require_arg(fcinfo, n, name);
+	deconstruct_array(PG_GETARG_ARRAYTYPE_P(n), INETOID, -1, false, TYPALIGN_INT,
+					  &elems, &nulls, &count);
+	for (int i = 0; i < count; i++)
+	{
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not contain nulls", name)));
+		result = lappend(result, DatumGetInetPP(elems[i]));
+	}
+	return result;
 }
 
 /* Copy a result out of the work context before it is deleted. */
@@ -113,8 +169,7 @@ pgtls_init_ca(PG_FUNCTION_ARGS)
 	require_arg(fcinfo, 3, "replace");
 	caller = pgtls_work_begin();
 	pem = pgtls_ca_init(text_to_cstring(PG_GETARG_TEXT_PP(0)), PG_GETARG_INT32(1),
-						key_type_arg(fcinfo, 2), PG_GETARG_BOOL(3),
-						fcinfo->flinfo->fn_oid);
+						key_type_arg(fcinfo, 2), PG_GETARG_BOOL(3));
 	pem = copy_text_to(caller, pem);
 	pgtls_work_end(caller);
 	PG_RETURN_TEXT_P(pem);
@@ -140,7 +195,7 @@ pgtls_import_ca(PG_FUNCTION_ARGS)
 	{
 		pem = pgtls_ca_import(VARDATA_ANY(cert), VARSIZE_ANY_EXHDR(cert),
 							  VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key),
-							  PG_GETARG_BOOL(2), fcinfo->flinfo->fn_oid);
+							  PG_GETARG_BOOL(2));
 	}
 	PG_CATCH();
 	{
@@ -163,11 +218,46 @@ pgtls_ca_cert(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(pem);
 }
 
+/* One row of (serial, certificate, private_key, ca_certificate, not_after). */
+static void
+put_issued_row(FunctionCallInfo fcinfo, X509 *cert, EVP_PKEY *key, X509 *ca)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Datum		values[5];
+	bool		nulls[5] = {false};
+
+	values[0] = CStringGetTextDatum(pgtls_serial_hex(X509_get0_serialNumber(cert)));
+	values[1] = PointerGetDatum(pgtls_cert_pem(cert));
+	values[2] = PointerGetDatum(pgtls_private_key_pem(key));
+	values[3] = PointerGetDatum(pgtls_cert_pem(ca));
+	values[4] = TimestampTzGetDatum(pgtls_asn1_time_to_timestamptz(X509_get0_notAfter(cert)));
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+/* Rows of (setting, value) for the settings an install changed. */
+static void
+put_settings_rows(FunctionCallInfo fcinfo, List *changed)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	ListCell   *lc;
+
+	/* our own backend has not processed the reload yet: report what was written */
+	foreach(lc, changed)
+	{
+		PgtlsSetting *setting = lfirst(lc);
+		Datum		values[2];
+		bool		nulls[2] = {false};
+
+		values[0] = CStringGetTextDatum(setting->name);
+		values[1] = CStringGetTextDatum(setting->value);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+}
+
 PG_FUNCTION_INFO_V1(pgtls_issue_client);
 Datum
 pgtls_issue_client(PG_FUNCTION_ARGS)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	char	   *role;
 	int			days;
 	PgtlsKeyType key_type;
@@ -175,8 +265,6 @@ pgtls_issue_client(PG_FUNCTION_ARGS)
 	X509	   *cert;
 	X509	   *ca;
 	EVP_PKEY   *key;
-	Datum		values[5];
-	bool		nulls[5] = {false};
 
 	pgtls_check_issue_target(PG_ARGISNULL(0) ? NULL : PG_GETARG_NAME(0), PG_ARGISNULL(0));
 	role = NameStr(*PG_GETARG_NAME(0));
@@ -186,13 +274,286 @@ pgtls_issue_client(PG_FUNCTION_ARGS)
 
 	caller = pgtls_work_begin();
 	cert = pgtls_issue_client_cert(role, days, key_type, &ca, &key);
-	pgtls_registry_insert(fcinfo->flinfo->fn_oid, cert, "client", role);
+	pgtls_registry_insert(cert, "client", role);
+	put_issued_row(fcinfo, cert, key, ca);
+	pgtls_work_end(caller);
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(pgtls_sign_client_csr);
+Datum
+pgtls_sign_client_csr(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *role;
+	int			days;
+	text	   *csr;
+	MemoryContext caller;
+	X509	   *ca;
+	EVP_PKEY   *ca_key;
+	X509_REQ   *req;
+	X509	   *cert;
+	Datum		values[4];
+	bool		nulls[4] = {false};
+
+	pgtls_check_issue_target(PG_ARGISNULL(0) ? NULL : PG_GETARG_NAME(0), PG_ARGISNULL(0));
+	role = NameStr(*PG_GETARG_NAME(0));
+	require_arg(fcinfo, 1, "csr");
+	csr = PG_GETARG_TEXT_PP(1);
+	days = pgtls_validity_days(PG_ARGISNULL(2) ? 0 : PG_GETARG_INT32(2), PG_ARGISNULL(2));
+	pgtls_init_srf(fcinfo);
+
+	caller = pgtls_work_begin();
+	req = pgtls_parse_csr(VARDATA_ANY(csr), VARSIZE_ANY_EXHDR(csr), role);
+	pgtls_ca_load(&ca, &ca_key);
+	cert = pgtls_build_client_cert(role, days, X509_REQ_get0_pubkey(req), ca, ca_key);
+	pgtls_registry_insert(cert, "client", role);
+	values[0] = CStringGetTextDatum(pgtls_serial_hex(X509_get0_serialNumber(cert)));
+	values[1] = PointerGetDatum(pgtls_cert_pem(cert));
+	values[2] = PointerGetDatum(pgtls_cert_pem(ca));
+	values[3] = TimestampTzGetDatum(pgtls_asn1_time_to_timestamptz(X509_get0_notAfter(cert)));
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	pgtls_work_end(caller);
+	return (Datum) 0;
+}
+
+/* A new server key and certificate; the caller is a superuser. */
+static X509 *
+issue_server(FunctionCallInfo fcinfo, X509 **ca, EVP_PKEY **ca_key, EVP_PKEY **key)
+{
+	List	   *dns = text_array_arg(fcinfo, 0, "dns_names");
+	List	   *ips = inet_array_arg(fcinfo, 1, "ip_addresses");
+	int			days = pgtls_validity_days(PG_ARGISNULL(2) ? 0 : PG_GETARG_INT32(2), PG_ARGISNULL(2));
+	PgtlsKeyType key_type = key_type_arg(fcinfo, 3);
+	X509	   *cert;
+
+	pgtls_check_server_names(dns, ips);
+	pgtls_ca_load(ca, ca_key);
+	*key = pgtls_generate_key(key_type);
+	cert = pgtls_build_server_cert(dns, ips, days, *key, *ca, *ca_key);
+	pgtls_registry_insert(cert, "server", NULL);
+	return cert;
+}
+
+PG_FUNCTION_INFO_V1(pgtls_issue_server);
+Datum
+pgtls_issue_server(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext caller;
+	X509	   *ca;
+	EVP_PKEY   *ca_key;
+	EVP_PKEY   *key;
+	X509	   *cert;
+	Datum		values[4];
+	bool		nulls[4] = {false};
+
+	pgtls_require_superuser("issue server certificates");
+	pgtls_init_srf(fcinfo);
+	caller = pgtls_work_begin();
+	cert = issue_server(fcinfo, &ca, &ca_key, &key);
 	values[0] = CStringGetTextDatum(pgtls_serial_hex(X509_get0_serialNumber(cert)));
 	values[1] = PointerGetDatum(pgtls_cert_pem(cert));
 	values[2] = PointerGetDatum(pgtls_private_key_pem(key));
-	values[3] = PointerGetDatum(pgtls_cert_pem(ca));
-	values[4] = TimestampTzGetDatum(pgtls_asn1_time_to_timestamptz(X509_get0_notAfter(cert)));
+	values[3] = TimestampTzGetDatum(pgtls_asn1_time_to_timestamptz(X509_get0_notAfter(cert)));
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	pgtls_work_end(caller);
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(pgtls_enable_ssl);
+Datum
+pgtls_enable_ssl(PG_FUNCTION_ARGS)
+{
+	MemoryContext caller;
+	X509	   *ca;
+	EVP_PKEY   *ca_key;
+	EVP_PKEY   *key;
+	X509	   *cert;
+
+	pgtls_require_superuser("enable TLS");
+	pgtls_require_primary();
+	PreventInTransactionBlock(true, "pgtls_enable_ssl()");
+	pgtls_init_srf(fcinfo);
+	caller = pgtls_work_begin();
+	cert = issue_server(fcinfo, &ca, &ca_key, &key);
+	put_settings_rows(fcinfo, pgtls_install_server(cert, NULL, key, ca, ca_key));
+	pgtls_work_end(caller);
+	return (Datum) 0;
+}
+
+/* Every certificate in pem: the first is the leaf, the rest its chain. */
+static X509 *
+parse_cert_chain(text *pem, STACK_OF(X509) **chain)
+{
+	X509	   *leaf = pgtls_parse_cert(VARDATA_ANY(pem), VARSIZE_ANY_EXHDR(pem),
+										"certificate", PGTLS_CERT_TEXT_HINT);
+	BIO		   *bio = pgtls_mem_bio(VARDATA_ANY(pem), VARSIZE_ANY_EXHDR(pem));
+	X509	   *x;
+
+	*chain = pgtls_own(sk_X509_new_null(), pgtls_free_x509_stack);
+	x = PEM_read_bio_X509(bio, NULL, NULL, NULL);	/* the leaf, parsed above */
+	if (*chain == NULL || x == NULL)
+		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not read the certificate chain");
+	X509_free(x);
+	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
+	{
+		if (sk_X509_push(*chain, x) <= 0)
+		{
+			X509_free(x);
+			pgtls_ossl_raise(ERRCODE_OUT_OF_MEMORY, "could not read the certificate chain");
+		}
+	}
+	pgtls_ossl_clear();			/* the end of input reads as an error */
+	return leaf;
+}
+
+PG_FUNCTION_INFO_V1(pgtls_install_server_cert);
+Datum
+pgtls_install_server_cert(PG_FUNCTION_ARGS)
+{
+	MemoryContext caller;
+	text	   *cert_text;
+	text	   *key_text;
+
+	pgtls_require_superuser("install a server certificate");
+	pgtls_require_primary();
+	PreventInTransactionBlock(true, "pgtls_install_server_cert()");
+	require_arg(fcinfo, 0, "certificate");
+	require_arg(fcinfo, 1, "private_key");
+	cert_text = PG_GETARG_TEXT_PP(0);
+	key_text = PG_GETARG_TEXT_PP(1);
+	pgtls_init_srf(fcinfo);
+	caller = pgtls_work_begin();
+	PG_TRY();
+	{
+		STACK_OF(X509) *chain;
+		X509	   *leaf = parse_cert_chain(cert_text, &chain);
+		EVP_PKEY   *key = pgtls_parse_private_key(VARDATA_ANY(key_text), VARSIZE_ANY_EXHDR(key_text),
+												  "private_key", PGTLS_KEY_TEXT_HINT);
+		X509	   *ca;
+		EVP_PKEY   *ca_key;
+		PgtlsRegistryRow row;
+
+		pgtls_ca_load(&ca, &ca_key);
+		if (!pgtls_registry_lookup(pgtls_serial_hex(X509_get0_serialNumber(leaf)), &row))
+			pgtls_registry_insert(leaf, "server", NULL);
+		put_settings_rows(fcinfo, pgtls_install_server(leaf, chain, key, ca, ca_key));
+	}
+	PG_CATCH();
+	{
+		pgtls_rethrow_hiding_statement(caller);
+	}
+	PG_END_TRY();
+	pgtls_work_end(caller);
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(pgtls_revoke);
+Datum
+pgtls_revoke(PG_FUNCTION_ARGS)
+{
+	MemoryContext caller;
+	char	   *serial;
+	const char *reason;
+	bool		result;
+
+	require_arg(fcinfo, 0, "serial");
+	require_arg(fcinfo, 1, "reason");
+	caller = pgtls_work_begin();
+	serial = pgtls_normalize_serial(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	reason = pgtls_reason_canonical(text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	result = pgtls_revoke_serial(serial, reason);
+	pgtls_work_end(caller);
+	PG_RETURN_BOOL(result);
+}
+
+PG_FUNCTION_INFO_V1(pgtls_crl);
+Datum
+pgtls_crl(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(pgtls_crl_text());
+}
+
+/* Server renewal: the same names, rebuilt from the registry's SAN entries. */
+static X509 *
+renew_server(PgtlsRegistryRow *row, int days, PgtlsKeyType key_type,
+			 X509 **ca, EVP_PKEY **key)
+{
+	List	   *dns = NIL;
+	List	   *ips = NIL;
+	ListCell   *lc;
+	EVP_PKEY   *ca_key;
+	X509	   *cert;
+
+	pgtls_require_superuser("renew server certificates");
+	foreach(lc, row->san)
+	{
+		char	   *entry = lfirst(lc);
+
+		if (strncmp(entry, "DNS:", 4) == 0)
+			dns = lappend(dns, entry + 4);
+		else if (strncmp(entry, "IP:", 3) == 0)
+			ips = lappend(ips, DatumGetInetPP(DirectFunctionCall1(inet_in, CStringGetDatum(entry + 3))));
+	}
+	pgtls_check_server_names(dns, ips);
+	pgtls_ca_load(ca, &ca_key);
+	*key = pgtls_generate_key(key_type);
+	cert = pgtls_build_server_cert(dns, ips, days, *key, *ca, ca_key);
+	pgtls_registry_insert(cert, "server", NULL);
+	return cert;
+}
+
+PG_FUNCTION_INFO_V1(pgtls_renew);
+Datum
+pgtls_renew(PG_FUNCTION_ARGS)
+{
+	MemoryContext caller;
+	char	   *serial;
+	int			days;
+	PgtlsRegistryRow row;
+	PgtlsKeyType key_type;
+	X509	   *cert;
+	X509	   *ca;
+	EVP_PKEY   *key;
+
+	require_arg(fcinfo, 0, "serial");
+	days = pgtls_validity_days(PG_ARGISNULL(1) ? 0 : PG_GETARG_INT32(1), PG_ARGISNULL(1));
+	pgtls_init_srf(fcinfo);
+	caller = pgtls_work_begin();
+	serial = pgtls_normalize_serial(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	if (!pgtls_registry_lookup(serial, &row))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("no certificate with serial %s was issued here", serial)));
+	if (strcmp(row.kind, "ca") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("serial %s is a CA certificate", serial),
+				 errhint("Replace the CA with pgtls_init_ca(replace => true).")));
+	if (row.revoked)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("certificate %s is revoked and cannot be renewed", serial),
+				 errhint("Issue a new certificate instead.")));
+	/* the same key type where it is one we issue */
+	key_type = (PgtlsKeyType) pgtls_default_key_type;
+	for (int i = 0; i < PGTLS_KEY_NTYPES; i++)
+		if (strcmp(row.key_type, pgtls_key_type_name(i)) == 0)
+			key_type = (PgtlsKeyType) i;
+
+	if (strcmp(row.kind, "client") == 0)
+	{
+		NameData	role;
+
+		namestrcpy(&role, row.role);
+		pgtls_check_issue_target(&role, false);
+		cert = pgtls_issue_client_cert(row.role, days, key_type, &ca, &key);
+		pgtls_registry_insert(cert, "client", row.role);
+	}
+	else
+		cert = renew_server(&row, days, key_type, &ca, &key);
+	put_issued_row(fcinfo, cert, key, ca);
 	pgtls_work_end(caller);
 	return (Datum) 0;
 }

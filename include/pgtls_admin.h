@@ -27,6 +27,7 @@ extern int	pgtls_default_days;
 extern int	pgtls_max_days;
 extern int	pgtls_default_key_type;
 extern int	pgtls_expiry_warning_days;
+extern int	pgtls_debug_pause_at;
 
 /* Key types offered for issued keys; names as in pgtls_admin.default_key_type. */
 typedef enum PgtlsKeyType
@@ -45,13 +46,15 @@ extern char *pgtls_ossl_error(void);
 extern void pgtls_ossl_raise(int sqlstate, const char *message) pg_attribute_noreturn();
 extern void pgtls_ossl_clear(void);
 extern void pgtls_rethrow_hiding_statement(MemoryContext cxt) pg_attribute_noreturn();
+extern void *pgtls_own(void *obj, void (*free_fn) (void *obj));
 extern X509 *pgtls_own_x509(X509 *x);
-extern X509_REQ *pgtls_own_req(X509_REQ *r);
+extern void pgtls_free_x509_stack(void *stack);
 extern EVP_PKEY *pgtls_own_pkey(EVP_PKEY *k);
 extern BIO *pgtls_own_bio(BIO *b);
 extern BIGNUM *pgtls_own_bn(BIGNUM *bn);
 extern GENERAL_NAMES *pgtls_own_general_names(GENERAL_NAMES *names);
 extern EXTENDED_KEY_USAGE *pgtls_own_eku(EXTENDED_KEY_USAGE *eku);
+extern ASN1_INTEGER *pgtls_own_asn1_integer(ASN1_INTEGER *i);
 extern void pgtls_own_secret(char *buf, size_t len);
 extern MemoryContext pgtls_work_begin(void);
 extern void pgtls_work_end(MemoryContext work);
@@ -123,6 +126,8 @@ extern void pgtls_sign(X509 *cert, EVP_PKEY *signer);
 extern text *pgtls_private_key_pem(EVP_PKEY *key);
 extern int	pgtls_validity_days(int days, bool days_isnull);
 
+extern X509 *pgtls_build_client_cert(const char *role_name, int days, EVP_PKEY *key,
+									 X509 *ca_cert, EVP_PKEY *ca_key);
 extern X509 *pgtls_issue_client_cert(const char *role_name, int days,
 									 PgtlsKeyType key_type,
 									 X509 **ca_out, EVP_PKEY **key_out);
@@ -131,13 +136,58 @@ extern X509 *pgtls_issue_client_cert(const char *role_name, int days,
 extern X509 *pgtls_ca_load_cert(void);
 extern void pgtls_ca_load(X509 **cert, EVP_PKEY **key);
 extern text *pgtls_ca_init(const char *subject, int days, PgtlsKeyType key_type,
-						   bool replace, Oid fn_oid);
+						   bool replace);
 extern text *pgtls_ca_import(const char *cert_pem, int cert_len,
 							 const char *key_pem, int key_len,
-							 bool replace, Oid fn_oid);
+							 bool replace);
 
 /* ---- src/registry.c: the pgtls_certificates table ---- */
-extern void pgtls_registry_insert(Oid fn_oid, X509 *cert, const char *kind,
+typedef struct PgtlsRevoked
+{
+	char	   *serial;
+	TimestampTz revoked_at;
+	char	   *reason;
+} PgtlsRevoked;
+
+typedef struct PgtlsRegistryRow
+{
+	char	   *kind;
+	char	   *role;			/* NULL unless kind = client */
+	List	   *san;			/* char *, "DNS:..." / "IP:..." */
+	char	   *key_type;
+	bool		revoked;
+} PgtlsRegistryRow;
+
+extern void pgtls_registry_insert(X509 *cert, const char *kind,
 								  const char *role);
+extern bool pgtls_registry_revoke(const char *serial, const char *reason);
+extern List *pgtls_registry_revoked(void);
+extern bool pgtls_registry_lookup(const char *serial, PgtlsRegistryRow *row);
+
+/* ---- src/crl.c: revocation list ---- */
+extern X509_CRL *pgtls_own_crl(X509_CRL *crl);
+extern const char *pgtls_reason_canonical(const char *reason);
+extern char *pgtls_normalize_serial(const char *serial);
+extern PgtlsStagedFile *pgtls_crl_stage(X509 *ca_cert, EVP_PKEY *ca_key);
+extern bool pgtls_revoke_serial(const char *serial, const char *reason);
+extern text *pgtls_crl_text(void);
+
+/* ---- src/server.c: server certificates, TLS settings ---- */
+typedef struct PgtlsSetting
+{
+	char	   *name;
+	char	   *value;
+} PgtlsSetting;
+
+extern void pgtls_check_server_names(List *dns_names, List *addresses);
+extern X509 *pgtls_build_server_cert(List *dns_names, List *addresses, int days,
+									 EVP_PKEY *key, X509 *ca_cert, EVP_PKEY *ca_key);
+extern List *pgtls_install_server(X509 *leaf, STACK_OF(X509) *chain, EVP_PKEY *key,
+								  X509 *ca_cert, EVP_PKEY *ca_key);
+extern void pgtls_reload_server(void);
+extern void pgtls_require_primary(void);
+
+/* ---- src/csr.c: certificate signing requests ---- */
+extern X509_REQ *pgtls_parse_csr(const char *pem, int len, const char *role_name);
 
 #endif							/* PGTLS_ADMIN_H */

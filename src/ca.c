@@ -251,9 +251,10 @@ parse_subject(const char *subject, X509_NAME *name)
 }
 
 /*
- * Write the CA key and certificate.  The caller holds the CA lock.  Both are
- * staged before either is renamed into place; the certificate goes last, so
- * a crash between the renames is caught by the key/certificate match check.
+ * Write the CA key, certificate and a CRL signed by it.  The caller holds the
+ * CA lock.  All are staged before any is renamed into place; the key goes
+ * first, so a crash between the renames is caught by the key/certificate
+ * match check.
  */
 static void
 write_ca_files(EVP_PKEY *key, X509 *cert)
@@ -264,11 +265,15 @@ write_ca_files(EVP_PKEY *key, X509 *cert)
 	text	   *cert_pem = pgtls_cert_pem(cert);
 	PgtlsStagedFile *key_file;
 	PgtlsStagedFile *cert_file;
+	PgtlsStagedFile *crl_file;
 
 	key_file = pgtls_stage_file(key_path, VARDATA_ANY(key_pem), VARSIZE_ANY_EXHDR(key_pem), 0600);
 	cert_file = pgtls_stage_file(cert_path, VARDATA_ANY(cert_pem), VARSIZE_ANY_EXHDR(cert_pem), 0600);
+	/* a CRL from another CA would make the server refuse every client certificate */
+	crl_file = pgtls_crl_stage(cert, key);
 	pgtls_commit_file(key_file);
 	pgtls_commit_file(cert_file);
+	pgtls_commit_file(crl_file);
 }
 
 /* Take the CA lock and refuse to overwrite an existing CA unless asked to. */
@@ -307,7 +312,7 @@ lock_and_check_existing(bool replace)
 
 text *
 pgtls_ca_init(const char *subject, int days, PgtlsKeyType key_type,
-			  bool replace, Oid fn_oid)
+			  bool replace)
 {
 	static const int usage[] = {5, 6};	/* keyCertSign, cRLSign */
 	EVP_PKEY   *key;
@@ -328,14 +333,14 @@ pgtls_ca_init(const char *subject, int days, PgtlsKeyType key_type,
 	pgtls_sign(cert, key);
 
 	lock_and_check_existing(replace);
-	pgtls_registry_insert(fn_oid, cert, "ca", NULL);
+	pgtls_registry_insert(cert, "ca", NULL);
 	write_ca_files(key, cert);
 	return pgtls_cert_pem(cert);
 }
 
 text *
 pgtls_ca_import(const char *cert_pem, int cert_len, const char *key_pem, int key_len,
-				bool replace, Oid fn_oid)
+				bool replace)
 {
 	X509	   *cert = pgtls_parse_cert(cert_pem, cert_len, "certificate", PGTLS_CERT_TEXT_HINT);
 	EVP_PKEY   *key = pgtls_parse_private_key(key_pem, key_len, "private_key", PGTLS_KEY_TEXT_HINT);
@@ -354,7 +359,7 @@ pgtls_ca_import(const char *cert_pem, int cert_len, const char *key_pem, int key
 	}
 
 	lock_and_check_existing(replace);
-	pgtls_registry_insert(fn_oid, cert, "ca", NULL);
+	pgtls_registry_insert(cert, "ca", NULL);
 	write_ca_files(key, cert);
 	return pgtls_cert_pem(cert);
 }

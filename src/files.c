@@ -11,7 +11,9 @@
  */
 #include "pgtls_admin.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -159,6 +161,35 @@ ensure_parent_directory(const char *path)
 }
 
 /*
+ * Remove temporary files that a crashed backend left in dir: ours are named
+ * <target>.pgtls_tmp.<pid>, and one whose process is gone is garbage (it may
+ * hold a private key that was never installed).
+ */
+static void
+sweep_stale_temp_files(const char *dir)
+{
+	DIR		   *d = AllocateDir(dir);
+	struct dirent *de;
+
+	while ((de = ReadDirExtended(d, dir, LOG)) != NULL)
+	{
+		const char *mark = strstr(de->d_name, ".pgtls_tmp.");
+		char	   *end;
+		long		pid;
+
+		if (mark == NULL)
+			continue;
+		pid = strtol(mark + strlen(".pgtls_tmp."), &end, 10);
+		if (*end != '\0' || pid <= 0 || pid == MyProcPid ||
+			kill((pid_t) pid, 0) == 0 || errno != ESRCH)
+			continue;
+		if (unlink(psprintf("%s/%s", dir, de->d_name)) == 0)
+			elog(LOG, "pgtls_admin: removed \"%s/%s\" left by a crashed process", dir, de->d_name);
+	}
+	FreeDir(d);
+}
+
+/*
  * Write data to a new temporary file beside path and make it durable.  The
  * target is untouched until pgtls_commit_file().
  */
@@ -170,6 +201,12 @@ pgtls_stage_file(const char *path, const char *data, size_t len, mode_t mode)
 	int			fd;
 
 	ensure_parent_directory(path);
+	{
+		char	   *dir = pstrdup(path);
+
+		get_parent_directory(dir);
+		sweep_stale_temp_files(dir[0] ? dir : ".");
+	}
 	staged->dst = pstrdup(path);
 	staged->tmp = psprintf("%s.pgtls_tmp.%d", path, MyProcPid);
 

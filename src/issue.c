@@ -326,24 +326,18 @@ pgtls_new_cert(EVP_PKEY *key, int days, X509 *issuer)
 }
 
 /*
- * A new key and a client certificate for role_name, signed by the extension's
- * CA.  The CA is loaded first, so nothing is generated when it is unusable.
- * The CN is the role name's UTF-8 bytes, added as one attribute value.
+ * A client certificate for role_name and the public key of key, signed by
+ * the CA.  The CN is the role name's UTF-8 bytes, added as one attribute
+ * value; nothing else of any request is copied.
  */
 X509 *
-pgtls_issue_client_cert(const char *role_name, int days, PgtlsKeyType key_type,
-						X509 **ca_out, EVP_PKEY **key_out)
+pgtls_build_client_cert(const char *role_name, int days, EVP_PKEY *key,
+						X509 *ca_cert, EVP_PKEY *ca_key)
 {
 	static const int usage[] = {0};	/* digitalSignature */
-	X509	   *ca_cert;
-	EVP_PKEY   *ca_key;
-	EVP_PKEY   *key;
-	X509	   *cert;
 	char	   *cn = pg_server_to_any(role_name, strlen(role_name), PG_UTF8);
+	X509	   *cert = pgtls_new_cert(key, days, ca_cert);
 
-	pgtls_ca_load(&ca_cert, &ca_key);
-	key = pgtls_generate_key(key_type);
-	cert = pgtls_new_cert(key, days, ca_cert);
 	if (X509_NAME_add_entry_by_NID(X509_get_subject_name(cert), NID_commonName,
 								   MBSTRING_UTF8, (const unsigned char *) cn, -1, -1, 0) != 1)
 		pgtls_ossl_raise(ERRCODE_INVALID_PARAMETER_VALUE, "could not set the certificate's common name");
@@ -352,7 +346,22 @@ pgtls_issue_client_cert(const char *role_name, int days, PgtlsKeyType key_type,
 	pgtls_add_eku(cert, NID_client_auth);
 	pgtls_add_key_ids(cert, ca_cert);
 	pgtls_sign(cert, ca_key);
-	*ca_out = ca_cert;
-	*key_out = key;
 	return cert;
+}
+
+/*
+ * A new key and a client certificate for role_name.  The CA is loaded first,
+ * so nothing is generated when it is unusable.
+ */
+X509 *
+pgtls_issue_client_cert(const char *role_name, int days, PgtlsKeyType key_type,
+						X509 **ca_out, EVP_PKEY **key_out)
+{
+	X509	   *ca_cert;
+	EVP_PKEY   *ca_key;
+
+	pgtls_ca_load(&ca_cert, &ca_key);
+	*key_out = pgtls_generate_key(key_type);
+	*ca_out = ca_cert;
+	return pgtls_build_client_cert(role_name, days, *key_out, ca_cert, ca_key);
 }

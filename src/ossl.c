@@ -24,8 +24,7 @@ typedef struct OwnedObject
 {
 	MemoryContextCallback cb;
 	void	   *obj;
-	size_t		len;			/* for secrets: bytes to cleanse */
-	void		(*release) (struct OwnedObject *owned);
+	void		(*free_fn) (void *obj);
 } OwnedObject;
 
 static void
@@ -34,12 +33,16 @@ release_owned(void *arg)
 	OwnedObject *owned = (OwnedObject *) arg;
 
 	if (owned->obj != NULL)
-		owned->release(owned);
+		owned->free_fn(owned->obj);
 	owned->obj = NULL;
 }
 
-static void *
-own(void *obj, void (*release) (OwnedObject *), size_t len)
+/*
+ * Tie obj's release to the current memory context; returns obj.  NULL is
+ * passed through, so pgtls_own(X509_new(), ...) can be checked afterwards.
+ */
+void *
+pgtls_own(void *obj, void (*free_fn) (void *obj))
 {
 	OwnedObject *owned;
 
@@ -47,102 +50,117 @@ own(void *obj, void (*release) (OwnedObject *), size_t len)
 		return NULL;
 	owned = MemoryContextAllocZero(CurrentMemoryContext, sizeof(OwnedObject));
 	owned->obj = obj;
-	owned->len = len;
-	owned->release = release;
+	owned->free_fn = free_fn;
 	owned->cb.func = release_owned;
 	owned->cb.arg = owned;
 	MemoryContextRegisterResetCallback(CurrentMemoryContext, &owned->cb);
 	return obj;
 }
 
+/* OpenSSL's free functions take typed pointers; these adapt them. */
 static void
-free_x509(OwnedObject *o)
+free_x509(void *p)
 {
-	X509_free(o->obj);
+	X509_free(p);
 }
 
 static void
-free_req(OwnedObject *o)
+free_pkey(void *p)
 {
-	X509_REQ_free(o->obj);
+	EVP_PKEY_free(p);
 }
 
 static void
-free_pkey(OwnedObject *o)
+free_bio(void *p)
 {
-	EVP_PKEY_free(o->obj);
+	BIO_free_all(p);
 }
 
 static void
-free_bio(OwnedObject *o)
+free_bn(void *p)
 {
-	BIO_free_all(o->obj);
+	BN_clear_free(p);
 }
 
 static void
-free_bn(OwnedObject *o)
+free_general_names(void *p)
 {
-	BN_clear_free(o->obj);
+	GENERAL_NAMES_free(p);
 }
 
 static void
-free_general_names(OwnedObject *o)
+free_eku(void *p)
 {
-	GENERAL_NAMES_free(o->obj);
+	EXTENDED_KEY_USAGE_free(p);
 }
 
 static void
-free_eku(OwnedObject *o)
+free_asn1_integer(void *p)
 {
-	EXTENDED_KEY_USAGE_free(o->obj);
+	ASN1_INTEGER_free(p);
 }
 
-static void
-cleanse(OwnedObject *o)
+void
+pgtls_free_x509_stack(void *p)
 {
-	OPENSSL_cleanse(o->obj, o->len);
+	sk_X509_pop_free(p, X509_free);
 }
 
 X509 *
 pgtls_own_x509(X509 *x)
 {
-	return own(x, free_x509, 0);
-}
-
-X509_REQ *
-pgtls_own_req(X509_REQ *r)
-{
-	return own(r, free_req, 0);
+	return pgtls_own(x, free_x509);
 }
 
 EVP_PKEY *
 pgtls_own_pkey(EVP_PKEY *k)
 {
-	return own(k, free_pkey, 0);
+	return pgtls_own(k, free_pkey);
 }
 
 BIO *
 pgtls_own_bio(BIO *b)
 {
-	return own(b, free_bio, 0);
+	return pgtls_own(b, free_bio);
 }
 
 BIGNUM *
 pgtls_own_bn(BIGNUM *bn)
 {
-	return own(bn, free_bn, 0);
+	return pgtls_own(bn, free_bn);
 }
 
 GENERAL_NAMES *
 pgtls_own_general_names(GENERAL_NAMES *names)
 {
-	return own(names, free_general_names, 0);
+	return pgtls_own(names, free_general_names);
 }
 
 EXTENDED_KEY_USAGE *
 pgtls_own_eku(EXTENDED_KEY_USAGE *eku)
 {
-	return own(eku, free_eku, 0);
+	return pgtls_own(eku, free_eku);
+}
+
+ASN1_INTEGER *
+pgtls_own_asn1_integer(ASN1_INTEGER *i)
+{
+	return pgtls_own(i, free_asn1_integer);
+}
+
+typedef struct OwnedSecret
+{
+	MemoryContextCallback cb;
+	char	   *buf;
+	size_t		len;
+} OwnedSecret;
+
+static void
+cleanse(void *arg)
+{
+	OwnedSecret *secret = (OwnedSecret *) arg;
+
+	OPENSSL_cleanse(secret->buf, secret->len);
 }
 
 /*
@@ -152,7 +170,13 @@ pgtls_own_eku(EXTENDED_KEY_USAGE *eku)
 void
 pgtls_own_secret(char *buf, size_t len)
 {
-	own(buf, cleanse, len);
+	OwnedSecret *secret = MemoryContextAllocZero(CurrentMemoryContext, sizeof(OwnedSecret));
+
+	secret->buf = buf;
+	secret->len = len;
+	secret->cb.func = cleanse;
+	secret->cb.arg = secret;
+	MemoryContextRegisterResetCallback(CurrentMemoryContext, &secret->cb);
 }
 
 /*

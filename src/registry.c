@@ -3,86 +3,173 @@
  *		The pgtls_certificates table: one row for every certificate issued.
  *
  * Rows are written in the issuing transaction, so a certificate that was
- * returned to a caller is always recorded.  The insert runs as the owner of
+ * returned to a caller is always recorded.  Every query runs as the owner of
  * the extension's functions, so a role that was only granted EXECUTE can
- * issue without holding any privilege on the table; the row still records
- * the calling user in issued_by.  Private keys are never stored.
+ * issue or revoke without holding any privilege on the table; issued_by
+ * still records the calling user.  Private keys are never stored.
  */
 #include "pgtls_admin.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
-#include "catalog/pg_proc.h"
+#include "access/table.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
-#include "utils/syscache.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#define REGISTRY_NARGS 11
+typedef enum RegistryQuery
+{
+	Q_INSERT,
+	Q_REVOKE,
+	Q_STATE,
+	Q_REVOKED_LIST,
+	Q_LOOKUP,
+	Q_COUNT
+} RegistryQuery;
 
-static SPIPlanPtr insert_plan;
-static Oid	insert_plan_namespace = InvalidOid;
+/* %1$s is the extension's schema, quoted */
+static const struct
+{
+	const char *sql;
+	int			nargs;
+	Oid			argtypes[11];
+}			queries[Q_COUNT] =
+{
+	[Q_INSERT] = {
+		"INSERT INTO %1$s.pgtls_certificates "
+		"(serial, kind, role, subject, san, key_type, not_before, not_after, "
+		" fingerprint_sha256, certificate, issued_by, issued_at) "
+		"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, pg_catalog.now()) "
+		"ON CONFLICT (serial) DO NOTHING",
+		11, {TEXTOID, TEXTOID, NAMEOID, TEXTOID, TEXTARRAYOID, TEXTOID,
+		TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, NAMEOID}
+	},
+	[Q_REVOKE] = {
+		"UPDATE %1$s.pgtls_certificates SET revoked_at = pg_catalog.now(), revocation_reason = $2 "
+		"WHERE serial = $1 AND revoked_at IS NULL AND kind <> 'ca'",
+		2, {TEXTOID, TEXTOID}
+	},
+	[Q_STATE] = {
+		"SELECT kind, revoked_at IS NOT NULL FROM %1$s.pgtls_certificates WHERE serial = $1",
+		1, {TEXTOID}
+	},
+	[Q_REVOKED_LIST] = {
+		"SELECT serial, revoked_at, revocation_reason FROM %1$s.pgtls_certificates "
+		"WHERE revoked_at IS NOT NULL AND kind <> 'ca'",
+		0, {InvalidOid}
+	},
+	[Q_LOOKUP] = {
+		"SELECT kind, role, san, key_type, revoked_at IS NOT NULL FROM %1$s.pgtls_certificates "
+		"WHERE serial = $1",
+		1, {TEXTOID}
+	},
+};
+
+static SPIPlanPtr plans[Q_COUNT];
+static Oid	plans_namespace = InvalidOid;
+
+typedef struct RegistryCall
+{
+	Oid			save_userid;
+	int			save_sec;
+	Oid			namespace;
+} RegistryCall;
+
+/* The extension's schema and owner, from pg_extension. */
+static void
+extension_schema_owner(Oid *namespace, Oid *owner)
+{
+	Relation	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
+				CStringGetDatum("pgtls_admin"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (!HeapTupleIsValid(tup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("extension \"pgtls_admin\" is not installed in this database"),
+				 errhint("Run CREATE EXTENSION pgtls_admin.")));
+	*namespace = ((Form_pg_extension) GETSTRUCT(tup))->extnamespace;
+	*owner = ((Form_pg_extension) GETSTRUCT(tup))->extowner;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+}
+
+/* Switch to the extension owner and connect SPI. */
+static void
+registry_enter(RegistryCall *call)
+{
+	Oid			owner;
+
+	extension_schema_owner(&call->namespace, &owner);
+
+	GetUserIdAndSecContext(&call->save_userid, &call->save_sec);
+	SetUserIdAndSecContext(owner, call->save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+}
+
+static void
+registry_leave(RegistryCall *call)
+{
+	SPI_finish();
+	SetUserIdAndSecContext(call->save_userid, call->save_sec);
+}
 
 static SPIPlanPtr
-get_insert_plan(Oid namespace)
+registry_plan(RegistryCall *call, RegistryQuery q)
 {
-	static Oid	argtypes[REGISTRY_NARGS] = {
-		TEXTOID, TEXTOID, NAMEOID, TEXTOID, TEXTARRAYOID, TEXTOID,
-		TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, NAMEOID
-	};
-	char	   *query;
-	SPIPlanPtr	plan;
+	if (plans_namespace != call->namespace)
+	{
+		for (int i = 0; i < Q_COUNT; i++)
+		{
+			if (plans[i] != NULL)
+				SPI_freeplan(plans[i]);
+			plans[i] = NULL;
+		}
+		plans_namespace = call->namespace;
+	}
+	if (plans[q] == NULL)
+	{
+		char	   *sql = psprintf(queries[q].sql,
+								   quote_identifier(get_namespace_name(call->namespace)));
+		SPIPlanPtr	plan = SPI_prepare(sql, queries[q].nargs, (Oid *) queries[q].argtypes);
 
-	if (insert_plan != NULL && insert_plan_namespace == namespace)
-		return insert_plan;
-	query = psprintf("INSERT INTO %s.pgtls_certificates "
-					 "(serial, kind, role, subject, san, key_type, not_before, not_after, "
-					 " fingerprint_sha256, certificate, issued_by, issued_at) "
-					 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, pg_catalog.now()) "
-					 "ON CONFLICT (serial) DO NOTHING",
-					 quote_identifier(get_namespace_name(namespace)));
-	plan = SPI_prepare(query, REGISTRY_NARGS, argtypes);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-	if (SPI_keepplan(plan) != 0)
-		elog(ERROR, "SPI_keepplan failed");
-	if (insert_plan != NULL)
-		SPI_freeplan(insert_plan);
-	insert_plan = plan;
-	insert_plan_namespace = namespace;
-	return plan;
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		plans[q] = plan;
+	}
+	return plans[q];
 }
 
 /*
- * Record cert.  fn_oid is the calling SQL function: its schema is the
- * extension's and its owner writes the row.  A serial that is already
- * recorded is kept for a CA (re-importing the same CA) and is an error for
- * anything else.
+ * Record cert.  A serial that is already recorded is kept for a CA
+ * (re-importing the same CA) and is an error for anything else.
  */
 void
-pgtls_registry_insert(Oid fn_oid, X509 *cert, const char *kind, const char *role)
+pgtls_registry_insert(X509 *cert, const char *kind, const char *role)
 {
-	HeapTuple	proc;
-	Oid			namespace;
-	Oid			owner;
-	Oid			save_userid;
-	int			save_sec;
+	RegistryCall call;
 	PgtlsCertInfo info;
-	Datum		values[REGISTRY_NARGS];
-	char		nulls[REGISTRY_NARGS];
+	Datum		values[11];
+	char		nulls[11];
 	NameData	role_name;
 	NameData	issued_by;
 	int			rc;
-
-	proc = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn_oid));
-	if (!HeapTupleIsValid(proc))
-		elog(ERROR, "cache lookup failed for function %u", fn_oid);
-	namespace = ((Form_pg_proc) GETSTRUCT(proc))->pronamespace;
-	owner = ((Form_pg_proc) GETSTRUCT(proc))->proowner;
-	ReleaseSysCache(proc);
 
 	pgtls_describe_cert(cert, &info);
 	memset(nulls, ' ', sizeof(nulls));
@@ -108,17 +195,139 @@ pgtls_registry_insert(Oid fn_oid, X509 *cert, const char *kind, const char *role
 	namestrcpy(&issued_by, GetUserNameFromId(GetUserId(), false));
 	values[10] = NameGetDatum(&issued_by);
 
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	rc = SPI_execute_plan(get_insert_plan(namespace), values, nulls, false, 0);
+	registry_enter(&call);
+	rc = SPI_execute_plan(registry_plan(&call, Q_INSERT), values, nulls, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "could not record the certificate: %s", SPI_result_code_string(rc));
 	if (SPI_processed != 1 && strcmp(kind, "ca") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNIQUE_VIOLATION),
 				 errmsg("serial number %s is already recorded", info.serial)));
-	SPI_finish();
-	SetUserIdAndSecContext(save_userid, save_sec);
+	registry_leave(&call);
+}
+
+/*
+ * Mark serial revoked.  Returns true if it was revoked now, false if it
+ * already was; an unknown serial or a CA is an error.
+ */
+bool
+pgtls_registry_revoke(const char *serial, const char *reason)
+{
+	RegistryCall call;
+	Datum		values[2] = {CStringGetTextDatum(serial), CStringGetTextDatum(reason)};
+	bool		isnull;
+	char	   *kind;
+	int			rc;
+
+	registry_enter(&call);
+	rc = SPI_execute_plan(registry_plan(&call, Q_REVOKE), values, NULL, false, 0);
+	if (rc != SPI_OK_UPDATE)
+		elog(ERROR, "could not revoke: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 1)
+	{
+		registry_leave(&call);
+		return true;
+	}
+	rc = SPI_execute_plan(registry_plan(&call, Q_STATE), values, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not look up a serial: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("no certificate with serial %s was issued here", serial),
+				 errhint("Serials are listed in pgtls_certificates.")));
+	kind = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (strcmp(kind, "ca") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("serial %s is a CA certificate, which cannot be revoked", serial),
+				 errhint("Replace the CA with pgtls_init_ca(replace => true).")));
+	/* recorded, not a CA, and the UPDATE matched nothing: already revoked */
+	registry_leave(&call);
+	return false;
+}
+
+/*
+ * Every revoked serial with its time and reason, read with the newest
+ * snapshot rather than the transaction's, so a caller holding the CRL lock
+ * sees every revocation committed before it, whatever its isolation level.
+ */
+List *
+pgtls_registry_revoked(void)
+{
+	RegistryCall call;
+	MemoryContext caller = CurrentMemoryContext;
+	List	   *result = NIL;
+	int			rc;
+
+	registry_enter(&call);
+	rc = SPI_execute_snapshot(registry_plan(&call, Q_REVOKED_LIST), NULL, NULL,
+							  GetLatestSnapshot(), InvalidSnapshot, true, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not list revocations: %s", SPI_result_code_string(rc));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		MemoryContext old = MemoryContextSwitchTo(caller);
+		PgtlsRevoked *r = palloc(sizeof(PgtlsRevoked));
+		bool		isnull;
+
+		r->serial = TextDatumGetCString(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
+		r->revoked_at = DatumGetTimestampTz(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
+		r->reason = TextDatumGetCString(SPI_getbinval(tup, SPI_tuptable->tupdesc, 3, &isnull));
+		result = lappend(result, r);
+		MemoryContextSwitchTo(old);
+	}
+	registry_leave(&call);
+	return result;
+}
+
+/* The registry row of serial, for renewal; false if there is none. */
+bool
+pgtls_registry_lookup(const char *serial, PgtlsRegistryRow *row)
+{
+	RegistryCall call;
+	MemoryContext caller = CurrentMemoryContext;
+	Datum		values[1] = {CStringGetTextDatum(serial)};
+	TupleDesc	desc;
+	HeapTuple	tup;
+	bool		isnull;
+	Datum		d;
+	int			rc;
+
+	registry_enter(&call);
+	rc = SPI_execute_plan(registry_plan(&call, Q_LOOKUP), values, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not look up a serial: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 0)
+	{
+		registry_leave(&call);
+		return false;
+	}
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	{
+		MemoryContext old = MemoryContextSwitchTo(caller);
+
+		memset(row, 0, sizeof(*row));
+		row->kind = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
+		d = SPI_getbinval(tup, desc, 2, &isnull);
+		row->role = isnull ? NULL : pstrdup(NameStr(*DatumGetName(d)));
+		d = SPI_getbinval(tup, desc, 3, &isnull);
+		if (!isnull)
+		{
+			Datum	   *elems;
+			int			n;
+
+			deconstruct_array(DatumGetArrayTypePCopy(d), TEXTOID, -1, false, TYPALIGN_INT,
+							  &elems, NULL, &n);
+			for (int i = 0; i < n; i++)
+				row->san = lappend(row->san, TextDatumGetCString(elems[i]));
+		}
+		row->key_type = TextDatumGetCString(SPI_getbinval(tup, desc, 4, &isnull));
+		row->revoked = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
+		MemoryContextSwitchTo(old);
+	}
+	registry_leave(&call);
+	return true;
 }
