@@ -6,7 +6,7 @@ OBJS = pgtls_admin.o src/ossl.o src/files.o src/roles.o src/cert_info.o \
 DATA = pgtls_admin--1.0.sql
 PGFILEDESC = "pgtls_admin - TLS and certificate authentication from SQL"
 
-REGRESS = setup ca issue cert_info privileges
+REGRESS = setup ca issue cert_info privileges lifecycle
 TAP_TESTS = 1
 
 PG_CPPFLAGS = -I$(srcdir)/include -Wall -Wextra -Wno-unused-parameter

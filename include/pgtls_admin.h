@@ -78,6 +78,7 @@ extern void pgtls_commit_file(PgtlsStagedFile *staged);
 /* ---- src/roles.c: who may issue for whom ---- */
 extern Oid	pgtls_check_issue_target(NameData *role, bool role_isnull);
 extern void pgtls_require_superuser(const char *action);
+extern void pgtls_check_revoke_target(const char *role_name);
 
 /* ---- src/cert_info.c: parsing and describing certificates ---- */
 typedef struct PgtlsCertInfo

@@ -4,7 +4,7 @@ CREATE EXTENSION pgtls_admin;
 
 CREATE TABLE regress_datadir AS SELECT current_setting('data_directory') AS dir;
 GRANT SELECT ON regress_datadir TO PUBLIC;
--- Run a statement; report its SQLSTATE, message and hint with the data directory hidden.
+-- Run a statement; report its SQLSTATE, message and hint with the data directory and serials hidden.
 CREATE FUNCTION regress_try(q text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
     msg text;
@@ -15,8 +15,9 @@ BEGIN
 EXCEPTION WHEN OTHERS THEN
     GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, hint = PG_EXCEPTION_HINT;
     RETURN SQLSTATE || ': ' ||
-        replace(msg || coalesce(' (HINT: ' || nullif(hint, '') || ')', ''),
-                (SELECT dir FROM regress_datadir), '$PGDATA');
+        regexp_replace(replace(msg || coalesce(' (HINT: ' || nullif(hint, '') || ')', ''),
+                               (SELECT dir FROM regress_datadir), '$PGDATA'),
+                       '[0-9A-F]{32}', '<serial>', 'g');
 END $$;
 GRANT EXECUTE ON FUNCTION regress_try(text) TO PUBLIC;
 

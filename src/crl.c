@@ -234,6 +234,14 @@ pgtls_revoke_serial(const char *serial, const char *reason)
 	X509	   *ca_cert;
 	EVP_PKEY   *ca_key;
 	bool		revoked_now;
+	PgtlsRegistryRow row;
+
+	if (!pgtls_registry_lookup(serial, &row))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("no certificate with serial %s was issued here", serial),
+				 errhint("Serials are listed in pgtls_certificates.")));
+	pgtls_check_revoke_target(row.role);
 
 	/* lock first, so the CA we sign with is the one current at commit */
 	lock_crl();

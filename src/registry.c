@@ -228,7 +228,7 @@ pgtls_registry_revoke(const char *serial, const char *reason)
 		registry_leave(&call);
 		return true;
 	}
-	rc = SPI_execute_plan(registry_plan(&call, Q_STATE), values, NULL, true, 1);
+	rc = SPI_execute_plan(registry_plan(&call, Q_STATE), values, NULL, false, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not look up a serial: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 0)
@@ -296,7 +296,8 @@ pgtls_registry_lookup(const char *serial, PgtlsRegistryRow *row)
 	int			rc;
 
 	registry_enter(&call);
-	rc = SPI_execute_plan(registry_plan(&call, Q_LOOKUP), values, NULL, true, 1);
+	/* not read-only: see rows this transaction wrote earlier in the same statement */
+	rc = SPI_execute_plan(registry_plan(&call, Q_LOOKUP), values, NULL, false, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not look up a serial: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 0)

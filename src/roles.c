@@ -28,6 +28,37 @@ pgtls_require_superuser(const char *action)
 }
 
 /*
+ * Non-superusers act on a role's certificates only with ADMIN OPTION on it,
+ * never on their own, and never on superuser, replication or bypassrls roles.
+ */
+static void
+check_manage(const char *name, Oid roleid, bool privileged, const char *action)
+{
+	if (superuser())
+		return;
+	if (privileged)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to %s role \"%s\"", action, name),
+				 errdetail("Only superusers may manage certificates of superuser, replication or bypassrls roles.")));
+	/* is_admin_of_role() lets a session user administer itself; we do not */
+	if (roleid == GetUserId())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to %s role \"%s\"", action, name),
+				 errdetail("A role cannot manage its own certificates."),
+				 errhint("Ask a superuser, or a role with ADMIN OPTION on %s.", quote_identifier(name))));
+	if (!is_admin_of_role(GetUserId(), roleid))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to %s role \"%s\"", action, name),
+				 errdetail("Managing a role's certificates requires ADMIN OPTION on that role."),
+				 errhint("A superuser can run GRANT %s TO %s WITH ADMIN OPTION.",
+						 quote_identifier(name),
+						 quote_identifier(GetUserNameFromId(GetUserId(), false)))));
+}
+
+/*
  * Validate the role a certificate is requested for and return its OID.
  * The checks run before any key is generated or file read.
  */
@@ -65,28 +96,39 @@ pgtls_check_issue_target(NameData *role, bool role_isnull)
 						 quote_identifier(name))));
 	}
 	ReleaseSysCache(tuple);
+	check_manage(name, roleid, privileged, "issue a certificate for");
+	return roleid;
+}
+
+/*
+ * May the current user revoke a certificate of role_name (NULL for a server
+ * certificate)?  The rule of issuing, without the LOGIN requirement: access
+ * must be removable from a role that can no longer log in, or was dropped.
+ */
+void
+pgtls_check_revoke_target(const char *role_name)
+{
+	HeapTuple	tuple;
+	Form_pg_authid form;
+	Oid			roleid;
+	bool		privileged;
 
 	if (superuser())
-		return roleid;
-	if (privileged)
+		return;
+	if (role_name == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to issue a certificate for role \"%s\"", name),
-				 errdetail("Only superusers may issue certificates for superuser, replication or bypassrls roles.")));
-	/* is_admin_of_role() lets a session user administer itself; we do not */
-	if (roleid == GetUserId())
+				 errmsg("permission denied to revoke a server certificate"),
+				 errdetail("Only superusers may revoke server certificates.")));
+	tuple = SearchSysCache1(AUTHNAME, CStringGetDatum(role_name));
+	if (!HeapTupleIsValid(tuple))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to issue a certificate for role \"%s\"", name),
-				 errdetail("A role cannot issue a certificate for itself."),
-				 errhint("Ask a superuser, or a role with ADMIN OPTION on %s.", quote_identifier(name))));
-	if (!is_admin_of_role(GetUserId(), roleid))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to issue a certificate for role \"%s\"", name),
-				 errdetail("Issuing a certificate for a role requires ADMIN OPTION on that role."),
-				 errhint("A superuser can run GRANT %s TO %s WITH ADMIN OPTION.",
-						 quote_identifier(name),
-						 quote_identifier(GetUserNameFromId(GetUserId(), false)))));
-	return roleid;
+				 errmsg("permission denied to revoke a certificate of role \"%s\"", role_name),
+				 errdetail("The role no longer exists; only superusers may revoke its certificates.")));
+	form = (Form_pg_authid) GETSTRUCT(tuple);
+	roleid = form->oid;
+	privileged = form->rolsuper || form->rolreplication || form->rolbypassrls;
+	ReleaseSysCache(tuple);
+	check_manage(role_name, roleid, privileged, "revoke a certificate of");
 }
