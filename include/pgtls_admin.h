@@ -49,6 +49,7 @@ extern void pgtls_rethrow_hiding_statement(MemoryContext cxt) pg_attribute_noret
 extern void *pgtls_own(void *obj, void (*free_fn) (void *obj));
 extern X509 *pgtls_own_x509(X509 *x);
 extern void pgtls_free_x509_stack(void *stack);
+extern void pgtls_free_md_ctx(void *ctx);
 extern EVP_PKEY *pgtls_own_pkey(EVP_PKEY *k);
 extern BIO *pgtls_own_bio(BIO *b);
 extern BIGNUM *pgtls_own_bn(BIGNUM *bn);

@@ -15,6 +15,7 @@
 #include <openssl/bn.h>
 #include <openssl/pem.h>
 
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
 #include "utils/builtins.h"
@@ -108,67 +109,189 @@ pgtls_normalize_serial(const char *serial)
 	return pgtls_serial_hex(pgtls_own_asn1_integer(BN_to_ASN1_INTEGER(bn, NULL)));
 }
 
-static X509_REVOKED *
-revoked_entry(BIGNUM **bn, const PgtlsRevoked *r)
-{
-	X509_REVOKED *rev = X509_REVOKED_new();
-	ASN1_INTEGER *serial = NULL;
-	ASN1_TIME  *when = NULL;
-	ASN1_ENUMERATED *why = NULL;
-	int			code = reason_code(r->reason);
-	bool		ok;
+/* ---- DER for the revoked-certificate list ----
+ *
+ * OpenSSL's generic ASN.1 encoder spends most of a large CRL's cost on
+ * per-field template work, and it encodes the list twice (to sign, then to
+ * write).  The entries are simple, so they are encoded here once, directly;
+ * everything else (issuer, times, extensions, the AlgorithmIdentifier) comes
+ * from a CRL without entries that OpenSSL encodes and signs.
+ */
 
-	ok = rev != NULL && BN_hex2bn(bn, r->serial) != 0 &&
-		(serial = BN_to_ASN1_INTEGER(*bn, NULL)) != NULL &&
-		X509_REVOKED_set_serialNumber(rev, serial) == 1 &&
-		(when = ASN1_TIME_set(NULL, timestamptz_to_time_t(r->revoked_at))) != NULL &&
-		X509_REVOKED_set_revocationDate(rev, when) == 1;
-	/* RFC 5280: the reason code should be absent rather than unspecified */
-	if (ok && code != 0)
-		ok = (why = ASN1_ENUMERATED_new()) != NULL &&
-			ASN1_ENUMERATED_set(why, code) == 1 &&
-			X509_REVOKED_add1_ext_i2d(rev, NID_crl_reason, why, 0, 0) == 1;
-	ASN1_INTEGER_free(serial);
-	ASN1_TIME_free(when);
-	ASN1_ENUMERATED_free(why);
-	if (!ok)
+static void
+der_length(StringInfo buf, size_t len)
+{
+	unsigned char tmp[sizeof(size_t)];
+	int			n = 0;
+
+	if (len < 128)
 	{
-		X509_REVOKED_free(rev);
-		return NULL;
+		appendStringInfoChar(buf, (char) len);
+		return;
 	}
-	return rev;
+	while (len > 0)
+	{
+		tmp[n++] = (unsigned char) (len & 0xFF);
+		len >>= 8;
+	}
+	appendStringInfoChar(buf, (char) (0x80 | n));
+	while (n > 0)
+		appendStringInfoChar(buf, (char) tmp[--n]);
 }
 
-/* A CRL of every revoked serial in the registry, signed by the CA. */
-static X509_CRL *
-build_crl(X509 *ca_cert, EVP_PKEY *ca_key)
+static void
+der_wrap(StringInfo out, unsigned char tag, const char *content, size_t len)
 {
-	List	   *revoked = pgtls_registry_revoked();
+	appendStringInfoChar(out, (char) tag);
+	der_length(out, len);
+	appendBinaryStringInfo(out, content, len);
+}
+
+static int
+hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* A positive INTEGER from a hex serial, minimal as DER requires. */
+static void
+der_serial(StringInfo out, const char *hex)
+{
+	unsigned char bytes[22];
+	size_t		hexlen = strlen(hex);
+	size_t		i = 0;
+	int			n = 1;			/* bytes[0] is room for a sign byte */
+	int			first;
+
+	if (hexlen == 0 || hexlen > 40)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("the registry holds an invalid serial \"%s\"", hex)));
+	bytes[0] = 0;
+	if (hexlen % 2 == 1)
+	{
+		int			lo = hex_value(hex[0]);
+
+		if (lo < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("the registry holds an invalid serial \"%s\"", hex)));
+		bytes[n++] = (unsigned char) lo;
+		i = 1;
+	}
+	for (; i < hexlen; i += 2)
+	{
+		int			hi = hex_value(hex[i]);
+		int			lo = hex_value(hex[i + 1]);
+
+		if (hi < 0 || lo < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("the registry holds an invalid serial \"%s\"", hex)));
+		bytes[n++] = (unsigned char) (hi << 4 | lo);
+	}
+	first = 1;
+	while (first < n - 1 && bytes[first] == 0)
+		first++;
+	if (bytes[first] & 0x80)
+		first--;				/* keep a zero byte: the serial is positive */
+	der_wrap(out, V_ASN1_INTEGER, (char *) bytes + first, n - first);
+}
+
+/* UTCTime through 2049, GeneralizedTime after, as RFC 5280 requires. */
+static void
+der_time(StringInfo out, TimestampTz ts)
+{
+	time_t		t = timestamptz_to_time_t(ts);
+	struct tm	tm;
+	char		text[20];
+
+	gmtime_r(&t, &tm);
+	if (tm.tm_year + 1900 >= 1950 && tm.tm_year + 1900 <= 2049)
+	{
+		strftime(text, sizeof(text), "%y%m%d%H%M%SZ", &tm);
+		der_wrap(out, V_ASN1_UTCTIME, text, strlen(text));
+	}
+	else
+	{
+		strftime(text, sizeof(text), "%Y%m%d%H%M%SZ", &tm);
+		der_wrap(out, V_ASN1_GENERALIZEDTIME, text, strlen(text));
+	}
+}
+
+/* revokedCertificates: SEQUENCE OF SEQUENCE { serial, date, [reasonCode] } */
+static void
+der_revoked_list(StringInfo out, List *revoked)
+{
+	StringInfoData list;
+	StringInfoData entry;
+	ListCell   *lc;
+
+	initStringInfo(&list);
+	initStringInfo(&entry);
+	foreach(lc, revoked)
+	{
+		PgtlsRevoked *r = lfirst(lc);
+		int			code = reason_code(r->reason);
+
+		resetStringInfo(&entry);
+		der_serial(&entry, r->serial);
+		der_time(&entry, r->revoked_at);
+		/* RFC 5280: the reason code should be absent rather than unspecified */
+		if (code != 0)
+		{
+			/* Extensions { Extension { id-ce-cRLReasons, OCTET STRING { ENUMERATED code } } } */
+			const char	ext[] = {0x30, 0x0C, 0x30, 0x0A, 0x06, 0x03, 0x55, 0x1D, 0x15,
+				0x04, 0x03, 0x0A, 0x01, (char) code};
+
+			appendBinaryStringInfo(&entry, ext, sizeof(ext));
+		}
+		der_wrap(&list, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED, entry.data, entry.len);
+	}
+	der_wrap(out, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED, list.data, list.len);
+}
+
+/* Skip one DER element at *p within end; false if malformed. */
+static bool
+der_skip(const unsigned char **p, const unsigned char *end)
+{
+	long		len;
+	int			tag;
+	int			cls;
+	int			rc = ASN1_get_object(p, &len, &tag, &cls, end - *p);
+
+	if (rc & 0x80)
+		return false;
+	*p += len;
+	return *p <= end;
+}
+
+/* A CRL without entries, as OpenSSL encodes and signs it. */
+static X509_CRL *
+crl_template(X509 *ca_cert, EVP_PKEY *ca_key)
+{
 	X509_CRL   *crl = pgtls_own_crl(X509_CRL_new());
-	BIGNUM	   *bn = pgtls_own_bn(BN_new());
 	ASN1_TIME  *now = NULL;
 	ASN1_INTEGER *number = NULL;
 	AUTHORITY_KEYID *akid = NULL;
 	const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(ca_cert);
-	ListCell   *lc;
 	bool		ok;
 
-	ok = crl != NULL && bn != NULL &&
+	ok = crl != NULL &&
 		X509_CRL_set_version(crl, X509_CRL_VERSION_2) == 1 &&
 		X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca_cert)) == 1 &&
 		(now = X509_gmtime_adj(NULL, 0)) != NULL &&
 		X509_CRL_set1_lastUpdate(crl, now) == 1 &&
 		X509_CRL_set1_nextUpdate(crl, X509_get0_notAfter(ca_cert)) == 1;
 	ASN1_TIME_free(now);
-	foreach(lc, revoked)
-	{
-		X509_REVOKED *rev = ok ? revoked_entry(&bn, lfirst(lc)) : NULL;
-
-		ok = rev != NULL && X509_CRL_add0_revoked(crl, rev) == 1;
-	}
 	/* a CRL number that grows with time needs no stored state */
-	ok = ok && X509_CRL_sort(crl) == 1 &&
-		(number = ASN1_INTEGER_new()) != NULL &&
+	ok = ok && (number = ASN1_INTEGER_new()) != NULL &&
 		ASN1_INTEGER_set_int64(number, GetCurrentTimestamp()) == 1 &&
 		X509_CRL_add1_ext_i2d(crl, NID_crl_number, number, 0, 0) == 1;
 	ASN1_INTEGER_free(number);
@@ -179,11 +302,100 @@ build_crl(X509 *ca_cert, EVP_PKEY *ca_key)
 			X509_CRL_add1_ext_i2d(crl, NID_authority_key_identifier, akid, 0, 0) == 1;
 		AUTHORITY_KEYID_free(akid);
 	}
+	ok = ok && X509_CRL_sign(crl, ca_key, pgtls_signing_digest(ca_key)) > 0;
 	if (!ok)
 		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not build the CRL");
-	if (X509_CRL_sign(crl, ca_key, pgtls_signing_digest(ca_key)) <= 0)
-		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not sign the CRL");
 	return crl;
+}
+
+/* A copy of OpenSSL's i2d output as a StringInfo. */
+static StringInfo
+i2d_copy(int len, unsigned char *der)
+{
+	StringInfo	s;
+
+	if (len <= 0)
+	{
+		OPENSSL_free(der);
+		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not encode the CRL");
+	}
+	s = makeStringInfo();
+	appendBinaryStringInfo(s, (char *) der, len);
+	OPENSSL_free(der);
+	return s;
+}
+
+/*
+ * The DER of a CRL listing every revoked serial in the registry, signed by
+ * the CA: the template's TBS with the entries spliced in after nextUpdate,
+ * signed with the same key and algorithm.
+ */
+static StringInfo
+build_crl_der(X509 *ca_cert, EVP_PKEY *ca_key)
+{
+	List	   *revoked = pgtls_registry_revoked();
+	X509_CRL   *crl = crl_template(ca_cert, ca_key);
+	const X509_ALGOR *alg;
+	unsigned char *der = NULL;
+	int			der_len;
+	StringInfo	tbs;
+	StringInfo	algid;
+	StringInfoData content;
+	StringInfoData body;
+	StringInfo	result = makeStringInfo();
+	const unsigned char *p;
+	const unsigned char *start;
+	const unsigned char *end;
+	EVP_MD_CTX *md_ctx;
+	unsigned char *sig;
+	size_t		sig_len = 0;
+	long		len;
+	int			tag;
+	int			cls;
+	bool		ok;
+
+	X509_CRL_get0_signature(crl, NULL, &alg);
+	der_len = i2d_re_X509_CRL_tbs(crl, &der);
+	tbs = i2d_copy(der_len, der);
+	der = NULL;
+	der_len = i2d_X509_ALGOR(alg, &der);
+	algid = i2d_copy(der_len, der);
+
+	/* TBSCertList: version, signature, issuer, thisUpdate, nextUpdate | crlExtensions */
+	p = (const unsigned char *) tbs->data;
+	end = p + tbs->len;
+	ok = !(ASN1_get_object(&p, &len, &tag, &cls, end - p) & 0x80) && p + len == end;
+	start = p;
+	for (int i = 0; ok && i < 5; i++)
+		ok = der_skip(&p, end);
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("unexpected encoding of a CRL")));
+	initStringInfo(&content);
+	appendBinaryStringInfo(&content, (const char *) start, p - start);
+	if (revoked != NIL)
+		der_revoked_list(&content, revoked);
+	appendBinaryStringInfo(&content, (const char *) p, end - p);
+	initStringInfo(&body);
+	der_wrap(&body, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED, content.data, content.len);
+
+	md_ctx = pgtls_own(EVP_MD_CTX_new(), pgtls_free_md_ctx);
+	ok = md_ctx != NULL &&
+		EVP_DigestSignInit(md_ctx, NULL, pgtls_signing_digest(ca_key), NULL, ca_key) == 1 &&
+		EVP_DigestSign(md_ctx, NULL, &sig_len, (unsigned char *) body.data, body.len) == 1;
+	if (!ok)
+		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not sign the CRL");
+	sig = palloc(sig_len + 1);
+	sig[0] = 0;					/* BIT STRING: no unused bits */
+	if (EVP_DigestSign(md_ctx, sig + 1, &sig_len, (unsigned char *) body.data, body.len) != 1)
+		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not sign the CRL");
+
+	/* CertificateList ::= SEQUENCE { tbsCertList, signatureAlgorithm, signatureValue } */
+	appendBinaryStringInfo(&body, algid->data, algid->len);
+	der_wrap(&body, V_ASN1_BIT_STRING, (char *) sig, sig_len + 1);
+	der_wrap(result, V_ASN1_SEQUENCE | V_ASN1_CONSTRUCTED, body.data, body.len);
+	return result;
 }
 
 static void
@@ -203,11 +415,13 @@ PgtlsStagedFile *
 pgtls_crl_stage(X509 *ca_cert, EVP_PKEY *ca_key)
 {
 	BIO		   *bio = pgtls_mem_bio(NULL, 0);
+	StringInfo	der;
 	char	   *data;
 	long		len;
 
 	lock_crl();
-	if (PEM_write_bio_X509_CRL(bio, build_crl(ca_cert, ca_key)) != 1)
+	der = build_crl_der(ca_cert, ca_key);
+	if (PEM_write_bio(bio, PEM_STRING_X509_CRL, "", (unsigned char *) der->data, der->len) <= 0)
 		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not encode the CRL");
 	len = BIO_get_mem_data(bio, &data);
 	return pgtls_stage_file(pgtls_resolve_path(pgtls_crl_file), data, len, 0600);

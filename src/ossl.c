@@ -101,6 +101,12 @@ free_asn1_integer(void *p)
 }
 
 void
+pgtls_free_md_ctx(void *p)
+{
+	EVP_MD_CTX_free(p);
+}
+
+void
 pgtls_free_x509_stack(void *p)
 {
 	sk_X509_pop_free(p, X509_free);

@@ -98,6 +98,14 @@ my @revoked = split /\n/, $node->safe_psql('postgres',
 is(scalar(@revoked), 81, '81 revocations are recorded');
 is(scalar(grep { !$in_crl{$_} } @revoked), 0, 'every recorded revocation is in the CRL');
 is(scalar(keys %in_crl), 81, 'and the CRL lists nothing else');
+sub crl_verifies
+{
+	my ($stderr, $ok) = ('', 0);
+	$ok = IPC::Run::run([ 'openssl', 'crl', '-in', "$dd/pgtls/root.crl", '-CAfile', "$dd/pgtls/ca.crt",
+		'-noout', '-verify' ], '>', \my $stdout, '2>', \$stderr);
+	return $ok && $stderr =~ /verify OK/;
+}
+ok(crl_verifies(), "the CRL's signature verifies against the CA");
 
 # --- CSR: the key never leaves the client; only the CN and key are used
 my $c = PostgreSQL::Test::Utils::tempdir;
@@ -160,6 +168,18 @@ openssl('ca', '-batch', '-config', "$e/ca.cnf", '-cert', "$dd/pgtls/ca.crt", '-k
 write_file_0600("$e/root.crt", slurp_file("$c/root.crt"));
 $node->connect_fails(client_connstr($e, 'user1'), 'an expired certificate is refused',
 	expected_stderr => qr/certificate expired/);
+
+# The CRL is signed correctly by CAs of every key type.
+for my $kt (qw(ec-p384 ed25519 rsa-2048))
+{
+	$node->safe_psql('postgres', "SELECT pgtls_init_ca(key_type => '$kt', replace => true)");
+	my $s = $node->safe_psql('postgres', "SELECT serial FROM pgtls_issue_client('user1')");
+	$node->safe_psql('postgres', "SELECT pgtls_revoke('$s', 'affiliationChanged')");
+	ok(crl_verifies(), "a $kt CA signs a CRL that verifies");
+	like(openssl('crl', '-in', "$dd/pgtls/root.crl", '-noout', '-text'),
+		qr/Serial Number: $s\n\s+Revocation Date: .*\n\s+CRL entry extensions:\n\s+X509v3 CRL Reason Code: \n\s+Affiliation Changed/,
+		"... and lists the $kt CA's revocation with its reason");
+}
 
 $node->stop;
 done_testing();
