@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job, end to end, on a fresh Debian 12 machine (run as root):
-# install and build pgtls_admin, start a throwaway cluster with TLS, create a
-# CA and a client certificate for user1 from SQL, log in as user1 with
-# sslmode=verify-full and that certificate, and show what was issued.
+# install and build pgtls_admin, start a throwaway cluster, turn TLS on and
+# issue a client certificate for user1 with SQL alone, log in as user1 with
+# sslmode=verify-full and that certificate, revoke it, and show what was issued.
 # Everything lives in a temporary directory and the cluster is stopped at the end.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,32 +18,25 @@ cluster_start "$DEMO" "${PGTLS_DEMO_PORT:-55439}"
 DATA=$DEMO/data
 sql() { as_pg psql -X -v ON_ERROR_STOP=1 -d postgres "$@"; }
 
-echo "=== CA and client certificate, from SQL"
-sql -c "CREATE EXTENSION pgtls_admin" -c "SELECT pgtls_init_ca() IS NOT NULL AS ca_created" \
-	-c "CREATE ROLE user1 LOGIN"
-
-# Server certificate for localhost, signed by the extension's CA.
-# (pgtls_enable_ssl() will do this step from SQL.)
-as_pg openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-	-keyout "$DATA/server.key" -subj /CN=localhost -out "$DEMO/server.csr" 2>/dev/null
-printf 'basicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$DEMO/ext.cnf"
-as_pg openssl x509 -req -in "$DEMO/server.csr" -CA "$DATA/pgtls/ca.crt" -CAkey "$DATA/pgtls/ca.key" \
-	-set_serial 1 -days 30 -extfile "$DEMO/ext.cnf" -out "$DATA/server.crt" 2>/dev/null
-chmod 0600 "$DATA/server.key"
+# Certificates are the only way in over TCP; plain text is rejected.
 cat >"$DATA/pg_hba.conf" <<HBA
 local   all all                trust
 hostssl all all 127.0.0.1/32   cert
 host    all all 127.0.0.1/32   reject
 HBA
-sql -qc "ALTER SYSTEM SET ssl = on" -c "ALTER SYSTEM SET ssl_ca_file = 'pgtls/ca.crt'" \
-	-c "SELECT pg_reload_conf()" >/dev/null
-sleep 1
+sql -qc "SELECT pg_reload_conf()" >/dev/null
+
+echo "=== from ssl = off to TLS with certificate logins, in SQL"
+sql -c "SHOW ssl" -c "CREATE EXTENSION pgtls_admin" -c "SELECT pgtls_init_ca() IS NOT NULL AS ca_created" \
+	-c "SELECT * FROM pgtls_enable_ssl()" -c "CREATE ROLE user1 LOGIN"
+sql -c "SHOW ssl"
 
 # The client's files, written as the client (libpq wants them 0600 and its own).
 CLIENT=$DEMO/client
 as_pg mkdir -m 0700 "$CLIENT"
-sql -At -F $'\x01' -c "SELECT certificate, private_key, ca_certificate FROM pgtls_issue_client('user1')" |
-	as_pg perl -e 'local $/; my ($c, $k, $r) = split /\x01/, <STDIN>;
+sql -At -F $'\x01' -c "SELECT certificate, private_key, ca_certificate, serial FROM pgtls_issue_client('user1')" |
+	as_pg perl -e 'local $/; my ($c, $k, $r, $s) = split /\x01/, <STDIN>;
+		open my $f, ">", "$ARGV[0]/serial" or die; print $f $s; close $f;
 		umask 077; for (["postgresql.crt", $c], ["postgresql.key", $k], ["root.crt", $r]) {
 			open my $f, ">", "$ARGV[0]/$_->[0]" or die; print $f $_->[1]; close $f }' "$CLIENT"
 ls -l "$CLIENT"
@@ -58,8 +51,15 @@ if as_pg psql -X "host=127.0.0.1 port=$PGPORT dbname=postgres user=user1 sslmode
 	exit 1
 fi
 
+echo "=== revoke the certificate: the very next login with it is refused"
+sql -c "SELECT pgtls_revoke('$(tr -d '\n' <"$CLIENT/serial")', 'keyCompromise')"
+if as_pg psql -X "host=localhost hostaddr=127.0.0.1 port=$PGPORT dbname=postgres user=user1 sslmode=verify-full sslrootcert=$CLIENT/root.crt sslcert=$CLIENT/postgresql.crt sslkey=$CLIENT/postgresql.key" -c "SELECT 1" 2>&1; then
+	echo "unexpected: a revoked certificate got in" >&2
+	exit 1
+fi
+
 echo "=== what was issued (pgtls_certificates)"
-sql -c "SELECT kind, role, subject, key_type, not_after::date, issued_by FROM pgtls_certificates ORDER BY issued_at"
+sql -c "SELECT kind, role, subject, key_type, not_after::date, revoked_at IS NOT NULL AS revoked FROM pgtls_certificates ORDER BY issued_at"
 echo "=== the client certificate (pgtls_cert_info)"
 sql -xc "SELECT subject, issuer, eku, key_usage, key_type, signature_algorithm, not_after FROM pgtls_cert_info(pg_read_file('$CLIENT/postgresql.crt'))"
 echo "demo finished: the cluster in $DEMO is stopped on exit"
