@@ -2,11 +2,12 @@
 EXTENSION  = pgtls_admin
 MODULE_big = pgtls_admin
 OBJS = pgtls_admin.o src/ossl.o src/files.o src/roles.o src/cert_info.o \
-       src/ca.o src/issue.o src/registry.o src/server.o src/crl.o src/csr.o
+       src/ca.o src/issue.o src/registry.o src/server.o src/crl.o src/csr.o src/formats.o
 DATA = pgtls_admin--1.0.sql
+SCRIPTS = bin/pgtls-client-cert
 PGFILEDESC = "pgtls_admin - TLS and certificate authentication from SQL"
 
-REGRESS = setup ca issue cert_info privileges lifecycle
+REGRESS = setup ca issue cert_info privileges lifecycle formats
 TAP_TESTS = 1
 
 PG_CPPFLAGS = -I$(srcdir)/include -Wall -Wextra -Wno-unused-parameter

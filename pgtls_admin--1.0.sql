@@ -95,6 +95,23 @@ RETURNS TABLE (serial text, certificate text, private_key text,
 AS 'MODULE_PATHNAME', 'pgtls_renew'
 LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 1;
 
+-- Client formats (for drivers that cannot read PEM keys)
+CREATE FUNCTION pgtls_pkcs8_der(private_key text)
+RETURNS bytea
+AS 'MODULE_PATHNAME', 'pgtls_pkcs8_der'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+CREATE FUNCTION pgtls_pkcs12(certificate text, private_key text, passphrase text,
+                             ca_certificate text DEFAULT NULL)
+RETURNS bytea
+AS 'MODULE_PATHNAME', 'pgtls_pkcs12'
+LANGUAGE C VOLATILE PARALLEL SAFE;
+
+CREATE FUNCTION pgtls_encrypt_key(private_key text, passphrase text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'pgtls_encrypt_key'
+LANGUAGE C VOLATILE PARALLEL SAFE;
+
 -- Inspection
 CREATE FUNCTION pgtls_cert_info(certificate text)
 RETURNS TABLE (subject text, issuer text, serial text,
@@ -117,6 +134,9 @@ REVOKE ALL ON FUNCTION pgtls_install_server_cert(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_revoke(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_crl() FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_renew(text, int) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgtls_pkcs8_der(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgtls_pkcs12(text, text, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgtls_encrypt_key(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pgtls_cert_info(text) TO pg_monitor;
 
 -- Views for dashboards.  "Valid" means not revoked and not expired.

@@ -595,3 +595,116 @@ pgtls_cert_info(PG_FUNCTION_ARGS)
 	pgtls_work_end(caller);
 	return (Datum) 0;
 }
+
+/*
+ * The client-format functions take private keys and passphrases: their
+ * errors are logged without the statement.
+ */
+static EVP_PKEY *
+key_arg(FunctionCallInfo fcinfo, int n)
+{
+	text	   *pem;
+
+	require_arg(fcinfo, n, "private_key");
+	pem = PG_GETARG_TEXT_PP(n);
+	return pgtls_parse_private_key(VARDATA_ANY(pem), VARSIZE_ANY_EXHDR(pem),
+								   "private_key", PGTLS_KEY_TEXT_HINT);
+}
+
+static char *
+passphrase_arg(FunctionCallInfo fcinfo, int n)
+{
+	char	   *passphrase;
+
+	require_arg(fcinfo, n, "passphrase");
+	passphrase = text_to_cstring(PG_GETARG_TEXT_PP(n));
+	pgtls_own_secret(passphrase, strlen(passphrase));
+	return passphrase;
+}
+
+static X509 *
+cert_arg(FunctionCallInfo fcinfo, int n, const char *name)
+{
+	text	   *pem;
+
+	require_arg(fcinfo, n, name);
+	pem = PG_GETARG_TEXT_PP(n);
+	return pgtls_parse_cert(VARDATA_ANY(pem), VARSIZE_ANY_EXHDR(pem), name, PGTLS_CERT_TEXT_HINT);
+}
+
+static bytea *
+copy_bytea_to(MemoryContext target, bytea *b)
+{
+	MemoryContext old = MemoryContextSwitchTo(target);
+	bytea	   *copy = (bytea *) PG_DETOAST_DATUM_COPY(PointerGetDatum(b));
+
+	MemoryContextSwitchTo(old);
+	return copy;
+}
+
+PG_FUNCTION_INFO_V1(pgtls_pkcs8_der);
+Datum
+pgtls_pkcs8_der(PG_FUNCTION_ARGS)
+{
+	MemoryContext caller = pgtls_work_begin();
+	bytea	   *result = NULL;
+
+	PG_TRY();
+	{
+		result = copy_bytea_to(caller, pgtls_key_to_pkcs8_der(key_arg(fcinfo, 0)));
+	}
+	PG_CATCH();
+	{
+		pgtls_rethrow_hiding_statement(caller);
+	}
+	PG_END_TRY();
+	pgtls_work_end(caller);
+	PG_RETURN_BYTEA_P(result);
+}
+
+PG_FUNCTION_INFO_V1(pgtls_encrypt_key);
+Datum
+pgtls_encrypt_key(PG_FUNCTION_ARGS)
+{
+	MemoryContext caller = pgtls_work_begin();
+	text	   *result = NULL;
+
+	PG_TRY();
+	{
+		EVP_PKEY   *key = key_arg(fcinfo, 0);
+
+		result = copy_text_to(caller, pgtls_encrypt_private_key(key, passphrase_arg(fcinfo, 1)));
+	}
+	PG_CATCH();
+	{
+		pgtls_rethrow_hiding_statement(caller);
+	}
+	PG_END_TRY();
+	pgtls_work_end(caller);
+	PG_RETURN_TEXT_P(result);
+}
+
+PG_FUNCTION_INFO_V1(pgtls_pkcs12);
+Datum
+pgtls_pkcs12(PG_FUNCTION_ARGS)
+{
+	MemoryContext caller = pgtls_work_begin();
+	bytea	   *result = NULL;
+
+	PG_TRY();
+	{
+		X509	   *cert = cert_arg(fcinfo, 0, "certificate");
+		EVP_PKEY   *key = key_arg(fcinfo, 1);
+		char	   *passphrase = passphrase_arg(fcinfo, 2);
+		X509	   *ca = PG_ARGISNULL(3) ? NULL : cert_arg(fcinfo, 3, "ca_certificate");
+
+		result = copy_bytea_to(caller, pgtls_make_pkcs12(cert, key, passphrase, ca));
+	}
+	PG_CATCH();
+	{
+		pgtls_rethrow_hiding_statement(caller);
+	}
+	PG_END_TRY();
+	pgtls_work_end(caller);
+	PG_RETURN_BYTEA_P(result);
+}

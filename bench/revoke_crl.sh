@@ -9,7 +9,8 @@ set -euo pipefail
 N=${1:-100000}
 RUNS=${2:-5}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-export PATH="$(pg_config --bindir):$PATH"
+PG_BINDIR=$(pg_config --bindir)
+export PATH="$PG_BINDIR:$PATH"
 . "$ROOT/scripts/cluster.sh"
 
 W=$(mktemp -d /tmp/pgtls_bench.XXXXXX)

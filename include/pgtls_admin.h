@@ -189,6 +189,11 @@ extern List *pgtls_install_server(X509 *leaf, STACK_OF(X509) *chain, EVP_PKEY *k
 extern void pgtls_reload_server(void);
 extern void pgtls_require_primary(void);
 
+/* ---- src/formats.c: key and certificate formats for drivers ---- */
+extern bytea *pgtls_key_to_pkcs8_der(EVP_PKEY *key);
+extern text *pgtls_encrypt_private_key(EVP_PKEY *key, const char *passphrase);
+extern bytea *pgtls_make_pkcs12(X509 *cert, EVP_PKEY *key, const char *passphrase, X509 *ca);
+
 /* ---- src/csr.c: certificate signing requests ---- */
 extern X509_REQ *pgtls_parse_csr(const char *pem, int len, const char *role_name);
 

@@ -7,7 +7,8 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 bash "$ROOT/scripts/install.sh"
-export PATH="$(pg_config --bindir):$PATH"
+PG_BINDIR=$(pg_config --bindir)
+export PATH="$PG_BINDIR:$PATH"
 . "$ROOT/scripts/cluster.sh"
 
 DEMO=$(mktemp -d /tmp/pgtls_demo.XXXXXX)
