@@ -212,24 +212,30 @@ Datum
 pgtls_ca_cert(PG_FUNCTION_ARGS)
 {
 	MemoryContext caller = pgtls_work_begin();
-	text	   *pem = copy_text_to(caller, pgtls_cert_pem(pgtls_ca_load_cert()));
+	text	   *pem;
+
+	(void) pgtls_ca_load_cert();
+	pem = copy_text_to(caller, pgtls_ca_cert_text());
 
 	pgtls_work_end(caller);
 	PG_RETURN_TEXT_P(pem);
 }
 
-/* One row of (serial, certificate, private_key, ca_certificate, not_after). */
+/*
+ * One row of (serial, certificate, private_key, ca_certificate, not_after),
+ * for a certificate just issued by the cached CA.
+ */
 static void
-put_issued_row(FunctionCallInfo fcinfo, X509 *cert, EVP_PKEY *key, X509 *ca)
+put_issued_row(FunctionCallInfo fcinfo, X509 *cert, text *cert_pem, EVP_PKEY *key)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	Datum		values[5];
 	bool		nulls[5] = {false};
 
 	values[0] = CStringGetTextDatum(pgtls_serial_hex(X509_get0_serialNumber(cert)));
-	values[1] = PointerGetDatum(pgtls_cert_pem(cert));
+	values[1] = PointerGetDatum(cert_pem);
 	values[2] = PointerGetDatum(pgtls_private_key_pem(key));
-	values[3] = PointerGetDatum(pgtls_cert_pem(ca));
+	values[3] = PointerGetDatum(pgtls_ca_cert_text());
 	values[4] = TimestampTzGetDatum(pgtls_asn1_time_to_timestamptz(X509_get0_notAfter(cert)));
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
@@ -274,8 +280,9 @@ pgtls_issue_client(PG_FUNCTION_ARGS)
 
 	caller = pgtls_work_begin();
 	cert = pgtls_issue_client_cert(role, days, key_type, &ca, &key);
-	pgtls_registry_insert(cert, "client", role);
-	put_issued_row(fcinfo, cert, key, ca);
+	put_issued_row(fcinfo, cert,
+				   pgtls_registry_insert_typed(cert, "client", role, pgtls_key_type_name(key_type)),
+				   key);
 	pgtls_work_end(caller);
 	return (Datum) 0;
 }
@@ -307,10 +314,9 @@ pgtls_sign_client_csr(PG_FUNCTION_ARGS)
 	req = pgtls_parse_csr(VARDATA_ANY(csr), VARSIZE_ANY_EXHDR(csr), role);
 	pgtls_ca_load(&ca, &ca_key);
 	cert = pgtls_build_client_cert(role, days, X509_REQ_get0_pubkey(req), ca, ca_key);
-	pgtls_registry_insert(cert, "client", role);
 	values[0] = CStringGetTextDatum(pgtls_serial_hex(X509_get0_serialNumber(cert)));
-	values[1] = PointerGetDatum(pgtls_cert_pem(cert));
-	values[2] = PointerGetDatum(pgtls_cert_pem(ca));
+	values[1] = PointerGetDatum(pgtls_registry_insert(cert, "client", role));
+	values[2] = PointerGetDatum(pgtls_ca_cert_text());
 	values[3] = TimestampTzGetDatum(pgtls_asn1_time_to_timestamptz(X509_get0_notAfter(cert)));
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	pgtls_work_end(caller);
@@ -319,7 +325,8 @@ pgtls_sign_client_csr(PG_FUNCTION_ARGS)
 
 /* A new server key and certificate; the caller is a superuser. */
 static X509 *
-issue_server(FunctionCallInfo fcinfo, X509 **ca, EVP_PKEY **ca_key, EVP_PKEY **key)
+issue_server(FunctionCallInfo fcinfo, X509 **ca, EVP_PKEY **ca_key, EVP_PKEY **key,
+			 text **cert_pem)
 {
 	List	   *dns = text_array_arg(fcinfo, 0, "dns_names");
 	List	   *ips = inet_array_arg(fcinfo, 1, "ip_addresses");
@@ -331,7 +338,7 @@ issue_server(FunctionCallInfo fcinfo, X509 **ca, EVP_PKEY **ca_key, EVP_PKEY **k
 	pgtls_ca_load(ca, ca_key);
 	*key = pgtls_generate_key(key_type);
 	cert = pgtls_build_server_cert(dns, ips, days, *key, *ca, *ca_key);
-	pgtls_registry_insert(cert, "server", NULL);
+	*cert_pem = pgtls_registry_insert(cert, "server", NULL);
 	return cert;
 }
 
@@ -345,15 +352,16 @@ pgtls_issue_server(PG_FUNCTION_ARGS)
 	EVP_PKEY   *ca_key;
 	EVP_PKEY   *key;
 	X509	   *cert;
+	text	   *cert_pem;
 	Datum		values[4];
 	bool		nulls[4] = {false};
 
 	pgtls_require_superuser("issue server certificates");
 	pgtls_init_srf(fcinfo);
 	caller = pgtls_work_begin();
-	cert = issue_server(fcinfo, &ca, &ca_key, &key);
+	cert = issue_server(fcinfo, &ca, &ca_key, &key, &cert_pem);
 	values[0] = CStringGetTextDatum(pgtls_serial_hex(X509_get0_serialNumber(cert)));
-	values[1] = PointerGetDatum(pgtls_cert_pem(cert));
+	values[1] = PointerGetDatum(cert_pem);
 	values[2] = PointerGetDatum(pgtls_private_key_pem(key));
 	values[3] = TimestampTzGetDatum(pgtls_asn1_time_to_timestamptz(X509_get0_notAfter(cert)));
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
@@ -370,13 +378,14 @@ pgtls_enable_ssl(PG_FUNCTION_ARGS)
 	EVP_PKEY   *ca_key;
 	EVP_PKEY   *key;
 	X509	   *cert;
+	text	   *cert_pem;
 
 	pgtls_require_superuser("enable TLS");
 	pgtls_require_primary();
 	PreventInTransactionBlock(true, "pgtls_enable_ssl()");
 	pgtls_init_srf(fcinfo);
 	caller = pgtls_work_begin();
-	cert = issue_server(fcinfo, &ca, &ca_key, &key);
+	cert = issue_server(fcinfo, &ca, &ca_key, &key, &cert_pem);
 	put_settings_rows(fcinfo, pgtls_install_server(cert, NULL, key, ca, ca_key));
 	pgtls_work_end(caller);
 	return (Datum) 0;
@@ -478,7 +487,7 @@ pgtls_crl(PG_FUNCTION_ARGS)
 /* Server renewal: the same names, rebuilt from the registry's SAN entries. */
 static X509 *
 renew_server(PgtlsRegistryRow *row, int days, PgtlsKeyType key_type,
-			 X509 **ca, EVP_PKEY **key)
+			 X509 **ca, EVP_PKEY **key, text **cert_pem)
 {
 	List	   *dns = NIL;
 	List	   *ips = NIL;
@@ -500,7 +509,7 @@ renew_server(PgtlsRegistryRow *row, int days, PgtlsKeyType key_type,
 	pgtls_ca_load(ca, &ca_key);
 	*key = pgtls_generate_key(key_type);
 	cert = pgtls_build_server_cert(dns, ips, days, *key, *ca, ca_key);
-	pgtls_registry_insert(cert, "server", NULL);
+	*cert_pem = pgtls_registry_insert(cert, "server", NULL);
 	return cert;
 }
 
@@ -514,6 +523,7 @@ pgtls_renew(PG_FUNCTION_ARGS)
 	PgtlsRegistryRow row;
 	PgtlsKeyType key_type;
 	X509	   *cert;
+	text	   *cert_pem;
 	X509	   *ca;
 	EVP_PKEY   *key;
 
@@ -549,11 +559,11 @@ pgtls_renew(PG_FUNCTION_ARGS)
 		namestrcpy(&role, row.role);
 		pgtls_check_issue_target(&role, false);
 		cert = pgtls_issue_client_cert(row.role, days, key_type, &ca, &key);
-		pgtls_registry_insert(cert, "client", row.role);
+		cert_pem = pgtls_registry_insert(cert, "client", row.role);
 	}
 	else
-		cert = renew_server(&row, days, key_type, &ca, &key);
-	put_issued_row(fcinfo, cert, key, ca);
+		cert = renew_server(&row, days, key_type, &ca, &key, &cert_pem);
+	put_issued_row(fcinfo, cert, cert_pem, key);
 	pgtls_work_end(caller);
 	return (Datum) 0;
 }

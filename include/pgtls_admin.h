@@ -42,6 +42,15 @@ typedef enum PgtlsKeyType
 } PgtlsKeyType;
 
 /* ---- src/ossl.c: OpenSSL errors and object lifetime ---- */
+typedef enum PgtlsDigest
+{
+	PGTLS_SHA1,
+	PGTLS_SHA256,
+	PGTLS_SHA384,
+	PGTLS_SHA512,
+	PGTLS_MD_COUNT
+} PgtlsDigest;
+extern const EVP_MD *pgtls_md(PgtlsDigest which);
 extern char *pgtls_ossl_error(void);
 extern void pgtls_ossl_raise(int sqlstate, const char *message) pg_attribute_noreturn();
 extern void pgtls_ossl_clear(void);
@@ -69,7 +78,7 @@ extern char *pgtls_read_file(const char *path, const char *what, const char *hin
 							 bool secret,
 							 size_t *len);
 extern const char *pgtls_key_permission_problem(const char *path, struct stat *st);
-extern void pgtls_check_key_permissions(const char *path, const char *what);
+extern void pgtls_require_key_permissions(const char *path, const char *what, struct stat *st);
 
 typedef struct PgtlsStagedFile PgtlsStagedFile;
 extern PgtlsStagedFile *pgtls_stage_file(const char *path, const char *data,
@@ -105,6 +114,7 @@ extern X509 *pgtls_parse_cert(const char *pem, int len, const char *what, const 
 extern EVP_PKEY *pgtls_parse_private_key(const char *pem, int len, const char *what,
 										 const char *hint);
 extern void pgtls_describe_cert(X509 *cert, PgtlsCertInfo *info);
+extern void pgtls_describe_cert_brief(X509 *cert, PgtlsCertInfo *info);
 extern char *pgtls_serial_hex(const ASN1_INTEGER *serial);
 extern char *pgtls_key_type_of(EVP_PKEY *key, int *bits);
 extern char *pgtls_name_text(const X509_NAME *name);
@@ -136,6 +146,7 @@ extern X509 *pgtls_issue_client_cert(const char *role_name, int days,
 
 /* ---- src/ca.c: the extension's certificate authority ---- */
 extern X509 *pgtls_ca_load_cert(void);
+extern text *pgtls_ca_cert_text(void);
 extern void pgtls_ca_load(X509 **cert, EVP_PKEY **key);
 extern text *pgtls_ca_init(const char *subject, int days, PgtlsKeyType key_type,
 						   bool replace);
@@ -160,8 +171,10 @@ typedef struct PgtlsRegistryRow
 	bool		revoked;
 } PgtlsRegistryRow;
 
-extern void pgtls_registry_insert(X509 *cert, const char *kind,
-								  const char *role);
+extern text *pgtls_registry_insert(X509 *cert, const char *kind,
+								   const char *role);
+extern text *pgtls_registry_insert_typed(X509 *cert, const char *kind,
+										 const char *role, const char *key_type);
 extern bool pgtls_registry_revoke(const char *serial, const char *reason);
 extern List *pgtls_registry_revoked(void);
 extern bool pgtls_registry_lookup(const char *serial, PgtlsRegistryRow *row);

@@ -40,6 +40,13 @@ typedef struct CachedFile
 static CachedFile cached_cert;
 static CachedFile cached_key;
 
+/* true once the cached key is known to match the cached certificate */
+static bool cached_pair_checked = false;
+
+/* PEM of cached_cert.object, encoded once per load (malloc'd) */
+static char *cached_cert_pem;
+static size_t cached_cert_pem_len;
+
 static bool
 cache_matches(const CachedFile *c, const char *path, const struct stat *st)
 {
@@ -123,16 +130,40 @@ pgtls_ca_load_cert(void)
 		char	   *pem = pgtls_read_file(path, "CA certificate file", CA_HINT, false, &len);
 		X509	   *cert = pgtls_parse_cert(pem, (int) len, "the CA certificate file", CA_HINT);
 
+		text	   *cert_pem;
+		char	   *copy;
+
 		check_ca_cert(cert, "the CA certificate file");
-		if (X509_up_ref(cert) != 1)
-			pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not keep the CA certificate");
+		cert_pem = pgtls_cert_pem(cert);
+		copy = malloc(VARSIZE_ANY_EXHDR(cert_pem));
+		if (copy == NULL || X509_up_ref(cert) != 1)
+		{
+			free(copy);
+			pgtls_ossl_raise(ERRCODE_OUT_OF_MEMORY, "could not keep the CA certificate");
+		}
+		memcpy(copy, VARDATA_ANY(cert_pem), VARSIZE_ANY_EXHDR(cert_pem));
 		X509_free(cached_cert.object);
 		cached_cert.object = NULL;
+		free(cached_cert_pem);
+		cached_cert_pem = copy;
+		cached_pair_checked = false;
+		cached_cert_pem_len = VARSIZE_ANY_EXHDR(cert_pem);
 		cache_store(&cached_cert, path, &st, cert);
 	}
 	if (X509_up_ref(cached_cert.object) != 1)
 		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not keep the CA certificate");
 	return pgtls_own_x509(cached_cert.object);
+}
+
+/*
+ * The PEM of the CA certificate most recently returned by
+ * pgtls_ca_load_cert() or pgtls_ca_load(), without encoding it again.
+ */
+text *
+pgtls_ca_cert_text(void)
+{
+	Assert(cached_cert_pem != NULL);
+	return cstring_to_text_with_len(cached_cert_pem, (int) cached_cert_pem_len);
 }
 
 /*
@@ -147,7 +178,7 @@ pgtls_ca_load(X509 **cert_out, EVP_PKEY **key_out)
 	struct stat st;
 
 	stat_ca_file(path, "CA private key file", &st);
-	pgtls_check_key_permissions(path, "CA private key file");
+	pgtls_require_key_permissions(path, "CA private key file", &st);
 	if (!cache_matches(&cached_key, path, &st))
 	{
 		size_t		len;
@@ -159,13 +190,14 @@ pgtls_ca_load(X509 **cert_out, EVP_PKEY **key_out)
 		EVP_PKEY_free(cached_key.object);
 		cached_key.object = NULL;
 		cache_store(&cached_key, path, &st, key);
+		cached_pair_checked = false;
 	}
 	if (EVP_PKEY_up_ref(cached_key.object) != 1)
 		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not keep the CA private key");
 	*key_out = pgtls_own_pkey(cached_key.object);
 
-	/* cheap, and catches a key and certificate from two different CAs */
-	if (X509_check_private_key(cert, *key_out) != 1)
+	/* catches a key and certificate from two different CAs; redone when either file changes */
+	if (!cached_pair_checked && X509_check_private_key(cert, *key_out) != 1)
 	{
 		pgtls_ossl_clear();
 		ereport(ERROR,
@@ -174,6 +206,7 @@ pgtls_ca_load(X509 **cert_out, EVP_PKEY **key_out)
 				 errdetail("Files \"%s\" and \"%s\".", cached_cert.path, path),
 				 errhint(CA_HINT)));
 	}
+	cached_pair_checked = true;
 	*cert_out = cert;
 }
 

@@ -260,12 +260,35 @@ fingerprint_sha256(X509 *cert)
 	StringInfoData buf;
 	unsigned int i;
 
-	if (X509_digest(cert, EVP_sha256(), md, &n) != 1)
+	if (X509_digest(cert, pgtls_md(PGTLS_SHA256), md, &n) != 1)
 		pgtls_ossl_raise(ERRCODE_INVALID_PARAMETER_VALUE, "could not compute a certificate fingerprint");
 	initStringInfo(&buf);
 	for (i = 0; i < n; i++)
 		appendStringInfo(&buf, i ? ":%02X" : "%02X", md[i]);
 	return buf.data;
+}
+
+/*
+ * The fields the registry keeps: subject, serial, validity, SAN and the
+ * fingerprint (key_type is left to the caller, who often knows it).  Unlike
+ * pgtls_describe_cert() it leaves OpenSSL's extension cache alone, which
+ * would hash and parse the whole certificate again.
+ */
+void
+pgtls_describe_cert_brief(X509 *cert, PgtlsCertInfo *info)
+{
+	GENERAL_NAMES *san;
+
+	memset(info, 0, sizeof(*info));
+	pgtls_ossl_clear();
+	info->subject = pgtls_name_text(X509_get_subject_name(cert));
+	info->serial = pgtls_serial_hex(X509_get0_serialNumber(cert));
+	info->not_before = pgtls_asn1_time_to_timestamptz(X509_get0_notBefore(cert));
+	info->not_after = pgtls_asn1_time_to_timestamptz(X509_get0_notAfter(cert));
+	san = pgtls_own_general_names(X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL));
+	if (san != NULL)
+		info->san = general_names_list(san);
+	info->fingerprint_sha256 = fingerprint_sha256(cert);
 }
 
 /*
@@ -275,23 +298,13 @@ fingerprint_sha256(X509 *cert)
 void
 pgtls_describe_cert(X509 *cert, PgtlsCertInfo *info)
 {
-	GENERAL_NAMES *san;
 	EXTENDED_KEY_USAGE *eku;
 	EVP_PKEY   *pub;
 	uint32		ku;
 	int			i;
 
-	memset(info, 0, sizeof(*info));
-	pgtls_ossl_clear();
-	info->subject = pgtls_name_text(X509_get_subject_name(cert));
+	pgtls_describe_cert_brief(cert, info);
 	info->issuer = pgtls_name_text(X509_get_issuer_name(cert));
-	info->serial = pgtls_serial_hex(X509_get0_serialNumber(cert));
-	info->not_before = pgtls_asn1_time_to_timestamptz(X509_get0_notBefore(cert));
-	info->not_after = pgtls_asn1_time_to_timestamptz(X509_get0_notAfter(cert));
-
-	san = pgtls_own_general_names(X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL));
-	if (san != NULL)
-		info->san = general_names_list(san);
 	eku = pgtls_own_eku(X509_get_ext_d2i(cert, NID_ext_key_usage, NULL, NULL));
 	for (i = 0; eku != NULL && i < sk_ASN1_OBJECT_num(eku); i++)
 		info->eku = lappend(info->eku, object_name(sk_ASN1_OBJECT_value(eku, i)));
@@ -309,7 +322,6 @@ pgtls_describe_cert(X509 *cert, PgtlsCertInfo *info)
 		info->key_type = pgtls_key_type_of(pub, &info->key_bits);
 	info->signature_algorithm = pstrdup(OBJ_nid2ln(X509_get_signature_nid(cert)));
 	info->is_ca = (X509_get_extension_flags(cert) & EXFLAG_CA) != 0;
-	info->fingerprint_sha256 = fingerprint_sha256(cert);
 	pgtls_ossl_clear();
 }
 

@@ -115,16 +115,13 @@ pgtls_key_permission_problem(const char *path, struct stat *st)
 	return NULL;
 }
 
+/* ERROR unless path, just stat()ed into stp, passes the key-file rule. */
 void
-pgtls_check_key_permissions(const char *path, const char *what)
+pgtls_require_key_permissions(const char *path, const char *what, struct stat *stp)
 {
-	struct stat st;
+	struct stat st = *stp;
 	const char *problem;
 
-	if (stat(path, &st) < 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not stat %s \"%s\": %m", what, path)));
 	problem = pgtls_key_permission_problem(path, &st);
 	if (problem != NULL)
 		ereport(ERROR,

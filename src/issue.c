@@ -98,8 +98,8 @@ pgtls_generate_key(PgtlsKeyType type)
 }
 
 /* The digest a signer's key is used with: the curve's hash for EC, none for EdDSA. */
-const EVP_MD *
-pgtls_signing_digest(EVP_PKEY *signer)
+static const EVP_MD *
+digest_for(EVP_PKEY *signer)
 {
 	char		group[80];
 
@@ -112,14 +112,38 @@ pgtls_signing_digest(EVP_PKEY *signer)
 			if (EVP_PKEY_get_group_name(signer, group, sizeof(group), NULL) == 1)
 			{
 				if (strcmp(group, "secp384r1") == 0)
-					return EVP_sha384();
+					return pgtls_md(PGTLS_SHA384);
 				if (strcmp(group, "secp521r1") == 0)
-					return EVP_sha512();
+					return pgtls_md(PGTLS_SHA512);
 			}
-			return EVP_sha256();
+			return pgtls_md(PGTLS_SHA256);
 		default:
-			return EVP_sha256();
+			return pgtls_md(PGTLS_SHA256);
 	}
+}
+
+/*
+ * The same, remembered for the last signer: the CA key is one long-lived
+ * object, and asking the provider for its curve takes locks on every call.
+ * Type and size are compared too, in case a freed key's address is reused.
+ */
+const EVP_MD *
+pgtls_signing_digest(EVP_PKEY *signer)
+{
+	static EVP_PKEY *last_signer;
+	static int	last_type;
+	static int	last_bits;
+	static const EVP_MD *last_md;
+
+	if (signer != last_signer || EVP_PKEY_get_base_id(signer) != last_type ||
+		EVP_PKEY_get_bits(signer) != last_bits)
+	{
+		last_md = digest_for(signer);
+		last_signer = signer;
+		last_type = EVP_PKEY_get_base_id(signer);
+		last_bits = EVP_PKEY_get_bits(signer);
+	}
+	return last_md;
 }
 
 /*
@@ -199,7 +223,7 @@ key_id(X509 *cert)
 	unsigned int len;
 	ASN1_OCTET_STRING *id;
 
-	if (X509_pubkey_digest(cert, EVP_sha1(), md, &len) != 1)
+	if (X509_pubkey_digest(cert, pgtls_md(PGTLS_SHA1), md, &len) != 1)
 		return NULL;
 	id = ASN1_OCTET_STRING_new();
 	if (id != NULL && ASN1_OCTET_STRING_set(id, md, (int) len) != 1)

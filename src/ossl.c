@@ -275,6 +275,26 @@ pgtls_rethrow_hiding_statement(MemoryContext cxt)
 	ReThrowError(edata);
 }
 
+/*
+ * A digest fetched once per backend.  OpenSSL 3 looks an implicitly
+ * fetched digest (EVP_sha256()) up in the provider store, under a lock, on
+ * every use; passing a fetched one skips that.
+ */
+const EVP_MD *
+pgtls_md(PgtlsDigest which)
+{
+	static const char *const names[PGTLS_MD_COUNT] = {"SHA1", "SHA256", "SHA384", "SHA512"};
+	static EVP_MD *fetched[PGTLS_MD_COUNT];
+
+	if (fetched[which] == NULL)
+	{
+		fetched[which] = EVP_MD_fetch(NULL, names[which], NULL);
+		if (fetched[which] == NULL)
+			pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not fetch a digest");
+	}
+	return fetched[which];
+}
+
 BIO *
 pgtls_mem_bio(const char *data, int len)
 {

@@ -157,11 +157,20 @@ registry_plan(RegistryCall *call, RegistryQuery q)
 }
 
 /*
- * Record cert.  A serial that is already recorded is kept for a CA
- * (re-importing the same CA) and is an error for anything else.
+ * Record cert and return its PEM, which callers reuse rather than encode
+ * again.  A serial that is already recorded is kept for a CA (re-importing
+ * the same CA) and is an error for anything else.
  */
-void
+text *
 pgtls_registry_insert(X509 *cert, const char *kind, const char *role)
+{
+	return pgtls_registry_insert_typed(cert, kind, role, NULL);
+}
+
+/* The same, for a certificate whose key type the caller knows (NULL: derive it). */
+text *
+pgtls_registry_insert_typed(X509 *cert, const char *kind, const char *role,
+							const char *key_type)
 {
 	RegistryCall call;
 	PgtlsCertInfo info;
@@ -169,9 +178,16 @@ pgtls_registry_insert(X509 *cert, const char *kind, const char *role)
 	char		nulls[11];
 	NameData	role_name;
 	NameData	issued_by;
+	text	   *pem = pgtls_cert_pem(cert);
 	int			rc;
 
-	pgtls_describe_cert(cert, &info);
+	pgtls_describe_cert_brief(cert, &info);
+	if (key_type == NULL && X509_get0_pubkey(cert) != NULL)
+	{
+		int			bits;
+
+		key_type = pgtls_key_type_of(X509_get0_pubkey(cert), &bits);
+	}
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = CStringGetTextDatum(info.serial);
 	values[1] = CStringGetTextDatum(kind);
@@ -187,11 +203,11 @@ pgtls_registry_insert(X509 *cert, const char *kind, const char *role)
 		values[4] = pgtls_text_array(info.san);
 	else
 		nulls[4] = 'n';
-	values[5] = CStringGetTextDatum(info.key_type ? info.key_type : "unknown");
+	values[5] = CStringGetTextDatum(key_type ? key_type : "unknown");
 	values[6] = TimestampTzGetDatum(info.not_before);
 	values[7] = TimestampTzGetDatum(info.not_after);
 	values[8] = CStringGetTextDatum(info.fingerprint_sha256);
-	values[9] = PointerGetDatum(pgtls_cert_pem(cert));
+	values[9] = PointerGetDatum(pem);
 	namestrcpy(&issued_by, GetUserNameFromId(GetUserId(), false));
 	values[10] = NameGetDatum(&issued_by);
 
@@ -204,6 +220,7 @@ pgtls_registry_insert(X509 *cert, const char *kind, const char *role)
 				(errcode(ERRCODE_UNIQUE_VIOLATION),
 				 errmsg("serial number %s is already recorded", info.serial)));
 	registry_leave(&call);
+	return pem;
 }
 
 /*

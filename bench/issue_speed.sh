@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# pgtls_issue_client speed, per key type, against (a) bench/raw_issue.c, the
+# least a libcrypto program can do for the same certificate (the limit), and
+# (b) the tutorial's openssl CLI workflow for one client certificate
+# (openssl req + openssl x509 -req), all measured in this run.
+#
+#   bench/issue_speed.sh [quick|full]        (as root; pgtls_admin installed)
+set -euo pipefail
+MODE=${1:-quick}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PG_BINDIR=$(pg_config --bindir)
+export PATH="$PG_BINDIR:$PATH"
+. "$ROOT/scripts/cluster.sh"
+
+# key_type:certificates per round; each round measures raw and ours back to
+# back, and the medians over ROUNDS rounds are compared (this machine's
+# timings wander by tens of percent between runs)
+if [ "$MODE" = full ]; then
+	TYPES="ec-p256:5000 ec-p384:2000 ed25519:5000 rsa-2048:40 rsa-3072:10 rsa-4096:4"
+	ROUNDS=5
+	CLI_RUNS=50
+else
+	TYPES="ec-p256:1000 ed25519:1000 rsa-2048:6"
+	ROUNDS=3
+	CLI_RUNS=10
+fi
+
+W=$(mktemp -d /tmp/pgtls_bench.XXXXXX)
+chmod 755 "$W"
+chown postgres: "$W"
+trap 'cluster_stop "$W"' EXIT
+cluster_start "$W" "${PGTLS_BENCH_PORT:-55453}"
+sql() { as_pg psql -X -q -v ON_ERROR_STOP=1 -d postgres "$@"; }
+sql -c "CREATE EXTENSION pgtls_admin" -c "SELECT pgtls_init_ca()" -c "CREATE ROLE bench LOGIN" >/dev/null
+gcc -O2 -o "$W/raw_issue" "$ROOT/bench/raw_issue.c" -lcrypto
+cp "$W/data/pgtls/ca.crt" "$W/data/pgtls/ca.key" "$W/"
+
+# microseconds per certificate for N issuances in one statement (after a warm-up)
+ours() {
+	local kt=$1 n=$2 ms
+	sql -c "SELECT count(*) FROM pgtls_issue_client('bench', key_type => '$kt')" >/dev/null
+	ms=$(sql -At -c '\timing on' \
+		-c "SELECT count(*) FROM generate_series(1, $n) g, LATERAL pgtls_issue_client('bench', days => 1 + g % 300, key_type => '$kt')" |
+		sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p')
+	echo "scale=1; $ms * 1000 / $n" | bc
+}
+
+median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+echo "machine: $(nproc) cores; $(openssl version | cut -d' ' -f1-2); $(postgres --version); medians of $ROUNDS rounds"
+printf '%-9s %8s %12s %12s %14s %16s %8s\n' key_type n/round "raw us/cert" "ours us/cert" "ratio to raw" "2 backends c/s" "1 b c/s"
+for spec in $TYPES; do
+	kt=${spec%%:*}
+	n=${spec##*:}
+	: >"$W/raw.$kt"
+	: >"$W/ours.$kt"
+	for _ in $(seq 1 "$ROUNDS"); do
+		"$W/raw_issue" "$W/ca.crt" "$W/ca.key" "$kt" "$n" >>"$W/raw.$kt"
+		ours "$kt" "$n" >>"$W/ours.$kt"
+	done
+	raw=$(median <"$W/raw.$kt")
+	one=$(median <"$W/ours.$kt")
+	# two backends at once, each issuing n
+	s=$(date +%s%N)
+	for _ in 1 2; do
+		sql -c "SELECT count(*) FROM generate_series(1, $n) g, LATERAL pgtls_issue_client('bench', days => 1 + g % 300, key_type => '$kt')" >/dev/null &
+	done
+	wait
+	e=$(date +%s%N)
+	two_tput=$(echo "scale=0; 2 * $n * 1000000000 / ($e - $s)" | bc)
+	one_tput=$(echo "scale=0; 1000000 / $one" | bc)
+	printf '%-9s %8d %12s %12s %14s %16s %8s\n' "$kt" "$n" "$raw" "$one" "$(echo "scale=2; $one / $raw" | bc)" "$two_tput" "$one_tput"
+	if [ "$kt" = ec-p256 ]; then
+		ours_p256=$one
+		raw_p256=$raw
+	fi
+done
+
+# the tutorial's CLI workflow, one client certificate at a time
+printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n' >"$W/ext.cnf"
+s=$(date +%s%N)
+for i in $(seq 1 "$CLI_RUNS"); do
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/c.key" \
+		-subj /CN=bench -out "$W/c.csr" 2>/dev/null
+	openssl x509 -req -in "$W/c.csr" -CA "$W/ca.crt" -CAkey "$W/ca.key" -set_serial "$((1000 + i))" \
+		-days 365 -sha256 -extfile "$W/ext.cnf" -out "$W/c.crt" 2>/dev/null
+done
+e=$(date +%s%N)
+cli=$(echo "scale=1; ($e - $s) / 1000 / $CLI_RUNS" | bc)
+echo "openssl CLI workflow (req + x509 -req), ec-p256, $CLI_RUNS certificates: $cli us/cert"
+echo "pgtls_issue_client ec-p256 is $(echo "scale=0; $cli / $ours_p256" | bc)x faster than the CLI workflow (target >= 50x)"
+echo "ratio to raw libcrypto for ec-p256, registry insert included: $(echo "scale=2; $ours_p256 / $raw_p256" | bc) (target <= 1.3)"
