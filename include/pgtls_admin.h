@@ -118,6 +118,7 @@ extern void pgtls_describe_cert_brief(X509 *cert, PgtlsCertInfo *info);
 extern char *pgtls_serial_hex(const ASN1_INTEGER *serial);
 extern char *pgtls_key_type_of(EVP_PKEY *key, int *bits);
 extern char *pgtls_name_text(const X509_NAME *name);
+extern char *pgtls_safe_text(const unsigned char *data, int len);
 extern TimestampTz pgtls_asn1_time_to_timestamptz(const ASN1_TIME *t);
 extern text *pgtls_cert_pem(X509 *cert);
 extern Datum pgtls_text_array(List *items);

@@ -12,7 +12,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -q >/dev/null
 apt-get install -y -q --no-install-recommends \
 	postgresql-15 postgresql-server-dev-15 libssl-dev openssl \
-	libipc-run-perl make gcc valgrind bc \
+	libipc-run-perl make gcc clang-14 valgrind bc \
 	python3-psycopg2 libpostgresql-jdbc-java openjdk-17-jdk-headless nodejs >/dev/null
 # Debian's nodejs ships npm separately; other builds include it
 command -v npm >/dev/null || apt-get install -y -q --no-install-recommends npm >/dev/null

@@ -24,8 +24,8 @@
 #include "utils/timestamp.h"
 
 /* Bytes from a certificate as server-encoded text; non-UTF-8 bytes become \xNN. */
-static char *
-safe_text(const unsigned char *data, int len)
+char *
+pgtls_safe_text(const unsigned char *data, int len)
 {
 	StringInfoData buf;
 	int			i;
@@ -61,7 +61,7 @@ pgtls_name_text(const X509_NAME *name)
 	if (X509_NAME_print_ex(bio, name, 0, flags) < 0)
 		pgtls_ossl_raise(ERRCODE_INVALID_PARAMETER_VALUE, "could not print a certificate name");
 	len = BIO_get_mem_data(bio, &data);
-	return safe_text((unsigned char *) data, (int) len);
+	return pgtls_safe_text((unsigned char *) data, (int) len);
 }
 
 /* hint: what the caller should do with bad input, or NULL */
@@ -200,7 +200,7 @@ general_names_list(const GENERAL_NAMES *names)
 				result = lappend(result,
 								 psprintf("%s:%s",
 										  gn->type == GEN_DNS ? "DNS" : gn->type == GEN_EMAIL ? "email" : "URI",
-										  safe_text(ASN1_STRING_get0_data(s), ASN1_STRING_length(s))));
+										  pgtls_safe_text(ASN1_STRING_get0_data(s), ASN1_STRING_length(s))));
 				break;
 			case GEN_IPADD:
 				s = gn->d.ip;

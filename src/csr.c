@@ -114,7 +114,7 @@ pgtls_parse_csr(const char *pem, int len, const char *role_name)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the request's CN \"%s\" does not match role \"%s\"",
-						pg_any_to_server(cn, strlen(cn), PG_UTF8), role_name),
+						pgtls_safe_text((unsigned char *) cn, strlen(cn)), role_name),
 				 errhint("Create the request with -subj \"/CN=<role name>\".")));
 	return req;
 }
