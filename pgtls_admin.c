@@ -100,9 +100,12 @@ key_type_arg(FunctionCallInfo fcinfo, int n)
 	return pgtls_key_type_from_name(text_to_cstring(PG_GETARG_TEXT_PP(n)));
 }
 
-/* Elements of a text[] argument; NULL array or elements are errors. */
+/*
+ * Elements of a text[] (as C strings) or inet[] (as inet *) argument; a NULL
+ * array or element is an error.
+ */
 static List *
-text_array_arg(FunctionCallInfo fcinfo, int n, const char *name)
+array_arg(FunctionCallInfo fcinfo, int n, const char *name, Oid elemtype)
 {
 	Datum	   *elems;
 	bool	   *nulls;
@@ -110,7 +113,7 @@ text_array_arg(FunctionCallInfo fcinfo, int n, const char *name)
 	List	   *result = NIL;
 
 	require_arg(fcinfo, n, name);
-	deconstruct_array(PG_GETARG_ARRAYTYPE_P(n), TEXTOID, -1, false, TYPALIGN_INT,
+	deconstruct_array(PG_GETARG_ARRAYTYPE_P(n), elemtype, -1, false, TYPALIGN_INT,
 					  &elems, &nulls, &count);
 	for (int i = 0; i < count; i++)
 	{
@@ -118,29 +121,8 @@ text_array_arg(FunctionCallInfo fcinfo, int n, const char *name)
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("%s must not contain nulls", name)));
-		result = lappend(result, TextDatumGetCString(elems[i]));
-	}
-	return result;
-}
-
-static List *
-inet_array_arg(FunctionCallInfo fcinfo, int n, const char *name)
-{
-	Datum	   *elems;
-	bool	   *nulls;
-	int			count;
-	List	   *result = NIL;
-
-	require_arg(fcinfo, n, name);
-	deconstruct_array(PG_GETARG_ARRAYTYPE_P(n), INETOID, -1, false, TYPALIGN_INT,
-					  &elems, &nulls, &count);
-	for (int i = 0; i < count; i++)
-	{
-		if (nulls[i])
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("%s must not contain nulls", name)));
-		result = lappend(result, DatumGetInetPP(elems[i]));
+		result = lappend(result, elemtype == TEXTOID ? (void *) TextDatumGetCString(elems[i])
+						 : (void *) DatumGetInetPP(elems[i]));
 	}
 	return result;
 }
@@ -328,8 +310,8 @@ static X509 *
 issue_server(FunctionCallInfo fcinfo, X509 **ca, EVP_PKEY **ca_key, EVP_PKEY **key,
 			 text **cert_pem)
 {
-	List	   *dns = text_array_arg(fcinfo, 0, "dns_names");
-	List	   *ips = inet_array_arg(fcinfo, 1, "ip_addresses");
+	List	   *dns = array_arg(fcinfo, 0, "dns_names", TEXTOID);
+	List	   *ips = array_arg(fcinfo, 1, "ip_addresses", INETOID);
 	int			days = pgtls_validity_days(PG_ARGISNULL(2) ? 0 : PG_GETARG_INT32(2), PG_ARGISNULL(2));
 	PgtlsKeyType key_type = key_type_arg(fcinfo, 3);
 	X509	   *cert;

@@ -8,8 +8,6 @@
 set -euo pipefail
 MODE=${1:-quick}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-PG_BINDIR=$(pg_config --bindir)
-export PATH="$PG_BINDIR:$PATH"
 . "$ROOT/scripts/cluster.sh"
 
 # key_type:certificates per round; each round measures raw and ours back to
@@ -25,12 +23,9 @@ else
 	CLI_RUNS=10
 fi
 
-W=$(mktemp -d /tmp/pgtls_bench.XXXXXX)
-chmod 755 "$W"
-chown postgres: "$W"
-trap 'cluster_stop "$W"' EXIT
-cluster_start "$W" "${PGTLS_BENCH_PORT:-55453}"
-sql() { as_pg psql -X -q -v ON_ERROR_STOP=1 -d postgres "$@"; }
+cluster_start_temp pgtls_bench "${PGTLS_BENCH_PORT:-55453}"
+W=$CLUSTER_DIR
+sql() { cluster_sql -q "$@"; }
 sql -c "CREATE EXTENSION pgtls_admin" -c "SELECT pgtls_init_ca()" -c "CREATE ROLE bench LOGIN" >/dev/null
 gcc -O2 -o "$W/raw_issue" "$ROOT/bench/raw_issue.c" -lcrypto
 cp "$W/data/pgtls/ca.crt" "$W/data/pgtls/ca.key" "$W/"

@@ -9,16 +9,11 @@ set -euo pipefail
 N=${1:-100000}
 RUNS=${2:-5}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-PG_BINDIR=$(pg_config --bindir)
-export PATH="$PG_BINDIR:$PATH"
 . "$ROOT/scripts/cluster.sh"
 
-W=$(mktemp -d /tmp/pgtls_bench.XXXXXX)
-chmod 755 "$W"
-chown postgres: "$W"
-trap 'cluster_stop "$W"' EXIT
-cluster_start "$W" "${PGTLS_BENCH_PORT:-55451}"
-sql() { as_pg psql -X -q -v ON_ERROR_STOP=1 -d postgres "$@"; }
+cluster_start_temp pgtls_bench "${PGTLS_BENCH_PORT:-55451}"
+W=$CLUSTER_DIR
+sql() { cluster_sql -q "$@"; }
 
 # A TLS cluster whose server checks our CRL, as after pgtls_enable_ssl().
 sql -c "CREATE EXTENSION pgtls_admin" -c "SELECT pgtls_init_ca()" -c "SELECT count(*) FROM pgtls_enable_ssl()" \

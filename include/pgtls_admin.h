@@ -70,6 +70,8 @@ extern MemoryContext pgtls_work_begin(void);
 extern void pgtls_work_end(MemoryContext work);
 extern BIO *pgtls_mem_bio(const char *data, int len);
 extern text *pgtls_bio_to_text(BIO *bio);
+extern BIO *pgtls_secure_bio(void);
+extern text *pgtls_secure_bio_text(BIO *bio);
 extern char *pgtls_bio_to_cstring(BIO *bio);
 
 /* ---- src/files.c: paths, key permissions, atomic durable writes ---- */

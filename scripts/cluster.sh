@@ -2,11 +2,15 @@
 # Source this file; clusters run as the postgres OS user on a private port
 # and socket directory, and listen on 127.0.0.1 only.
 #
-#   cluster_start DIR PORT   initdb (UTF8) and start; exports PGHOST/PGPORT
-#   cluster_stop DIR         stop (fast) if running
-#   as_pg CMD...             run a command as the postgres OS user
+#   cluster_start DIR PORT        initdb (UTF8) and start; exports PGHOST/PGPORT
+#   cluster_start_temp NAME PORT  the same in a new /tmp/NAME.XXXXXX, set as
+#                                 CLUSTER_DIR and stopped when the shell exits
+#   cluster_stop DIR              stop (fast) if running
+#   cluster_sql ARGS...           psql -X -v ON_ERROR_STOP=1 -d postgres as postgres
+#   as_pg CMD...                  run a command as the postgres OS user
 
 PGBIN=${PGBIN:-$(pg_config --bindir)}
+export PATH="$PGBIN:$PATH"
 
 as_pg() {
 	if [ "$(id -un)" = postgres ]; then "$@"; else (cd / && runuser -u postgres -- "$@"); fi
@@ -33,4 +37,16 @@ cluster_stop() {
 	local dir=$1
 	[ -f "$dir/data/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
 	return 0
+}
+
+cluster_start_temp() {
+	CLUSTER_DIR=$(mktemp -d "/tmp/$1.XXXXXX")
+	chmod 755 "$CLUSTER_DIR"
+	chown postgres: "$CLUSTER_DIR" 2>/dev/null || true
+	trap 'cluster_stop "$CLUSTER_DIR"' EXIT
+	cluster_start "$CLUSTER_DIR" "$2"
+}
+
+cluster_sql() {
+	as_pg psql -X -v ON_ERROR_STOP=1 -d postgres "$@"
 }

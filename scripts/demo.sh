@@ -7,17 +7,12 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 bash "$ROOT/scripts/install.sh"
-PG_BINDIR=$(pg_config --bindir)
-export PATH="$PG_BINDIR:$PATH"
 . "$ROOT/scripts/cluster.sh"
 
-DEMO=$(mktemp -d /tmp/pgtls_demo.XXXXXX)
-chmod 755 "$DEMO"
-chown postgres: "$DEMO"
-trap 'cluster_stop "$DEMO"' EXIT
-cluster_start "$DEMO" "${PGTLS_DEMO_PORT:-55439}"
+cluster_start_temp pgtls_demo "${PGTLS_DEMO_PORT:-55439}"
+DEMO=$CLUSTER_DIR
 DATA=$DEMO/data
-sql() { as_pg psql -X -v ON_ERROR_STOP=1 -d postgres "$@"; }
+sql() { cluster_sql "$@"; }
 
 # Certificates are the only way in over TCP; plain text is rejected.
 cat >"$DATA/pg_hba.conf" <<HBA

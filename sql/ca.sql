@@ -56,21 +56,5 @@ SELECT regress_try($$SELECT pgtls_import_ca(pgtls_ca_cert(), NULL, true)$$);
 -- leave an ec-p256 CA for the other suites
 SELECT length(pgtls_init_ca(replace => true)) > 0 AS ok;
 -- a SHA-1 signed CA is refused before its key is even compared
-SELECT regress_try($$SELECT pgtls_import_ca('-----BEGIN CERTIFICATE-----
-MIIC/DCCAeSgAwIBAgIBBzANBgkqhkiG9w0BAQUFADAXMRUwEwYDVQQDDAxPbGQg
-U0hBLTEgQ0EwHhcNMjYxMTIyMjIyODQyWhcNMzYxMTE5MjIyODQyWjAXMRUwEwYD
-VQQDDAxPbGQgU0hBLTEgQ0EwggEiMA0GCSqGSIb3DQEBAQUAA4IBDwAwggEKAoIB
-AQCz8NhAEfUxIEhiFXzM1WhqCY6dDfTUaT4Bd76NxSaAfLYlZ8QcQRoGP7Zd/ES3
-Af4kRNiWSXAky62ccskz0RQAkpok7nYB7Xx1k3ens3fGKS9zrM34i7xR0yPkOcC5
-DtNdXNArP5AThYCiCfPDX32K793Z70IKsX9WsR79/lyFrkjSSDJDaGpsS9ppzEyY
-l0at/myN6pyGKwo7ynAT/wOyImZiYIayCnbRS0G9C8jG4oRtHcCBhKITls4U0h2g
-V546dfU7iSngfdois8Ej0oZaKO9klXsqm000Fgwg0o1gDsJK+p4tJyuhww1u3p8/
-beeTGdqJM+aj75PUZ7pMZC87AgMBAAGjUzBRMB0GA1UdDgQWBBSZV+Wp0j6nPFXI
-a/J5UQ1+C7aagDAfBgNVHSMEGDAWgBSZV+Wp0j6nPFXIa/J5UQ1+C7aagDAPBgNV
-HRMBAf8EBTADAQH/MA0GCSqGSIb3DQEBBQUAA4IBAQBZqzKmZQSy6LTrkfuAk2Hz
-z643OOYAY6hvafzzmVQ3nZGwjMvpb5gQ4pWuI+DmiJUgOLDxF/ukc4D+n0y0gyAX
-IuibuvoVg0Up/l0Nz+eYckWe83OATXEcG/tgpP9WDfNZk9sBz+mvbSenHRW/2MmB
-pWfHPc9jSJq7aXHh2c0UQoG2R+gLCs4qkHTBi6AJZAM6+7GoQX4K9XGMsqlz5xvh
-RBZKwEPfkDwfnsiBEnOEvkDA1V0wIg5lXTuzmetZxtghZZKtWk3/q9PR0QbCuOm9
-ourOwfyakXVOlBqiO1/EhCtK2iOUrlrQSh7bUdOkUUZ/npBOnQDFOZ0ZF5kONmTi
------END CERTIFICATE-----', (SELECT private_key FROM pgtls_issue_client('regress_user1')), true)$$);
+SELECT regress_try($$SELECT pgtls_import_ca((SELECT pem FROM regress_fixture_certs WHERE name = 'sha1_ca'),
+                                           (SELECT private_key FROM pgtls_issue_client('regress_user1')), true)$$);

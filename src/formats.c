@@ -25,16 +25,6 @@ free_p12(void *p)
 	PKCS12_free(p);
 }
 
-static BIO *
-secure_bio(void)
-{
-	BIO		   *bio = pgtls_own_bio(BIO_new(BIO_s_secmem()));
-
-	if (bio == NULL)
-		pgtls_ossl_raise(ERRCODE_OUT_OF_MEMORY, "could not allocate a secure buffer");
-	return bio;
-}
-
 /* The BIO's bytes as bytea, wiped when the current context goes away. */
 static bytea *
 secure_bytea(BIO *bio)
@@ -63,7 +53,7 @@ bytea *
 pgtls_key_to_pkcs8_der(EVP_PKEY *key)
 {
 	PKCS8_PRIV_KEY_INFO *p8 = pgtls_own(EVP_PKEY2PKCS8(key), free_p8);
-	BIO		   *bio = secure_bio();
+	BIO		   *bio = pgtls_secure_bio();
 
 	if (p8 == NULL || i2d_PKCS8_PRIV_KEY_INFO_bio(bio, p8) != 1)
 		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not encode the key as PKCS#8");
@@ -77,19 +67,13 @@ pgtls_key_to_pkcs8_der(EVP_PKEY *key)
 text *
 pgtls_encrypt_private_key(EVP_PKEY *key, const char *passphrase)
 {
-	BIO		   *bio = secure_bio();
-	char	   *data;
-	long		len;
-	text	   *result;
+	BIO		   *bio = pgtls_secure_bio();
 
 	check_passphrase(passphrase);
 	if (PEM_write_bio_PKCS8PrivateKey(bio, key, EVP_aes_256_cbc(), passphrase,
 									  (int) strlen(passphrase), NULL, NULL) != 1)
 		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not encrypt the key");
-	len = BIO_get_mem_data(bio, &data);
-	result = cstring_to_text_with_len(data, (int) len);
-	pgtls_own_secret((char *) result, VARSIZE(result));
-	return result;
+	return pgtls_secure_bio_text(bio);
 }
 
 /*
@@ -103,7 +87,7 @@ pgtls_make_pkcs12(X509 *cert, EVP_PKEY *key, const char *passphrase, X509 *ca)
 {
 	STACK_OF(X509) *chain = pgtls_own(sk_X509_new_null(), pgtls_free_x509_stack);
 	PKCS12	   *p12;
-	BIO		   *bio = secure_bio();
+	BIO		   *bio = pgtls_secure_bio();
 
 	check_passphrase(passphrase);
 	if (X509_check_private_key(cert, key) != 1)

@@ -314,17 +314,11 @@ pgtls_sign(X509 *cert, EVP_PKEY *signer)
 text *
 pgtls_private_key_pem(EVP_PKEY *key)
 {
-	BIO		   *bio = pgtls_own_bio(BIO_new(BIO_s_secmem()));
-	char	   *data;
-	long		len;
-	text	   *result;
+	BIO		   *bio = pgtls_secure_bio();
 
-	if (bio == NULL || PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL) != 1)
+	if (PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL) != 1)
 		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not encode the private key");
-	len = BIO_get_mem_data(bio, &data);
-	result = cstring_to_text_with_len(data, (int) len);
-	pgtls_own_secret((char *) result, VARSIZE(result));
-	return result;
+	return pgtls_secure_bio_text(bio);
 }
 
 /*

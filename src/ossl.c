@@ -309,6 +309,27 @@ pgtls_mem_bio(const char *data, int len)
 	return pgtls_own_bio(bio);
 }
 
+/* A BIO in OpenSSL's secure heap (or wiped on free), for key material. */
+BIO *
+pgtls_secure_bio(void)
+{
+	BIO		   *bio = pgtls_own_bio(BIO_new(BIO_s_secmem()));
+
+	if (bio == NULL)
+		pgtls_ossl_raise(ERRCODE_OUT_OF_MEMORY, "could not allocate a secure buffer");
+	return bio;
+}
+
+/* Its contents as text that is wiped when the current context goes away. */
+text *
+pgtls_secure_bio_text(BIO *bio)
+{
+	text	   *result = pgtls_bio_to_text(bio);
+
+	pgtls_own_secret((char *) result, VARSIZE(result));
+	return result;
+}
+
 text *
 pgtls_bio_to_text(BIO *bio)
 {

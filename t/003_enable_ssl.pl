@@ -17,10 +17,8 @@ my $node = PostgreSQL::Test::Cluster->new('enable');
 $node->init(allows_streaming => 1);
 # as in production: a crashed backend makes the postmaster reinitialize, not stop
 $node->append_conf('postgresql.conf', "listen_addresses = '127.0.0.1'\nrestart_after_crash = on\n");
-open my $hba, '>', $node->data_dir . '/pg_hba.conf' or die $!;
-print $hba "local all all trust\nlocal replication all trust\n"
-  . "hostssl all all 127.0.0.1/32 cert\nhost all all 127.0.0.1/32 reject\n";
-close $hba;
+write_cert_only_hba($node);
+$node->append_conf('pg_hba.conf', "local replication all trust\n");
 $node->start;
 my $dd = $node->data_dir;
 

@@ -11,17 +11,9 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('lifecycle');
-$node->init;
-$node->append_conf('postgresql.conf', "listen_addresses = '127.0.0.1'\n");
-open my $hba, '>', $node->data_dir . '/pg_hba.conf' or die $!;
-print $hba "local all all trust\nhostssl all all 127.0.0.1/32 cert\nhost all all 127.0.0.1/32 reject\n";
-close $hba;
-$node->start;
+my $node = sql_tls_cluster('lifecycle');
 my $dd = $node->data_dir;
-$node->safe_psql('postgres',
-	'CREATE EXTENSION pgtls_admin; CREATE ROLE user1 LOGIN; CREATE ROLE user2 LOGIN; '
-	  . 'SELECT pgtls_init_ca(); SELECT count(*) FROM pgtls_enable_ssl();');
+$node->safe_psql('postgres', 'CREATE ROLE user1 LOGIN; CREATE ROLE user2 LOGIN;');
 
 sub sql
 {

@@ -12,16 +12,8 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('drivers');
-$node->init;
-$node->append_conf('postgresql.conf', "listen_addresses = '127.0.0.1'\n");
-open my $hba, '>', $node->data_dir . '/pg_hba.conf' or die $!;
-print $hba "local all all trust\nhostssl all all 127.0.0.1/32 cert\nhost all all 127.0.0.1/32 reject\n";
-close $hba;
-$node->start;
-$node->safe_psql('postgres',
-	'CREATE EXTENSION pgtls_admin; CREATE ROLE user1 LOGIN; SELECT pgtls_init_ca(); '
-	  . 'SELECT count(*) FROM pgtls_enable_ssl();');
+my $node = sql_tls_cluster('drivers');
+$node->safe_psql('postgres', 'CREATE ROLE user1 LOGIN;');
 my $port = $node->port;
 
 # Key material for one certificate, in every format, written as files.
@@ -59,8 +51,7 @@ $node->connect_fails("$enc sslpassword=wrong", '... and not with a wrong sslpass
 
 # --- pgtls-client-cert: ~/.postgresql, so psql needs no ssl* options
 my $home = PostgreSQL::Test::Utils::tempdir;
-my $admin = "host=" . $node->host . " port=$port dbname=postgres user=" . $ENV{USER} // 'postgres';
-$admin = "host=" . $node->host . " port=$port dbname=postgres";
+my $admin = "host=" . $node->host . " port=$port dbname=postgres";
 {
 	local $ENV{HOME} = $home;
 	my ($out, $err);

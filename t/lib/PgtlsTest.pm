@@ -12,8 +12,8 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-our @EXPORT = qw(tls_cluster write_file_0600 client_files client_connstr
-  openssl run_openssl);
+our @EXPORT = qw(tls_cluster sql_tls_cluster write_cert_only_hba write_file_0600
+  client_files client_connstr openssl);
 
 # Run the openssl command-line tool; die with its output on failure.
 sub openssl
@@ -70,16 +70,39 @@ sub tls_cluster
 	$node->safe_psql('postgres',
 		'CREATE EXTENSION pgtls_admin; SELECT pgtls_init_ca();');
 	make_server_cert($node);
-	open my $hba, '>', $node->data_dir . '/pg_hba.conf' or die $!;
-	print $hba "local all all trust\n"
-	  . "hostssl all all 127.0.0.1/32 cert\n"
-	  . "host all all 127.0.0.1/32 reject\n";
-	close $hba;
+	write_cert_only_hba($node);
 	$node->append_conf('postgresql.conf',
 		"ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n"
 		  . "ssl_ca_file = 'pgtls/ca.crt'\n");
 	$node->restart;
 	is($node->safe_psql('postgres', 'SHOW ssl'), 'on', "$name: ssl is on");
+	return $node;
+}
+
+# Local connections trusted; over TCP a certificate or nothing.
+sub write_cert_only_hba
+{
+	my ($node) = @_;
+	open my $hba, '>', $node->data_dir . '/pg_hba.conf' or die $!;
+	print $hba "local all all trust\n"
+	  . "hostssl all all 127.0.0.1/32 cert\n"
+	  . "host all all 127.0.0.1/32 reject\n";
+	close $hba;
+	return;
+}
+
+# A started cluster where SQL alone set up TLS: pgtls_init_ca() and
+# pgtls_enable_ssl(), with the certificate-only rules above.
+sub sql_tls_cluster
+{
+	my ($name) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	$node->append_conf('postgresql.conf', "listen_addresses = '127.0.0.1'\n");
+	write_cert_only_hba($node);
+	$node->start;
+	$node->safe_psql('postgres',
+		'CREATE EXTENSION pgtls_admin; SELECT pgtls_init_ca(); SELECT count(*) FROM pgtls_enable_ssl();');
 	return $node;
 }
 
