@@ -127,12 +127,12 @@ array_arg(FunctionCallInfo fcinfo, int n, const char *name, Oid elemtype)
 	return result;
 }
 
-/* Copy a result out of the work context before it is deleted. */
-static text *
-copy_text_to(MemoryContext target, text *t)
+/* Copy a text or bytea result out of the work context before it is deleted. */
+static void *
+copy_varlena_to(MemoryContext target, void *v)
 {
 	MemoryContext old = MemoryContextSwitchTo(target);
-	text	   *copy = (text *) PG_DETOAST_DATUM_COPY(PointerGetDatum(t));
+	struct varlena *copy = PG_DETOAST_DATUM_COPY(PointerGetDatum(v));
 
 	MemoryContextSwitchTo(old);
 	return copy;
@@ -152,7 +152,7 @@ pgtls_init_ca(PG_FUNCTION_ARGS)
 	caller = pgtls_work_begin();
 	pem = pgtls_ca_init(text_to_cstring(PG_GETARG_TEXT_PP(0)), PG_GETARG_INT32(1),
 						key_type_arg(fcinfo, 2), PG_GETARG_BOOL(3));
-	pem = copy_text_to(caller, pem);
+	pem = copy_varlena_to(caller, pem);
 	pgtls_work_end(caller);
 	PG_RETURN_TEXT_P(pem);
 }
@@ -184,7 +184,7 @@ pgtls_import_ca(PG_FUNCTION_ARGS)
 		pgtls_rethrow_hiding_statement(caller);
 	}
 	PG_END_TRY();
-	pem = copy_text_to(caller, pem);
+	pem = copy_varlena_to(caller, pem);
 	pgtls_work_end(caller);
 	PG_RETURN_TEXT_P(pem);
 }
@@ -197,7 +197,7 @@ pgtls_ca_cert(PG_FUNCTION_ARGS)
 	text	   *pem;
 
 	(void) pgtls_ca_load_cert();
-	pem = copy_text_to(caller, pgtls_ca_cert_text());
+	pem = copy_varlena_to(caller, pgtls_ca_cert_text());
 
 	pgtls_work_end(caller);
 	PG_RETURN_TEXT_P(pem);
@@ -624,16 +624,6 @@ cert_arg(FunctionCallInfo fcinfo, int n, const char *name)
 	return pgtls_parse_cert(VARDATA_ANY(pem), VARSIZE_ANY_EXHDR(pem), name, PGTLS_CERT_TEXT_HINT);
 }
 
-static bytea *
-copy_bytea_to(MemoryContext target, bytea *b)
-{
-	MemoryContext old = MemoryContextSwitchTo(target);
-	bytea	   *copy = (bytea *) PG_DETOAST_DATUM_COPY(PointerGetDatum(b));
-
-	MemoryContextSwitchTo(old);
-	return copy;
-}
-
 PG_FUNCTION_INFO_V1(pgtls_pkcs8_der);
 Datum
 pgtls_pkcs8_der(PG_FUNCTION_ARGS)
@@ -643,7 +633,7 @@ pgtls_pkcs8_der(PG_FUNCTION_ARGS)
 
 	PG_TRY();
 	{
-		result = copy_bytea_to(caller, pgtls_key_to_pkcs8_der(key_arg(fcinfo, 0)));
+		result = copy_varlena_to(caller, pgtls_key_to_pkcs8_der(key_arg(fcinfo, 0)));
 	}
 	PG_CATCH();
 	{
@@ -665,7 +655,7 @@ pgtls_encrypt_key(PG_FUNCTION_ARGS)
 	{
 		EVP_PKEY   *key = key_arg(fcinfo, 0);
 
-		result = copy_text_to(caller, pgtls_encrypt_private_key(key, passphrase_arg(fcinfo, 1)));
+		result = copy_varlena_to(caller, pgtls_encrypt_private_key(key, passphrase_arg(fcinfo, 1)));
 	}
 	PG_CATCH();
 	{
@@ -690,7 +680,7 @@ pgtls_pkcs12(PG_FUNCTION_ARGS)
 		char	   *passphrase = passphrase_arg(fcinfo, 2);
 		X509	   *ca = PG_ARGISNULL(3) ? NULL : cert_arg(fcinfo, 3, "ca_certificate");
 
-		result = copy_bytea_to(caller, pgtls_make_pkcs12(cert, key, passphrase, ca));
+		result = copy_varlena_to(caller, pgtls_make_pkcs12(cert, key, passphrase, ca));
 	}
 	PG_CATCH();
 	{
