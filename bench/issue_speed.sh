@@ -19,7 +19,7 @@ if [ "$MODE" = full ]; then
 	CLI_RUNS=50
 else
 	TYPES="ec-p256:1000 ed25519:1000 rsa-2048:6"
-	ROUNDS=3
+	ROUNDS=5
 	CLI_RUNS=10
 fi
 
@@ -30,10 +30,9 @@ sql -c "CREATE EXTENSION pgtls_admin" -c "SELECT pgtls_init_ca()" -c "CREATE ROL
 gcc -O2 -o "$W/raw_issue" "$ROOT/bench/raw_issue.c" -lcrypto
 cp "$W/data/pgtls/ca.crt" "$W/data/pgtls/ca.key" "$W/"
 
-# microseconds per certificate for N issuances in one statement (after a warm-up)
+# microseconds per certificate for N issuances in one statement
 ours() {
 	local kt=$1 n=$2 ms
-	sql -c "SELECT count(*) FROM pgtls_issue_client('bench', key_type => '$kt')" >/dev/null
 	ms=$(sql -At -c '\timing on' \
 		-c "SELECT count(*) FROM generate_series(1, $n) g, LATERAL pgtls_issue_client('bench', days => 1 + g % 300, key_type => '$kt')" |
 		sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p')
@@ -49,6 +48,9 @@ for spec in $TYPES; do
 	n=${spec##*:}
 	: >"$W/raw.$kt"
 	: >"$W/ours.$kt"
+	# warm up both sides (caches, allocator, CPU frequency) before measuring
+	"$W/raw_issue" "$W/ca.crt" "$W/ca.key" "$kt" "$(( (n + 1) / 2 ))" >/dev/null
+	ours "$kt" "$(( (n + 1) / 2 ))" >/dev/null
 	for _ in $(seq 1 "$ROUNDS"); do
 		"$W/raw_issue" "$W/ca.crt" "$W/ca.key" "$kt" "$n" >>"$W/raw.$kt"
 		ours "$kt" "$n" >>"$W/ours.$kt"
