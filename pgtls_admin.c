@@ -138,6 +138,30 @@ copy_varlena_to(MemoryContext target, void *v)
 	return copy;
 }
 
+/*
+ * Run work, whose arguments hold a private key or passphrase, in a work
+ * context and return its text or bytea result.  Its ERRORs are re-thrown
+ * without the statement, which would otherwise put the key in the log.
+ */
+static Datum
+run_with_secret_args(FunctionCallInfo fcinfo, void *(*work) (FunctionCallInfo fcinfo))
+{
+	MemoryContext caller = pgtls_work_begin();
+	void	   *result = NULL;
+
+	PG_TRY();
+	{
+		result = copy_varlena_to(caller, work(fcinfo));
+	}
+	PG_CATCH();
+	{
+		pgtls_rethrow_hiding_statement(caller);
+	}
+	PG_END_TRY();
+	pgtls_work_end(caller);
+	return PointerGetDatum(result);
+}
+
 PG_FUNCTION_INFO_V1(pgtls_init_ca);
 Datum
 pgtls_init_ca(PG_FUNCTION_ARGS)
@@ -157,36 +181,26 @@ pgtls_init_ca(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(pem);
 }
 
+static void *
+import_ca_work(FunctionCallInfo fcinfo)
+{
+	text	   *cert = PG_GETARG_TEXT_PP(0);
+	text	   *key = PG_GETARG_TEXT_PP(1);
+
+	return pgtls_ca_import(VARDATA_ANY(cert), VARSIZE_ANY_EXHDR(cert),
+						   VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key),
+						   PG_GETARG_BOOL(2));
+}
+
 PG_FUNCTION_INFO_V1(pgtls_import_ca);
 Datum
 pgtls_import_ca(PG_FUNCTION_ARGS)
 {
-	MemoryContext caller;
-	text	   *cert;
-	text	   *key;
-	text	   *pem;
-
 	pgtls_require_superuser("import a CA");
 	require_arg(fcinfo, 0, "certificate");
 	require_arg(fcinfo, 1, "private_key");
 	require_arg(fcinfo, 2, "replace");
-	cert = PG_GETARG_TEXT_PP(0);
-	key = PG_GETARG_TEXT_PP(1);
-	caller = pgtls_work_begin();
-	PG_TRY();
-	{
-		pem = pgtls_ca_import(VARDATA_ANY(cert), VARSIZE_ANY_EXHDR(cert),
-							  VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key),
-							  PG_GETARG_BOOL(2));
-	}
-	PG_CATCH();
-	{
-		pgtls_rethrow_hiding_statement(caller);
-	}
-	PG_END_TRY();
-	pem = copy_varlena_to(caller, pem);
-	pgtls_work_end(caller);
-	PG_RETURN_TEXT_P(pem);
+	return run_with_secret_args(fcinfo, import_ca_work);
 }
 
 PG_FUNCTION_INFO_V1(pgtls_ca_cert);
@@ -624,69 +638,48 @@ cert_arg(FunctionCallInfo fcinfo, int n, const char *name)
 	return pgtls_parse_cert(VARDATA_ANY(pem), VARSIZE_ANY_EXHDR(pem), name, PGTLS_CERT_TEXT_HINT);
 }
 
+static void *
+pkcs8_der_work(FunctionCallInfo fcinfo)
+{
+	return pgtls_key_to_pkcs8_der(key_arg(fcinfo, 0));
+}
+
+static void *
+encrypt_key_work(FunctionCallInfo fcinfo)
+{
+	EVP_PKEY   *key = key_arg(fcinfo, 0);
+
+	return pgtls_encrypt_private_key(key, passphrase_arg(fcinfo, 1));
+}
+
+static void *
+pkcs12_work(FunctionCallInfo fcinfo)
+{
+	X509	   *cert = cert_arg(fcinfo, 0, "certificate");
+	EVP_PKEY   *key = key_arg(fcinfo, 1);
+	char	   *passphrase = passphrase_arg(fcinfo, 2);
+	X509	   *ca = PG_ARGISNULL(3) ? NULL : cert_arg(fcinfo, 3, "ca_certificate");
+
+	return pgtls_make_pkcs12(cert, key, passphrase, ca);
+}
+
 PG_FUNCTION_INFO_V1(pgtls_pkcs8_der);
 Datum
 pgtls_pkcs8_der(PG_FUNCTION_ARGS)
 {
-	MemoryContext caller = pgtls_work_begin();
-	bytea	   *result = NULL;
-
-	PG_TRY();
-	{
-		result = copy_varlena_to(caller, pgtls_key_to_pkcs8_der(key_arg(fcinfo, 0)));
-	}
-	PG_CATCH();
-	{
-		pgtls_rethrow_hiding_statement(caller);
-	}
-	PG_END_TRY();
-	pgtls_work_end(caller);
-	PG_RETURN_BYTEA_P(result);
+	return run_with_secret_args(fcinfo, pkcs8_der_work);
 }
 
 PG_FUNCTION_INFO_V1(pgtls_encrypt_key);
 Datum
 pgtls_encrypt_key(PG_FUNCTION_ARGS)
 {
-	MemoryContext caller = pgtls_work_begin();
-	text	   *result = NULL;
-
-	PG_TRY();
-	{
-		EVP_PKEY   *key = key_arg(fcinfo, 0);
-
-		result = copy_varlena_to(caller, pgtls_encrypt_private_key(key, passphrase_arg(fcinfo, 1)));
-	}
-	PG_CATCH();
-	{
-		pgtls_rethrow_hiding_statement(caller);
-	}
-	PG_END_TRY();
-	pgtls_work_end(caller);
-	PG_RETURN_TEXT_P(result);
+	return run_with_secret_args(fcinfo, encrypt_key_work);
 }
 
 PG_FUNCTION_INFO_V1(pgtls_pkcs12);
 Datum
 pgtls_pkcs12(PG_FUNCTION_ARGS)
 {
-	MemoryContext caller = pgtls_work_begin();
-	bytea	   *result = NULL;
-
-	PG_TRY();
-	{
-		X509	   *cert = cert_arg(fcinfo, 0, "certificate");
-		EVP_PKEY   *key = key_arg(fcinfo, 1);
-		char	   *passphrase = passphrase_arg(fcinfo, 2);
-		X509	   *ca = PG_ARGISNULL(3) ? NULL : cert_arg(fcinfo, 3, "ca_certificate");
-
-		result = copy_varlena_to(caller, pgtls_make_pkcs12(cert, key, passphrase, ca));
-	}
-	PG_CATCH();
-	{
-		pgtls_rethrow_hiding_statement(caller);
-	}
-	PG_END_TRY();
-	pgtls_work_end(caller);
-	PG_RETURN_BYTEA_P(result);
+	return run_with_secret_args(fcinfo, pkcs12_work);
 }

@@ -38,7 +38,7 @@ write_file_0600("$dir/encrypted.key", $node->safe_psql('postgres',
 
 like(openssl('pkey', '-inform', 'DER', '-in', $pk8, '-noout', '-text'), qr/Private-Key: \(256 bit/,
 	'pgtls_pkcs8_der is PKCS#8 DER');
-like(slurp_file("$dir/encrypted.key"), qr/^-----BEGIN ENCRYPTED PRIVATE KEY-----/, 'pgtls_encrypt_key is encrypted PKCS#8');
+like(slurp_file("$dir/encrypted.key"), qr/^-{5}BEGIN ENCRYPTED PRIVATE KEY-{5}/, 'pgtls_encrypt_key is encrypted PKCS#8');
 
 # --- libpq
 $node->connect_ok(client_connstr($dir, 'user1'), 'psql with PEM files',
