@@ -2,7 +2,8 @@
 EXTENSION  = pgtls_admin
 MODULE_big = pgtls_admin
 OBJS = pgtls_admin.o src/ossl.o src/files.o src/roles.o src/cert_info.o \
-       src/ca.o src/issue.o src/registry.o src/server.o src/crl.o src/csr.o src/formats.o
+       src/ca.o src/issue.o src/registry.o src/server.o src/crl.o src/csr.o src/formats.o \
+       src/audit.o src/audit_tls.o src/hba.o
 DATA = pgtls_admin--1.0.sql
 SCRIPTS = bin/pgtls-client-cert
 PGFILEDESC = "pgtls_admin - TLS and certificate authentication from SQL"

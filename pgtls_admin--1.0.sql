@@ -122,6 +122,29 @@ RETURNS TABLE (subject text, issuer text, serial text,
 AS 'MODULE_PATHNAME', 'pgtls_cert_info'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 1;
 
+CREATE FUNCTION pgtls_server_cert_info()
+RETURNS TABLE (subject text, issuer text, serial text,
+               not_before timestamptz, not_after timestamptz,
+               san text[], eku text[], key_usage text[],
+               key_type text, key_bits int, signature_algorithm text,
+               is_ca bool, fingerprint_sha256 text)
+AS 'MODULE_PATHNAME', 'pgtls_server_cert_info'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED ROWS 1;
+
+-- Audit
+CREATE FUNCTION pgtls_hba_check()
+RETURNS TABLE (severity text, check_id text, file_name text, line_number int,
+               rule text, message text, hint text)
+AS 'MODULE_PATHNAME', 'pgtls_hba_check'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED ROWS 20;
+
+CREATE FUNCTION pgtls_hba_match(role name, database name, address inet,
+                                ssl bool DEFAULT true)
+RETURNS TABLE (line_number int, type text, auth_method text, options text[],
+               verdict text)
+AS 'MODULE_PATHNAME', 'pgtls_hba_match'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED ROWS 1;
+
 REVOKE ALL ON FUNCTION pgtls_init_ca(text, int, text, bool) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_import_ca(text, text, bool) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_ca_cert() FROM PUBLIC;
@@ -137,7 +160,13 @@ REVOKE ALL ON FUNCTION pgtls_renew(text, int) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_pkcs8_der(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_pkcs12(text, text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_encrypt_key(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgtls_server_cert_info() FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgtls_hba_check() FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgtls_hba_match(name, name, inet, bool) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pgtls_cert_info(text) TO pg_monitor;
+GRANT EXECUTE ON FUNCTION pgtls_server_cert_info() TO pg_monitor;
+GRANT EXECUTE ON FUNCTION pgtls_hba_check() TO pg_monitor;
+GRANT EXECUTE ON FUNCTION pgtls_hba_match(name, name, inet, bool) TO pg_monitor;
 
 -- Views for dashboards.  "Valid" means not revoked and not expired.
 CREATE VIEW pgtls_expiring_certificates AS

@@ -4,17 +4,22 @@
  *		SQL-callable functions.  The work is done in src/.
  */
 #include "pgtls_admin.h"
+#include "pgtls_audit.h"
 #include "pgtls_compat.h"
 
 #include <openssl/pem.h>
 
 #include "access/xact.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "utils/array.h"
 #include "utils/inet.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/syscache.h"
+#include "utils/acl.h"
+#include "postmaster/postmaster.h"
 #include "utils/timestamp.h"
 
 PG_MODULE_MAGIC;
@@ -256,10 +261,21 @@ put_settings_rows(FunctionCallInfo fcinfo, List *changed)
 	}
 }
 
+/* Issuing works regardless, but say so when no rule would accept the certificate. */
+static void
+notice_if_no_cert_rule(Oid roleid, const char *role)
+{
+	if (!pgtls_hba_admits_cert(roleid, role))
+		ereport(NOTICE,
+				(errmsg("no pg_hba.conf rule lets role \"%s\" log in with a certificate", role),
+				 errhint("Add a hostssl line with method cert for this role (or all) above any broader line, reload, and check with pgtls_hba_match().")));
+}
+
 PG_FUNCTION_INFO_V1(pgtls_issue_client);
 Datum
 pgtls_issue_client(PG_FUNCTION_ARGS)
 {
+	Oid			roleid;
 	char	   *role;
 	int			days;
 	PgtlsKeyType key_type;
@@ -268,7 +284,7 @@ pgtls_issue_client(PG_FUNCTION_ARGS)
 	X509	   *ca;
 	EVP_PKEY   *key;
 
-	pgtls_check_issue_target(PG_ARGISNULL(0) ? NULL : PG_GETARG_NAME(0), PG_ARGISNULL(0));
+	roleid = pgtls_check_issue_target(PG_ARGISNULL(0) ? NULL : PG_GETARG_NAME(0), PG_ARGISNULL(0));
 	role = NameStr(*PG_GETARG_NAME(0));
 	days = pgtls_validity_days(PG_ARGISNULL(1) ? 0 : PG_GETARG_INT32(1), PG_ARGISNULL(1));
 	key_type = key_type_arg(fcinfo, 2);
@@ -280,6 +296,7 @@ pgtls_issue_client(PG_FUNCTION_ARGS)
 				   pgtls_registry_insert_typed(cert, "client", role, pgtls_key_type_name(key_type)),
 				   key);
 	pgtls_work_end(caller);
+	notice_if_no_cert_rule(roleid, role);
 	return (Datum) 0;
 }
 
@@ -288,6 +305,7 @@ Datum
 pgtls_sign_client_csr(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Oid			roleid;
 	char	   *role;
 	int			days;
 	text	   *csr;
@@ -299,7 +317,7 @@ pgtls_sign_client_csr(PG_FUNCTION_ARGS)
 	Datum		values[4];
 	bool		nulls[4] = {false};
 
-	pgtls_check_issue_target(PG_ARGISNULL(0) ? NULL : PG_GETARG_NAME(0), PG_ARGISNULL(0));
+	roleid = pgtls_check_issue_target(PG_ARGISNULL(0) ? NULL : PG_GETARG_NAME(0), PG_ARGISNULL(0));
 	role = NameStr(*PG_GETARG_NAME(0));
 	require_arg(fcinfo, 1, "csr");
 	csr = PG_GETARG_TEXT_PP(1);
@@ -316,6 +334,7 @@ pgtls_sign_client_csr(PG_FUNCTION_ARGS)
 	values[3] = TimestampTzGetDatum(pgtls_asn1_time_to_timestamptz(X509_get0_notAfter(cert)));
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	pgtls_work_end(caller);
+	notice_if_no_cert_rule(roleid, role);
 	return (Datum) 0;
 }
 
@@ -564,22 +583,16 @@ pgtls_renew(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-PG_FUNCTION_INFO_V1(pgtls_cert_info);
-Datum
-pgtls_cert_info(PG_FUNCTION_ARGS)
+/* One row of pgtls_cert_info() / pgtls_server_cert_info(). */
+static void
+put_cert_info_row(FunctionCallInfo fcinfo, X509 *cert)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	text	   *pem = PG_GETARG_TEXT_PP(0);
-	MemoryContext caller;
 	PgtlsCertInfo info;
 	Datum		values[13];
 	bool		nulls[13] = {false};
 
-	pgtls_init_srf(fcinfo);
-	caller = pgtls_work_begin();
-	pgtls_describe_cert(pgtls_parse_cert(VARDATA_ANY(pem), VARSIZE_ANY_EXHDR(pem), "certificate",
-										 PGTLS_CERT_TEXT_HINT),
-						&info);
+	pgtls_describe_cert(cert, &info);
 	values[0] = CStringGetTextDatum(info.subject);
 	values[1] = CStringGetTextDatum(info.issuer);
 	values[2] = CStringGetTextDatum(info.serial);
@@ -597,6 +610,161 @@ pgtls_cert_info(PG_FUNCTION_ARGS)
 	values[10] = CStringGetTextDatum(info.signature_algorithm);
 	values[11] = BoolGetDatum(info.is_ca);
 	values[12] = CStringGetTextDatum(info.fingerprint_sha256);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+PG_FUNCTION_INFO_V1(pgtls_cert_info);
+Datum
+pgtls_cert_info(PG_FUNCTION_ARGS)
+{
+	text	   *pem = PG_GETARG_TEXT_PP(0);
+	MemoryContext caller;
+
+	pgtls_init_srf(fcinfo);
+	caller = pgtls_work_begin();
+	put_cert_info_row(fcinfo, pgtls_parse_cert(VARDATA_ANY(pem), VARSIZE_ANY_EXHDR(pem), "certificate",
+											   PGTLS_CERT_TEXT_HINT));
+	pgtls_work_end(caller);
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(pgtls_server_cert_info);
+Datum
+pgtls_server_cert_info(PG_FUNCTION_ARGS)
+{
+	MemoryContext caller;
+
+	pgtls_init_srf(fcinfo);
+	caller = pgtls_work_begin();
+	put_cert_info_row(fcinfo, pgtls_server_cert());
+	pgtls_work_end(caller);
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(pgtls_hba_check);
+Datum
+pgtls_hba_check(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext caller;
+	ListCell   *lc;
+
+	pgtls_init_srf(fcinfo);
+	caller = pgtls_work_begin();
+	foreach(lc, pgtls_audit_run())
+	{
+		Datum		values[7];
+		bool		nulls[7] = {false};
+
+		pgtls_finding_values(lfirst(lc), values, nulls);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	pgtls_work_end(caller);
+	return (Datum) 0;
+}
+
+/* The connection pgtls_hba_match() asks about. */
+static void
+connection_arg(FunctionCallInfo fcinfo, PgtlsConnection *conn)
+{
+	require_arg(fcinfo, 0, "role");
+	require_arg(fcinfo, 1, "database");
+	require_arg(fcinfo, 3, "ssl");
+	memset(conn, 0, sizeof(*conn));
+	conn->role = NameStr(*PG_GETARG_NAME(0));
+	conn->roleid = get_role_oid(conn->role, true);
+	if (!OidIsValid(conn->roleid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("role \"%s\" does not exist", conn->role)));
+	conn->database = NameStr(*PG_GETARG_NAME(1));
+	conn->physical_replication = strcmp(conn->database, "replication") == 0;
+	conn->ssl = PG_GETARG_BOOL(3);
+	conn->local = PG_ARGISNULL(2);
+	if (!conn->local)
+	{
+		inet	   *ip = PG_GETARG_INET_PP(2);
+
+		if (ip_family(ip) == PGSQL_AF_INET)
+		{
+			struct sockaddr_in *sin = (struct sockaddr_in *) &conn->addr;
+
+			sin->sin_family = AF_INET;
+			memcpy(&sin->sin_addr, ip_addr(ip), 4);
+			conn->addrlen = sizeof(*sin);
+		}
+		else
+		{
+			struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *) &conn->addr;
+
+			sin6->sin6_family = AF_INET6;
+			memcpy(&sin6->sin6_addr, ip_addr(ip), 16);
+			conn->addrlen = sizeof(*sin6);
+		}
+	}
+	if (conn->local && conn->ssl)
+		conn->ssl = false;		/* Unix-domain sockets never use TLS */
+}
+
+static bool
+role_can_login(Oid roleid)
+{
+	HeapTuple	tup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(roleid));
+	bool		result;
+
+	if (!HeapTupleIsValid(tup))
+		return false;
+	result = ((Form_pg_authid) GETSTRUCT(tup))->rolcanlogin;
+	ReleaseSysCache(tup);
+	return result;
+}
+
+PG_FUNCTION_INFO_V1(pgtls_hba_match);
+Datum
+pgtls_hba_match(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	PgtlsConnection conn;
+	PgtlsHbaFile *file;
+	MemoryContext caller;
+	Datum		values[5];
+	bool		nulls[5] = {false};
+	int			i;
+
+	connection_arg(fcinfo, &conn);
+	pgtls_init_srf(fcinfo);
+	caller = pgtls_work_begin();
+	file = pgtls_hba_read();
+	if (file->nerrors > 0)
+		ereport(WARNING,
+				(errmsg("pg_hba.conf has %d invalid line%s; the answer ignores them", file->nerrors,
+						file->nerrors == 1 ? "" : "s"),
+				 errdetail("While any line is invalid the server keeps the rules it loaded before and will not start."),
+				 errhint("SELECT * FROM pgtls_hba_check() lists them.")));
+	if (conn.ssl && !EnableSSL)
+		ereport(WARNING,
+				(errmsg("ssl is off, so no connection can use TLS")));
+	i = pgtls_hba_find(file, &conn);
+	if (i < 0)
+	{
+		nulls[0] = nulls[1] = nulls[2] = nulls[3] = true;
+		values[4] = CStringGetTextDatum("no matching rule");
+	}
+	else
+	{
+		HbaLine    *hba = file->rules[i].hba;
+		List	   *options = pgtls_hba_options(hba);
+
+		values[0] = Int32GetDatum(file->rules[i].line);
+		values[1] = CStringGetTextDatum(pgtls_hba_type_name(hba->conntype));
+		values[2] = CStringGetTextDatum(hba_authname(hba->auth_method));
+		values[3] = pgtls_text_array(options);
+		nulls[3] = options == NIL;
+		if (hba->auth_method != uaReject && !role_can_login(conn.roleid))
+			values[4] = CStringGetTextDatum("role cannot log in");
+		else
+			values[4] = CStringGetTextDatum(pgtls_hba_verdict(hba));
+	}
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	pgtls_work_end(caller);
 	return (Datum) 0;

@@ -181,6 +181,7 @@ extern text *pgtls_registry_insert_typed(X509 *cert, const char *kind,
 extern bool pgtls_registry_revoke(const char *serial, const char *reason);
 extern List *pgtls_registry_revoked(void);
 extern bool pgtls_registry_lookup(const char *serial, PgtlsRegistryRow *row);
+extern bool pgtls_registry_expiring(int days, int *count, TimestampTz *first);
 
 /* ---- src/crl.c: revocation list ---- */
 extern X509_CRL *pgtls_own_crl(X509_CRL *crl);

@@ -17,4 +17,12 @@
 /* Materialize-mode set-returning functions: SetSingleFuncCall was renamed in 16. */
 #define pgtls_init_srf(fcinfo) InitMaterializedSRF((fcinfo), 0)
 
+/*
+ * pg_hba.conf tokenizer: 16 adds an include depth argument (and include
+ * directives), 15 takes the open file and an elevel.  Returns the memory
+ * context holding the tokens.
+ */
+#define pgtls_tokenize_hba(path, file, lines) \
+	tokenize_auth_file((path), (file), (lines), DEBUG3)
+
 #endif							/* PGTLS_COMPAT_H */

@@ -13,7 +13,8 @@ apt-get update -q >/dev/null
 apt-get install -y -q --no-install-recommends \
 	postgresql-15 postgresql-server-dev-15 libssl-dev openssl \
 	libipc-run-perl make gcc clang-14 valgrind bc \
-	python3-psycopg2 libpostgresql-jdbc-java openjdk-17-jdk-headless nodejs >/dev/null
+	python3-psycopg2 libpostgresql-jdbc-java openjdk-17-jdk-headless nodejs \
+	libkrb5-dev >/dev/null
 # Debian's nodejs ships npm separately; other builds include it
 command -v npm >/dev/null || apt-get install -y -q --no-install-recommends npm >/dev/null
 

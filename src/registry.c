@@ -32,6 +32,7 @@ typedef enum RegistryQuery
 	Q_STATE,
 	Q_REVOKED_LIST,
 	Q_LOOKUP,
+	Q_EXPIRING,
 	Q_COUNT
 } RegistryQuery;
 
@@ -70,6 +71,12 @@ static const struct
 		"SELECT kind, role, san, key_type, revoked_at IS NOT NULL FROM %1$s.pgtls_certificates "
 		"WHERE serial = $1",
 		1, {TEXTOID}
+	},
+	[Q_EXPIRING] = {
+		"SELECT count(*)::int4, min(not_after) FROM %1$s.pgtls_certificates "
+		"WHERE kind = 'client' AND revoked_at IS NULL AND not_after > pg_catalog.now() "
+		"AND not_after <= pg_catalog.now() + pg_catalog.make_interval(days => $1)",
+		1, {INT4OID}
 	},
 };
 
@@ -346,6 +353,27 @@ pgtls_registry_lookup(const char *serial, PgtlsRegistryRow *row)
 		row->revoked = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
 		MemoryContextSwitchTo(old);
 	}
+	registry_leave(&call);
+	return true;
+}
+
+/* How many live client certificates expire within days, and the first expiry. */
+bool
+pgtls_registry_expiring(int days, int *count, TimestampTz *first)
+{
+	RegistryCall call;
+	Datum		values[1] = {Int32GetDatum(days)};
+	bool		isnull;
+	int			rc;
+
+	registry_enter(&call);
+	rc = SPI_execute_plan(registry_plan(&call, Q_EXPIRING), values, NULL, true, 1);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not count expiring certificates: %s", SPI_result_code_string(rc));
+	*count = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	*first = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	if (isnull)
+		*count = 0;
 	registry_leave(&call);
 	return true;
 }

@@ -1,0 +1,824 @@
+/*
+ * audit_tls.c
+ *		The audit of the ssl settings, the files they name, and the
+ *		extension's own CA and registry.
+ *
+ * Files are judged as they are on disk now, named by the current settings:
+ * that is what the next reload or restart loads, even when the running
+ * server kept an older SSL context because its last reload was rejected.
+ * Besides our own checks, the server's own loader (be_tls_init) is run on
+ * them with its log output captured, so "the server will refuse this" is
+ * the server's verdict in the server's words.  Nothing read from a key file
+ * ever reaches a message.
+ */
+#include "pgtls_audit.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+
+#include "commands/user.h"
+#include "common/username.h"
+#include "lib/stringinfo.h"
+#include "libpq/libpq.h"
+#include "libpq/libpq-be.h"
+#include "miscadmin.h"
+#include "postmaster/postmaster.h"
+#include "storage/fd.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/guc_tables.h"
+#include "utils/timestamp.h"
+
+#define SECS_PER_DAY_F 86400.0
+
+/* Where a setting was last set, for the finding's file and line. */
+static void
+setting_source(const char *name, const char **file, int *line)
+{
+	struct config_generic **vars = get_guc_variables();
+	int			n = GetNumConfigOptions();
+	int			i;
+
+	*file = NULL;
+	*line = 0;
+	for (i = 0; i < n; i++)
+		if (strcmp(vars[i]->name, name) == 0)
+		{
+			*file = vars[i]->sourcefile;
+			*line = vars[i]->sourcefile ? vars[i]->sourceline : 0;
+			return;
+		}
+}
+
+static void
+setting_finding(PgtlsAudit *audit, PgtlsSeverity sev, const char *id, const char *setting,
+				char *message, char *hint)
+{
+	const char *file;
+	int			line;
+
+	setting_source(setting, &file, &line);
+	pgtls_finding(audit, sev, id, file, line, NULL, message, hint);
+}
+
+static bool
+is_set(const char *value)
+{
+	return value != NULL && value[0] != '\0';
+}
+
+/* ---------------------------------------------------------------------
+ * ssl_ciphers, judged by name: libcrypto alone cannot expand a cipher
+ * string, so each token is checked for the families that are weak
+ * (no encryption, no authentication, export grade, DES/3DES, RC4, RC2,
+ * MD5, IDEA, SEED) and for "@SECLEVEL=0"; "!" and "-" remove families.
+ * --------------------------------------------------------------------- */
+static const char *const weak_families[] = {
+	"NULL", "eNULL", "aNULL", "ADH", "AECDH", "EXP", "EXPORT", "EXPORT40", "EXPORT56",
+	"LOW", "DES", "3DES", "RC4", "RC2", "MD5", "IDEA", "SEED", "COMPLEMENTOFALL",
+	"COMPLEMENTOFDEFAULT", "aDSS", "DSS"
+};
+
+static int
+weak_family(const char *part)
+{
+	int			i;
+
+	for (i = 0; i < (int) lengthof(weak_families); i++)
+		if (strcmp(part, weak_families[i]) == 0)
+			return i;
+	return -1;
+}
+
+/* The weak families a cipher string leaves enabled, or NULL. */
+static char *
+weak_ciphers(const char *suites)
+{
+	bool		on[lengthof(weak_families)] = {false};
+	bool		banned[lengthof(weak_families)] = {false};
+	char	   *copy = pstrdup(suites);
+	char	   *tok;
+	char	   *save = NULL;
+	StringInfoData buf;
+	int			i;
+	bool		seclevel0 = false;
+
+	for (tok = strtok_r(copy, ": ,;", &save); tok; tok = strtok_r(NULL, ": ,;", &save))
+	{
+		char		op = (tok[0] == '!' || tok[0] == '-' || tok[0] == '+') ? tok[0] : 0;
+		char	   *part;
+		char	   *save2 = NULL;
+		char	   *body = pstrdup(op ? tok + 1 : tok);
+
+		if (pg_strcasecmp(tok, "@SECLEVEL=0") == 0)
+			seclevel0 = true;
+		if (op == '+')
+			continue;			/* only reorders */
+		for (part = strtok_r(body, "+-_", &save2); part; part = strtok_r(NULL, "+-_", &save2))
+		{
+			int			f = weak_family(part);
+
+			if (f < 0)
+				continue;
+			if (op == '!')
+				banned[f] = true, on[f] = false;
+			else if (op == '-')
+				on[f] = false;
+			else if (!banned[f])
+				on[f] = true;
+		}
+	}
+	initStringInfo(&buf);
+	for (i = 0; i < (int) lengthof(weak_families); i++)
+		if (on[i])
+			appendStringInfo(&buf, "%s%s", buf.len ? ", " : "", weak_families[i]);
+	if (seclevel0)
+		appendStringInfo(&buf, "%s@SECLEVEL=0", buf.len ? ", " : "");
+	return buf.len ? buf.data : NULL;
+}
+
+void
+pgtls_audit_settings(PgtlsAudit *audit)
+{
+	char	   *weak;
+
+	if (!EnableSSL)
+		setting_finding(audit, PGTLS_SEV_HIGH, "ssl.off", "ssl",
+						pstrdup("ssl is off: every TCP connection, passwords included, travels unencrypted and no client certificate can be used"),
+						pstrdup("Run SELECT pgtls_enable_ssl(); (or set ssl = on with ssl_cert_file and ssl_key_file) and reload."));
+	if (ssl_min_protocol_version < PG_TLS1_2_VERSION)
+		setting_finding(audit, PGTLS_SEV_HIGH, "ssl.min_protocol", "ssl_min_protocol_version",
+						psprintf("ssl_min_protocol_version is %s: TLS 1.0 and 1.1 are broken and deprecated",
+								 GetConfigOption("ssl_min_protocol_version", false, false)),
+						pstrdup("Set ssl_min_protocol_version = 'TLSv1.2' (or TLSv1.3) and reload."));
+	weak = weak_ciphers(SSLCipherSuites);
+	if (weak != NULL)
+		setting_finding(audit, PGTLS_SEV_HIGH, "ssl.weak_ciphers", "ssl_ciphers",
+						psprintf("ssl_ciphers enables weak cipher suites (%s)", weak),
+						pstrdup("Set ssl_ciphers = 'HIGH:MEDIUM:+3DES:!aNULL' (the default) or stricter, and reload."));
+	if (Password_encryption == PASSWORD_TYPE_MD5)
+		setting_finding(audit, PGTLS_SEV_MEDIUM, "auth.password_encryption_md5", "password_encryption",
+						pstrdup("password_encryption is md5: new passwords are stored as weak MD5 hashes"),
+						pstrdup("Set password_encryption = 'scram-sha-256', reload, and have roles set their passwords again."));
+	if (is_set(ssl_passphrase_command) && !ssl_passphrase_command_supports_reload)
+		setting_finding(audit, PGTLS_SEV_MEDIUM, "ssl.passphrase_command", "ssl_passphrase_command_supports_reload",
+						pstrdup("ssl_passphrase_command is set but ssl_passphrase_command_supports_reload is off: every reload that must load an encrypted key fails"),
+						pstrdup("Set ssl_passphrase_command_supports_reload = on if the command can run without a terminal, or use an unencrypted key file with mode 0600."));
+}
+
+/* ---------------------------------------------------------------------
+ * Reading files without throwing: each problem is a finding.
+ * --------------------------------------------------------------------- */
+typedef struct AuditFile
+{
+	const char *setting;		/* GUC that names it, for messages */
+	char	   *path;
+	struct stat st;
+	char	   *data;
+	size_t		len;
+} AuditFile;
+
+static bool
+read_audit_file(PgtlsAudit *audit, AuditFile *f, const char *setting, const char *value,
+				bool secret, PgtlsSeverity sev)
+{
+	int			fd;
+	ssize_t		n;
+
+	memset(f, 0, sizeof(*f));
+	f->setting = setting;
+	f->path = pgtls_resolve_path(value);
+	audit->files_checked++;
+	fd = OpenTransientFile(f->path, O_RDONLY | PG_BINARY);
+	if (fd < 0)
+	{
+		int			save_errno = errno;
+
+		pgtls_finding(audit, sev, save_errno == ENOENT ? "file.missing" : "file.unreadable",
+					  f->path, 0, NULL,
+					  psprintf("%s names \"%s\", which %s", setting, f->path,
+							   save_errno == ENOENT ? "does not exist" :
+							   psprintf("cannot be read: %s", strerror(save_errno))),
+					  save_errno == ENOENT ?
+					  psprintf("Put the file there, or point %s at the right file, then reload.", setting) :
+					  psprintf("Make \"%s\" readable by the database server's operating-system user.", f->path));
+		return false;
+	}
+	if (fstat(fd, &f->st) < 0 || !S_ISREG(f->st.st_mode) || f->st.st_size > 4 * 1024 * 1024)
+	{
+		CloseTransientFile(fd);
+		pgtls_finding(audit, sev, "file.unreadable", f->path, 0, NULL,
+					  psprintf("%s names \"%s\", which is not a regular file of at most 4 MB", setting, f->path),
+					  psprintf("Point %s at a PEM file.", setting));
+		return false;
+	}
+	f->data = palloc(f->st.st_size + 1);
+	if (secret)
+		pgtls_own_secret(f->data, f->st.st_size + 1);
+	while (f->len < (size_t) f->st.st_size &&
+		   ((n = read(fd, f->data + f->len, f->st.st_size - f->len)) > 0 || (n < 0 && errno == EINTR)))
+		f->len += Max(n, 0);
+	CloseTransientFile(fd);
+	f->data[f->len] = '\0';
+	return true;
+}
+
+/* Every PEM certificate in a file, in order. */
+static List *
+read_certs(const AuditFile *f)
+{
+	BIO		   *bio = pgtls_mem_bio(f->data, (int) f->len);
+	List	   *certs = NIL;
+	X509	   *x;
+
+	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
+		certs = lappend(certs, pgtls_own_x509(x));
+	pgtls_ossl_clear();
+	return certs;
+}
+
+static void
+invalid_file(PgtlsAudit *audit, const AuditFile *f, PgtlsSeverity sev, const char *what)
+{
+	pgtls_finding(audit, sev, "file.invalid", f->path, 0, NULL,
+				  psprintf("%s \"%s\" holds no %s", f->setting, f->path, what),
+				  psprintf("Replace \"%s\" with a PEM %s.", f->path, what));
+}
+
+/* ---------------------------------------------------------------------
+ * Certificates
+ * --------------------------------------------------------------------- */
+typedef enum CertRole
+{
+	CERT_SERVER,				/* the leaf in ssl_cert_file */
+	CERT_CHAIN,					/* intermediates in ssl_cert_file */
+	CERT_TRUSTED,				/* a CA in ssl_ca_file */
+	CERT_OUR_CA					/* pgtls_admin.ca_cert_file */
+} CertRole;
+
+static const char *const role_words[] = {
+	"server certificate", "intermediate certificate", "CA certificate", "pgtls_admin CA certificate"
+};
+
+static bool
+self_signed(X509 *cert)
+{
+	return (X509_get_extension_flags(cert) & EXFLAG_SS) != 0;
+}
+
+static void
+check_validity(PgtlsAudit *audit, const char *path, X509 *cert, CertRole role, const char *subject)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz nb = pgtls_asn1_time_to_timestamptz(X509_get0_notBefore(cert));
+	TimestampTz na = pgtls_asn1_time_to_timestamptz(X509_get0_notAfter(cert));
+	double		left = (double) (na - now) / USECS_PER_SEC / SECS_PER_DAY_F;
+	double		span = (double) (na - nb) / USECS_PER_SEC / SECS_PER_DAY_F;
+	const char *word = role_words[role];
+	bool		ours = (role == CERT_OUR_CA);
+	const char *renew = role == CERT_SERVER ?
+		"Run SELECT pgtls_enable_ssl(); to issue and install a new server certificate." :
+		ours ? "Make a new CA with SELECT pgtls_init_ca(replace => true); then issue new certificates from it." :
+		"Replace it with a current certificate from its issuer.";
+
+	if (now > na)
+		pgtls_finding(audit, role == CERT_TRUSTED ? PGTLS_SEV_HIGH : PGTLS_SEV_CRITICAL,
+					  ours ? "ca.expired" : "cert.expired", path, 0, NULL,
+					  psprintf("%s \"%s\" expired on %s", word, subject, timestamptz_to_str(na)),
+					  pstrdup(renew));
+	else if (now < nb)
+		pgtls_finding(audit, PGTLS_SEV_HIGH, "cert.not_yet_valid", path, 0, NULL,
+					  psprintf("%s \"%s\" is not valid before %s", word, subject, timestamptz_to_str(nb)),
+					  pstrdup("Check the clock of this machine and of the machine that issued it."));
+	else if (left <= pgtls_expiry_warning_days)
+		pgtls_finding(audit, role == CERT_TRUSTED ? PGTLS_SEV_MEDIUM : PGTLS_SEV_HIGH,
+					  ours ? "ca.expiring" : "cert.expiring", path, 0, NULL,
+					  psprintf("%s \"%s\" expires in %.0f days, on %s (pgtls_admin.expiry_warning_days = %d)",
+							   word, subject, left, timestamptz_to_str(na), pgtls_expiry_warning_days),
+					  pstrdup(renew));
+
+	if (role == CERT_SERVER && span > pgtls_max_days + 1)
+		pgtls_finding(audit, PGTLS_SEV_LOW, "cert.validity_too_long", path, 0, NULL,
+					  psprintf("server certificate \"%s\" is valid for %.0f days, more than pgtls_admin.max_days (%d)",
+							   subject, span, pgtls_max_days),
+					  pstrdup("Issue server certificates for at most pgtls_admin.max_days days: SELECT pgtls_enable_ssl();"));
+	if ((role == CERT_TRUSTED || role == CERT_OUR_CA || role == CERT_CHAIN) && span > 3653 + 1)
+		pgtls_finding(audit, PGTLS_SEV_LOW, "cert.validity_too_long", path, 0, NULL,
+					  psprintf("%s \"%s\" is valid for %.0f days, more than 10 years", word, subject, span),
+					  pstrdup("Plan a CA with a validity of at most 10 years and move to it before this one is compromised by age."));
+}
+
+static void
+check_strength(PgtlsAudit *audit, const char *path, X509 *cert, CertRole role, const char *subject)
+{
+	int			mdnid = NID_undef;
+	int			bits = 0;
+	EVP_PKEY   *pub = X509_get0_pubkey(cert);
+	char	   *key_type = pub ? pgtls_key_type_of(pub, &bits) : NULL;
+	bool		loaded_by_server = (role == CERT_SERVER || role == CERT_CHAIN);
+
+	if (X509_get_signature_info(cert, &mdnid, NULL, NULL, NULL) &&
+		(mdnid == NID_md5 || mdnid == NID_sha1 || mdnid == NID_md5_sha1) && !self_signed(cert))
+		pgtls_finding(audit, loaded_by_server ? PGTLS_SEV_CRITICAL : PGTLS_SEV_HIGH,
+					  "cert.weak_signature", path, 0, NULL,
+					  psprintf("%s \"%s\" is signed with %s, which OpenSSL refuses at security level 2 (\"%s md too weak\")",
+							   role_words[role], subject, OBJ_nid2sn(mdnid), role == CERT_SERVER ? "ee" : "ca"),
+					  pstrdup(role == CERT_SERVER ? "Issue a new server certificate signed with SHA-256: SELECT pgtls_enable_ssl();" :
+							  "Replace it with a certificate signed with SHA-256 or stronger."));
+	if (pub != NULL && (EVP_PKEY_get_base_id(pub) == EVP_PKEY_RSA || EVP_PKEY_get_base_id(pub) == EVP_PKEY_DSA) &&
+		EVP_PKEY_get_bits(pub) < 2048)
+		pgtls_finding(audit, loaded_by_server ? PGTLS_SEV_CRITICAL : PGTLS_SEV_HIGH,
+					  "cert.weak_key", path, 0, NULL,
+					  psprintf("%s \"%s\" has a %d-bit %s key; at least 2048 bits are needed (\"%s key too small\")",
+							   role_words[role], subject, EVP_PKEY_get_bits(pub), key_type ? key_type : "RSA",
+							   role == CERT_SERVER ? "ee" : "ca"),
+					  pstrdup("Replace it with a certificate for an EC P-256 or RSA 3072-bit key."));
+	else if (pub != NULL && EVP_PKEY_get_base_id(pub) == EVP_PKEY_EC && EVP_PKEY_get_bits(pub) < 224)
+		pgtls_finding(audit, loaded_by_server ? PGTLS_SEV_CRITICAL : PGTLS_SEV_HIGH,
+					  "cert.weak_key", path, 0, NULL,
+					  psprintf("%s \"%s\" has a %d-bit EC key; at least 224 bits are needed",
+							   role_words[role], subject, EVP_PKEY_get_bits(pub)),
+					  pstrdup("Replace it with a certificate for an EC P-256 key."));
+}
+
+static void
+check_cert(PgtlsAudit *audit, const char *path, X509 *cert, CertRole role)
+{
+	char	   *subject = pgtls_name_text(X509_get_subject_name(cert));
+
+	check_validity(audit, path, cert, role, subject);
+	check_strength(audit, path, cert, role, subject);
+}
+
+/* ---------------------------------------------------------------------
+ * Server certificate: purpose, names, chain
+ * --------------------------------------------------------------------- */
+
+/* Names clients use to reach this server: listen_addresses, or our host name. */
+static void
+check_names(PgtlsAudit *audit, const char *path, X509 *leaf)
+{
+	char	   *copy = pstrdup(ListenAddresses ? ListenAddresses : "");
+	char	   *tok;
+	char	   *save = NULL;
+	bool		wildcard = false;
+	GENERAL_NAMES *san = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
+
+	if (san == NULL)
+	{
+		pgtls_finding(audit, PGTLS_SEV_MEDIUM, "cert.san_missing", path, 0, NULL,
+					  pstrdup("the server certificate has no subjectAltName: clients that follow RFC 6125 (and libpq 17 with sslmode=verify-full for IP addresses) cannot verify the host name"),
+					  pstrdup("Issue a server certificate with the names clients use: SELECT pgtls_enable_ssl(ARRAY['db.example.com','localhost']);"));
+		return;
+	}
+	GENERAL_NAMES_free(san);
+	for (tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save))
+	{
+		bool		ok;
+
+		if (strcmp(tok, "*") == 0 || strcmp(tok, "0.0.0.0") == 0 || strcmp(tok, "::") == 0)
+		{
+			wildcard = true;
+			continue;
+		}
+		ok = (X509_check_ip_asc(leaf, tok, 0) == 1) || X509_check_host(leaf, tok, 0, 0, NULL) == 1;
+		if (!ok)
+			pgtls_finding(audit, PGTLS_SEV_MEDIUM, "cert.san_missing", path, 0, NULL,
+						  psprintf("the server listens on \"%s\" (listen_addresses) but its certificate has no subjectAltName for it, so sslmode=verify-full clients using that name fail", tok),
+						  psprintf("Issue a server certificate that includes \"%s\" with pgtls_enable_ssl().", tok));
+	}
+	if (wildcard)
+	{
+		char		host[256];
+
+		if (gethostname(host, sizeof(host)) == 0 && host[0] != '\0' &&
+			X509_check_host(leaf, host, 0, 0, NULL) != 1)
+			pgtls_finding(audit, PGTLS_SEV_LOW, "cert.san_missing", path, 0, NULL,
+						  psprintf("the server listens on all addresses but its certificate has no subjectAltName for this machine's host name \"%s\"", host),
+						  pstrdup("Include the names clients use in the certificate: SELECT pgtls_enable_ssl(ARRAY['<name>', ...]);"));
+	}
+}
+
+static void
+check_purpose(PgtlsAudit *audit, const char *path, X509 *leaf)
+{
+	uint32_t	flags = X509_get_extension_flags(leaf);
+
+	if ((flags & EXFLAG_XKUSAGE) && !(X509_get_extended_key_usage(leaf) & XKU_SSL_SERVER))
+		pgtls_finding(audit, PGTLS_SEV_HIGH, "cert.server_eku", path, 0, NULL,
+					  pstrdup("the server certificate's extendedKeyUsage does not include serverAuth, so verifying clients reject it (\"unsupported certificate purpose\")"),
+					  pstrdup("Issue a server certificate with EKU serverAuth: SELECT pgtls_enable_ssl();"));
+}
+
+static void
+free_store(void *p)
+{
+	X509_STORE_free(p);
+}
+
+static void
+free_store_ctx(void *p)
+{
+	X509_STORE_CTX_free(p);
+}
+
+static void
+free_stack_shallow(void *p)
+{
+	sk_X509_free(p);
+}
+
+static STACK_OF(X509) *
+cert_stack(List *certs, int skip)
+{
+	STACK_OF(X509) *sk = pgtls_own(sk_X509_new_null(), free_stack_shallow);
+	ListCell   *lc;
+
+	if (sk == NULL)
+		pgtls_ossl_raise(ERRCODE_OUT_OF_MEMORY, "could not allocate a certificate stack");
+	for_each_from(lc, certs, skip)
+		sk_X509_push(sk, lfirst(lc));
+	return sk;
+}
+
+/* Does the server chain verify against ssl_ca_file, as a verify-full client holding it would? */
+static void
+check_chain(PgtlsAudit *audit, const char *path, List *chain, List *trusted, const char *ca_path)
+{
+	X509_STORE *store = pgtls_own(X509_STORE_new(), free_store);
+	X509_STORE_CTX *ctx = pgtls_own(X509_STORE_CTX_new(), free_store_ctx);
+	ListCell   *lc;
+	int			err;
+
+	if (store == NULL || ctx == NULL)
+		pgtls_ossl_raise(ERRCODE_OUT_OF_MEMORY, "could not allocate a certificate store");
+	foreach(lc, trusted)
+		X509_STORE_add_cert(store, lfirst(lc));
+	if (!X509_STORE_CTX_init(ctx, store, linitial(chain), cert_stack(chain, 1)))
+		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not set up certificate verification");
+	X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_SERVER);
+	if (X509_verify_cert(ctx) == 1)
+		return;
+	err = X509_STORE_CTX_get_error(ctx);
+	pgtls_ossl_clear();
+	pgtls_finding(audit, PGTLS_SEV_HIGH, "cert.chain", path, 0, NULL,
+				  psprintf("the server certificate does not verify against ssl_ca_file \"%s\": %s",
+						   ca_path, X509_verify_cert_error_string(err)),
+				  pstrdup("Install a server certificate issued by the CA in ssl_ca_file (SELECT pgtls_enable_ssl(); does), or add its intermediates to ssl_cert_file."));
+}
+
+/* ---------------------------------------------------------------------
+ * Keys
+ * --------------------------------------------------------------------- */
+static const char *
+os_user(void)
+{
+	char	   *err = NULL;
+	const char *name = get_user_name(&err);
+
+	return name ? name : "postgres";
+}
+
+static int
+no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+	*(bool *) u = true;
+	return -1;
+}
+
+static EVP_PKEY *
+check_key_file(PgtlsAudit *audit, const AuditFile *f, X509 *leaf, const char *check_id)
+{
+	struct stat st = f->st;
+	const char *problem = pgtls_key_permission_problem(f->path, &st);
+	bool		encrypted = false;
+	BIO		   *bio;
+	EVP_PKEY   *key;
+
+	if (problem != NULL)
+		pgtls_finding(audit, PGTLS_SEV_CRITICAL, check_id, f->path, 0, NULL,
+					  psprintf("private key file \"%s\" %s (mode %04o, owner uid %u): the server refuses to load it",
+							   f->path, problem, (unsigned int) (f->st.st_mode & 07777), (unsigned int) f->st.st_uid),
+					  psprintf("Run: chown %s \"%s\" && chmod 0600 \"%s\" (copies of the data directory often lose these modes).",
+							   os_user(), f->path, f->path));
+	bio = pgtls_mem_bio(f->data, (int) f->len);
+	key = pgtls_own_pkey(PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, &encrypted));
+	pgtls_ossl_clear();
+	if (key == NULL && encrypted)
+	{
+		if (!is_set(ssl_passphrase_command))
+			pgtls_finding(audit, PGTLS_SEV_HIGH, "ssl.passphrase_command", f->path, 0, NULL,
+						  psprintf("private key file \"%s\" is encrypted and ssl_passphrase_command is not set: reloads fail and a restart waits for a passphrase on a terminal", f->path),
+						  pstrdup("Set ssl_passphrase_command (and ssl_passphrase_command_supports_reload), or install an unencrypted key with mode 0600."));
+		return NULL;
+	}
+	if (key == NULL)
+	{
+		pgtls_finding(audit, PGTLS_SEV_CRITICAL, "file.invalid", f->path, 0, NULL,
+					  psprintf("%s \"%s\" holds no PEM private key", f->setting, f->path),
+					  psprintf("Replace \"%s\" with the PEM private key of the server certificate.", f->path));
+		return NULL;
+	}
+	if (leaf != NULL && X509_check_private_key(leaf, key) != 1)
+	{
+		pgtls_ossl_clear();
+		pgtls_finding(audit, PGTLS_SEV_CRITICAL, "cert.key_mismatch", f->path, 0, NULL,
+					  psprintf("private key \"%s\" does not belong to the certificate in \"%s\"", f->path,
+							   pgtls_resolve_path(ssl_cert_file)),
+					  pstrdup("Install a matching certificate and key together: SELECT pgtls_enable_ssl(); or pgtls_install_server_cert(cert, key)."));
+	}
+	return key;
+}
+
+/* ---------------------------------------------------------------------
+ * The server's own loader, with its messages captured instead of logged.
+ * --------------------------------------------------------------------- */
+static List *captured = NIL;
+static MemoryContext capture_cxt = NULL;
+static emit_log_hook_type prev_emit_log_hook = NULL;
+
+static void
+capture_log(ErrorData *edata)
+{
+	if (edata->elevel <= LOG && capture_cxt != NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(capture_cxt);
+
+		captured = lappend(captured, pstrdup(edata->message ? edata->message : ""));
+		MemoryContextSwitchTo(old);
+		edata->output_to_server = false;
+		edata->output_to_client = false;
+		return;
+	}
+	if (prev_emit_log_hook)
+		prev_emit_log_hook(edata);
+}
+
+/* NULL when the server would load the files, else its first complaint. */
+static char *
+server_load_error(void)
+{
+	int			rc;
+	int			save_min = log_min_messages;
+
+	captured = NIL;
+	capture_cxt = CurrentMemoryContext;
+	prev_emit_log_hook = emit_log_hook;
+	emit_log_hook = capture_log;
+	PG_TRY();
+	{
+		/* the loader's complaints are LOG; make sure they reach the hook */
+		log_min_messages = Min(log_min_messages, LOG);
+		rc = be_tls_init(false);
+	}
+	PG_FINALLY();
+	{
+		log_min_messages = save_min;
+		emit_log_hook = prev_emit_log_hook;
+		capture_cxt = NULL;
+	}
+	PG_END_TRY();
+	ERR_clear_error();
+	if (rc == 0)
+		return NULL;
+	return captured != NIL ? (char *) linitial(captured) : pstrdup("the server could not load its SSL configuration");
+}
+
+static time_t
+changed_at(const char *setting)
+{
+	struct stat st;
+
+	if (!is_set(setting) || stat(pgtls_resolve_path(setting), &st) < 0)
+		return 0;
+	return Max(st.st_mtime, st.st_ctime);
+}
+
+static void
+check_server_load(PgtlsAudit *audit)
+{
+	char	   *error;
+	time_t		newest;
+
+	if (is_set(ssl_passphrase_command) && ssl_passphrase_command_supports_reload)
+		return;					/* trying would run the command */
+	error = server_load_error();
+	if (error == NULL)
+		return;
+	newest = Max(Max(changed_at(ssl_cert_file), changed_at(ssl_key_file)),
+				 Max(changed_at(ssl_ca_file), changed_at(ssl_crl_file)));
+	if (timestamptz_to_time_t(PgReloadTime) >= newest)
+		pgtls_finding(audit, PGTLS_SEV_CRITICAL, "ssl.reload_rejected", NULL, 0, NULL,
+					  psprintf("the server rejected its SSL files at the last configuration load (%s): %s. It keeps serving the certificate it had before, and will not start after a restart",
+							   timestamptz_to_str(PgReloadTime), error),
+					  pstrdup("Fix the findings for ssl_cert_file, ssl_key_file, ssl_ca_file and ssl_crl_file, then run SELECT pg_reload_conf(); and check this audit again."));
+	else
+		pgtls_finding(audit, PGTLS_SEV_CRITICAL, "ssl.load_failed", NULL, 0, NULL,
+					  psprintf("the server cannot load the SSL files as they are now: %s. The next reload will be rejected and a restart will fail", error),
+					  pstrdup("Fix the findings for ssl_cert_file, ssl_key_file, ssl_ca_file and ssl_crl_file before reloading or restarting."));
+}
+
+/* ---------------------------------------------------------------------
+ * CRL file against the registry
+ * --------------------------------------------------------------------- */
+static void
+check_crl(PgtlsAudit *audit, const AuditFile *f, List *revoked)
+{
+	BIO		   *bio = pgtls_mem_bio(f->data, (int) f->len);
+	X509_CRL   *crl = pgtls_own_crl(PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL));
+	const ASN1_TIME *next;
+	ListCell   *lc;
+	int			missing = 0;
+	char	   *first = NULL;
+
+	pgtls_ossl_clear();
+	if (crl == NULL)
+	{
+		invalid_file(audit, f, PGTLS_SEV_CRITICAL, "certificate revocation list");
+		return;
+	}
+	next = X509_CRL_get0_nextUpdate(crl);
+	if (next != NULL && pgtls_asn1_time_to_timestamptz(next) < GetCurrentTimestamp())
+		pgtls_finding(audit, PGTLS_SEV_CRITICAL, "crl.expired", f->path, 0, NULL,
+					  psprintf("the CRL in \"%s\" expired on %s: every client certificate login fails", f->path,
+							   timestamptz_to_str(pgtls_asn1_time_to_timestamptz(next))),
+					  pstrdup("Publish a current CRL (pgtls_revoke() rewrites ours) and reload."));
+	foreach(lc, revoked)
+	{
+		PgtlsRevoked *r = lfirst(lc);
+		BIGNUM	   *bn = NULL;
+		ASN1_INTEGER *serial;
+		X509_REVOKED *entry = NULL;
+
+		if (!BN_hex2bn(&bn, r->serial))
+			continue;
+		pgtls_own_bn(bn);
+		serial = pgtls_own_asn1_integer(BN_to_ASN1_INTEGER(bn, NULL));
+		if (serial == NULL || X509_CRL_get0_by_serial(crl, &entry, serial) != 1)
+		{
+			missing++;
+			if (first == NULL)
+				first = r->serial;
+		}
+	}
+	if (missing > 0)
+		pgtls_finding(audit, PGTLS_SEV_HIGH, "ca.crl_stale", f->path, 0, NULL,
+					  psprintf("%d certificate%s revoked with pgtls_revoke() %s not in the CRL the server uses (\"%s\"; first missing serial %s), so %s still accepted",
+							   missing, missing == 1 ? "" : "s", missing == 1 ? "is" : "are", f->path, first,
+							   missing == 1 ? "it is" : "they are"),
+					  psprintf("Point ssl_crl_file at pgtls_admin.crl_file (%s) and reload, or write SELECT pgtls_crl() to \"%s\".",
+							   pgtls_crl_file, f->path));
+}
+
+/* ---------------------------------------------------------------------
+ * Entry points
+ * --------------------------------------------------------------------- */
+static X509 *our_ca = NULL;		/* set by pgtls_audit_extension_ca for this call */
+
+void
+pgtls_audit_server_files(PgtlsAudit *audit)
+{
+	AuditFile	cert_file;
+	AuditFile	key_file;
+	AuditFile	ca_file;
+	AuditFile	crl_file;
+	List	   *chain = NIL;
+	List	   *trusted = NIL;
+	List	   *revoked;
+	ListCell   *lc;
+	bool		have_ca = false;
+
+	revoked = pgtls_registry_revoked();
+	if (!is_set(ssl_crl_file) && !is_set(ssl_crl_dir) && revoked != NIL && EnableSSL)
+		setting_finding(audit, PGTLS_SEV_HIGH, "ssl.crl_missing", "ssl_crl_file",
+						psprintf("%d certificate%s revoked with pgtls_revoke() but neither ssl_crl_file nor ssl_crl_dir is set, so revoked certificates still log in",
+								 list_length(revoked), list_length(revoked) == 1 ? " is" : "s are"),
+						psprintf("Set ssl_crl_file = '%s' (pgtls_admin.crl_file) and reload.", pgtls_crl_file));
+	if (!EnableSSL)
+		return;
+
+	if (read_audit_file(audit, &cert_file, "ssl_cert_file", ssl_cert_file, false, PGTLS_SEV_CRITICAL))
+	{
+		chain = read_certs(&cert_file);
+		if (chain == NIL)
+			invalid_file(audit, &cert_file, PGTLS_SEV_CRITICAL, "certificate");
+	}
+	if (read_audit_file(audit, &key_file, "ssl_key_file", ssl_key_file, true, PGTLS_SEV_CRITICAL))
+		(void) check_key_file(audit, &key_file, chain ? linitial(chain) : NULL, "file.key_permissions");
+	if (is_set(ssl_ca_file) &&
+		read_audit_file(audit, &ca_file, "ssl_ca_file", ssl_ca_file, false, PGTLS_SEV_CRITICAL))
+	{
+		have_ca = true;
+		trusted = read_certs(&ca_file);
+		if (trusted == NIL)
+			invalid_file(audit, &ca_file, PGTLS_SEV_CRITICAL, "certificate");
+	}
+	if (is_set(ssl_crl_file) &&
+		read_audit_file(audit, &crl_file, "ssl_crl_file", ssl_crl_file, false, PGTLS_SEV_CRITICAL))
+		check_crl(audit, &crl_file, revoked);
+
+	foreach(lc, chain)
+		check_cert(audit, cert_file.path, lfirst(lc), foreach_current_index(lc) == 0 ? CERT_SERVER : CERT_CHAIN);
+	if (chain != NIL)
+	{
+		check_purpose(audit, cert_file.path, linitial(chain));
+		check_names(audit, cert_file.path, linitial(chain));
+		if (trusted != NIL)
+			check_chain(audit, cert_file.path, chain, trusted, ca_file.path);
+	}
+	foreach(lc, trusted)
+	{
+		/* our own CA is judged once, as ours */
+		if (our_ca != NULL && X509_cmp(lfirst(lc), our_ca) == 0)
+			continue;
+		check_cert(audit, ca_file.path, lfirst(lc), CERT_TRUSTED);
+	}
+	if (have_ca && our_ca != NULL)
+	{
+		bool		found = false;
+
+		foreach(lc, trusted)
+			found |= X509_cmp(lfirst(lc), our_ca) == 0;
+		if (!found)
+			pgtls_finding(audit, PGTLS_SEV_MEDIUM, "ca.not_trusted", ca_file.path, 0, NULL,
+						  psprintf("ssl_ca_file \"%s\" does not contain the pgtls_admin CA, so the server refuses client certificates from pgtls_issue_client()", ca_file.path),
+						  psprintf("Add the output of SELECT pgtls_ca_cert(); to \"%s\" (or run SELECT pgtls_enable_ssl();) and reload.", ca_file.path));
+	}
+	check_server_load(audit);
+	our_ca = NULL;
+}
+
+void
+pgtls_audit_extension_ca(PgtlsAudit *audit)
+{
+	char	   *cert_path = pgtls_resolve_path(pgtls_ca_cert_file);
+	char	   *key_path = pgtls_resolve_path(pgtls_ca_key_file);
+	struct stat cst;
+	struct stat kst;
+	bool		have_cert = stat(cert_path, &cst) == 0;
+	bool		have_key = stat(key_path, &kst) == 0;
+	AuditFile	f;
+	List	   *certs;
+	int			count;
+	TimestampTz first;
+
+	our_ca = NULL;
+	if (!have_cert && !have_key)
+	{
+		pgtls_finding(audit, PGTLS_SEV_LOW, "ca.missing", cert_path, 0, NULL,
+					  psprintf("pgtls_admin has no CA: \"%s\" and \"%s\" do not exist", cert_path, key_path),
+					  pstrdup("Run SELECT pgtls_init_ca(); or adopt an existing CA with pgtls_import_ca(cert, key)."));
+		return;
+	}
+	if (!have_cert || !have_key)
+	{
+		pgtls_finding(audit, PGTLS_SEV_HIGH, "ca.missing", have_cert ? key_path : cert_path, 0, NULL,
+					  psprintf("the pgtls_admin CA %s \"%s\" is missing, so nothing can be issued",
+							   have_cert ? "private key" : "certificate", have_cert ? key_path : cert_path),
+					  pstrdup("Restore the file from a backup, or start over with SELECT pgtls_init_ca(replace => true);"));
+		if (!have_cert)
+			return;
+	}
+	if (have_key)
+	{
+		const char *problem = pgtls_key_permission_problem(key_path, &kst);
+
+		audit->files_checked++;
+		if (problem != NULL)
+			pgtls_finding(audit, PGTLS_SEV_HIGH, "ca.key_permissions", key_path, 0, NULL,
+						  psprintf("the pgtls_admin CA key \"%s\" %s (mode %04o): pgtls_admin refuses to use it, and others may read it",
+								   key_path, problem, (unsigned int) (kst.st_mode & 07777)),
+						  psprintf("Run: chmod 0600 \"%s\" (as its owner, the database user), and consider a new CA if others could read it.", key_path));
+	}
+	if (!read_audit_file(audit, &f, "pgtls_admin.ca_cert_file", pgtls_ca_cert_file, false, PGTLS_SEV_HIGH))
+		return;
+	certs = read_certs(&f);
+	if (certs == NIL)
+	{
+		invalid_file(audit, &f, PGTLS_SEV_HIGH, "certificate");
+		return;
+	}
+	our_ca = linitial(certs);
+	check_cert(audit, f.path, our_ca, CERT_OUR_CA);
+
+	if (pgtls_registry_expiring(pgtls_expiry_warning_days, &count, &first) && count > 0)
+		pgtls_finding(audit, PGTLS_SEV_LOW, "client.expiring", NULL, 0, NULL,
+					  psprintf("%d client certificate%s issued by pgtls_admin expire%s within %d days (the first on %s)",
+							   count, count == 1 ? "" : "s", count == 1 ? "s" : "", pgtls_expiry_warning_days,
+							   timestamptz_to_str(first)),
+					  pstrdup("See SELECT * FROM pgtls_expiring_certificates; and renew them with pgtls_renew(serial)."));
+}
+
+/* The leaf certificate in ssl_cert_file as it is on disk now. */
+X509 *
+pgtls_server_cert(void)
+{
+	char	   *path = pgtls_resolve_path(ssl_cert_file);
+	size_t		len;
+	char	   *pem = pgtls_read_file(path, "server certificate file", "Check ssl_cert_file, or run SELECT pgtls_enable_ssl();", false, &len);
+
+	return pgtls_parse_cert(pem, (int) len, "ssl_cert_file", NULL);
+}
