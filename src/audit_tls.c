@@ -459,7 +459,8 @@ check_chain(PgtlsAudit *audit, const char *path, List *chain, List *trusted, con
 		X509_STORE_add_cert(store, lfirst(lc));
 	if (!X509_STORE_CTX_init(ctx, store, linitial(chain), cert_stack(chain, 1)))
 		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not set up certificate verification");
-	X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_SERVER);
+	/* validity and purpose have findings of their own */
+	X509_STORE_CTX_set_flags(ctx, X509_V_FLAG_NO_CHECK_TIME);
 	if (X509_verify_cert(ctx) == 1)
 		return;
 	err = X509_STORE_CTX_get_error(ctx);
@@ -587,21 +588,26 @@ server_load_error(void)
 	return captured != NIL ? (char *) linitial(captured) : pstrdup("the server could not load its SSL configuration");
 }
 
-static time_t
+/* When a file named by a setting last changed (contents or mode), in server time. */
+static TimestampTz
 changed_at(const char *setting)
 {
 	struct stat st;
+	struct timespec t;
 
 	if (!is_set(setting) || stat(pgtls_resolve_path(setting), &st) < 0)
 		return 0;
-	return Max(st.st_mtime, st.st_ctime);
+	t = (st.st_ctim.tv_sec > st.st_mtim.tv_sec ||
+		 (st.st_ctim.tv_sec == st.st_mtim.tv_sec && st.st_ctim.tv_nsec > st.st_mtim.tv_nsec))
+		? st.st_ctim : st.st_mtim;
+	return time_t_to_timestamptz(t.tv_sec) + t.tv_nsec / 1000;
 }
 
 static void
 check_server_load(PgtlsAudit *audit)
 {
 	char	   *error;
-	time_t		newest;
+	TimestampTz newest;
 
 	if (is_set(ssl_passphrase_command) && ssl_passphrase_command_supports_reload)
 		return;					/* trying would run the command */
@@ -610,7 +616,7 @@ check_server_load(PgtlsAudit *audit)
 		return;
 	newest = Max(Max(changed_at(ssl_cert_file), changed_at(ssl_key_file)),
 				 Max(changed_at(ssl_ca_file), changed_at(ssl_crl_file)));
-	if (timestamptz_to_time_t(PgReloadTime) >= newest)
+	if (PgReloadTime >= newest)
 		pgtls_finding(audit, PGTLS_SEV_CRITICAL, "ssl.reload_rejected", NULL, 0, NULL,
 					  psprintf("the server rejected its SSL files at the last configuration load (%s): %s. It keeps serving the certificate it had before, and will not start after a restart",
 							   timestamptz_to_str(PgReloadTime), error),

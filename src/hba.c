@@ -175,6 +175,8 @@ pgtls_hba_read(void)
 			rule->hba = parse_hba_line(tok, DEBUG3);
 		if (tok->err_msg != NULL)
 			rule->error = mask_values(tok->err_msg, secrets);
+		else if (rule->hba == NULL)
+			rule->error = pstrdup("the server rejects this line (its reason is logged at the next reload)");
 		rule->warning = (rule->hba != NULL && rule->error != NULL);
 		if (rule->hba == NULL)
 			result->nerrors++;
@@ -1315,8 +1317,8 @@ check_reach(RuleCtx *r, Shadow *s, TokenSet *db, TokenSet *role)
 		char	   *lines = line_list(by, nby);
 
 		rule_finding(r, PGTLS_SEV_MEDIUM, "hba.shadowed",
-					 psprintf("line %d can never match: line %s %s every connection it would", line, lines,
-							  strchr(lines, ' ') ? "take" : "takes"),
+					 psprintf("line %d can never match: line%s %s %s every connection it would", line,
+							  strchr(lines, ' ') ? "s" : "", lines, strchr(lines, ' ') ? "take" : "takes"),
 					 psprintf("Move line %d above line %s, or delete it.", line, lines));
 	}
 	else if (hba->conntype == ctHost && plain_line == INT_MAX && hba->auth_method != uaReject)
