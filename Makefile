@@ -8,7 +8,7 @@ DATA = pgtls_admin--1.0.sql
 SCRIPTS = bin/pgtls-client-cert
 PGFILEDESC = "pgtls_admin - TLS and certificate authentication from SQL"
 
-REGRESS = setup ca issue cert_info privileges lifecycle formats
+REGRESS = setup ca issue cert_info privileges lifecycle formats audit
 TAP_TESTS = 1
 
 PG_CPPFLAGS = -I$(srcdir)/include -Wall -Wextra -Wno-unused-parameter

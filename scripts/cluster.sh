@@ -2,7 +2,9 @@
 # Source this file; clusters run as the postgres OS user on a private port
 # and socket directory, and listen on 127.0.0.1 only.
 #
-#   cluster_start DIR PORT        initdb (UTF8) and start; exports PGHOST/PGPORT
+#   cluster_start DIR PORT [HBA]  initdb (UTF8) and start; exports PGHOST/PGPORT;
+#                                 HBA is a directory whose files (pg_hba.conf
+#                                 and what it includes) go into the data dir
 #   cluster_start_temp NAME PORT  the same in a new /tmp/NAME.XXXXXX, set as
 #                                 CLUSTER_DIR and stopped when the shell exits
 #   cluster_stop DIR              stop (fast) if running
@@ -17,7 +19,7 @@ as_pg() {
 }
 
 cluster_start() {
-	local dir=$1 port=$2
+	local dir=$1 port=$2 hba=${3:-}
 	mkdir -p "$dir"
 	chown postgres: "$dir" 2>/dev/null || true
 	as_pg "$PGBIN/initdb" -D "$dir/data" -E UTF8 --locale=C -A trust -U postgres >"$dir/initdb.log" 2>&1 ||
@@ -28,6 +30,9 @@ port = $port
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$dir/sock'
 CONF
+	if [ -n "$hba" ]; then
+		cp "$hba"/* "$dir/data/" && chown postgres: "$dir/data/"* 2>/dev/null || true
+	fi
 	as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null ||
 		{ cat "$dir/server.log"; return 1; }
 	export PGHOST=$dir/sock PGPORT=$port PGUSER=postgres

@@ -24,6 +24,7 @@ max_connections = 20
 shared_buffers = 16MB
 autovacuum = off
 CONF
+cp "$ROOT/sql/hba/"* "$DIR/data/" && chown postgres: "$DIR/data/"*
 
 as_pg bash -c "exec valgrind --quiet --tool=memcheck --leak-check=full \
 	--show-leak-kinds=definite --errors-for-leak-kinds=definite \
