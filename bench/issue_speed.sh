@@ -26,7 +26,9 @@ fi
 cluster_start_temp pgtls_bench "${PGTLS_BENCH_PORT:-55453}"
 W=$CLUSTER_DIR
 sql() { cluster_sql -q "$@"; }
-sql -c "CREATE EXTENSION pgtls_admin" -c "SELECT pgtls_init_ca()" -c "CREATE ROLE bench LOGIN" >/dev/null
+# a certificate rule for the role, as in real use (else every call adds a NOTICE)
+echo "hostssl all bench 127.0.0.1/32 cert" >>"$W/data/pg_hba.conf"
+sql -c "SELECT pg_reload_conf()" -c "CREATE EXTENSION pgtls_admin" -c "SELECT pgtls_init_ca()" -c "CREATE ROLE bench LOGIN" >/dev/null
 gcc -O2 -o "$W/raw_issue" "$ROOT/bench/raw_issue.c" -lcrypto
 cp "$W/data/pgtls/ca.crt" "$W/data/pgtls/ca.key" "$W/"
 

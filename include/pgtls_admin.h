@@ -113,6 +113,7 @@ typedef struct PgtlsCertInfo
 #define PGTLS_CERT_TEXT_HINT "Pass the whole PEM text of a certificate, BEGIN and END lines included."
 #define PGTLS_KEY_TEXT_HINT "Pass the whole PEM text of an unencrypted private key, BEGIN and END lines included."
 extern X509 *pgtls_parse_cert(const char *pem, int len, const char *what, const char *hint);
+extern int	pgtls_no_passphrase(char *buf, int size, int rwflag, void *u);
 extern EVP_PKEY *pgtls_parse_private_key(const char *pem, int len, const char *what,
 										 const char *hint);
 extern void pgtls_describe_cert(X509 *cert, PgtlsCertInfo *info);

@@ -16,7 +16,7 @@ sql() { cluster_sql "$@"; }
 
 # Certificates are the only way in over TCP; plain text is rejected.
 cat >"$DATA/pg_hba.conf" <<HBA
-local   all all                trust
+local   all postgres           peer
 hostssl all all 127.0.0.1/32   cert
 host    all all 127.0.0.1/32   reject
 HBA
@@ -58,4 +58,11 @@ echo "=== what was issued (pgtls_certificates)"
 sql -c "SELECT kind, role, subject, key_type, not_after::date, revoked_at IS NOT NULL AS revoked FROM pgtls_certificates ORDER BY issued_at"
 echo "=== the client certificate (pgtls_cert_info)"
 sql -xc "SELECT subject, issuer, eku, key_usage, key_type, signature_algorithm, not_after FROM pgtls_cert_info(pg_read_file('$CLIENT/postgresql.crt'))"
+echo "=== which pg_hba.conf rule a connection hits (pgtls_hba_match)"
+sql -c "SELECT 'user1 with TLS' AS connection, * FROM pgtls_hba_match('user1', 'postgres', '127.0.0.1')
+	UNION ALL SELECT 'user1 without TLS', * FROM pgtls_hba_match('user1', 'postgres', '127.0.0.1', false)"
+echo "=== the live server certificate (pgtls_server_cert_info)"
+sql -xc "SELECT subject, issuer, san, eku, key_type, not_after FROM pgtls_server_cert_info()"
+echo "=== the audit of ssl settings, certificate files and pg_hba.conf (pgtls_hba_check)"
+sql -xc "SELECT * FROM pgtls_hba_check()"
 echo "demo finished: the cluster in $DEMO is stopped on exit"

@@ -483,13 +483,6 @@ os_user(void)
 	return name ? name : "postgres";
 }
 
-static int
-no_passphrase(char *buf, int size, int rwflag, void *u)
-{
-	*(bool *) u = true;
-	return -1;
-}
-
 static EVP_PKEY *
 check_key_file(PgtlsAudit *audit, const AuditFile *f, X509 *leaf, const char *check_id)
 {
@@ -506,7 +499,7 @@ check_key_file(PgtlsAudit *audit, const AuditFile *f, X509 *leaf, const char *ch
 					  psprintf("Run: chown %s \"%s\" && chmod 0600 \"%s\" (copies of the data directory often lose these modes).",
 							   os_user(), f->path, f->path));
 	bio = pgtls_mem_bio(f->data, (int) f->len);
-	key = pgtls_own_pkey(PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, &encrypted));
+	key = pgtls_own_pkey(PEM_read_bio_PrivateKey(bio, NULL, pgtls_no_passphrase, &encrypted));
 	pgtls_ossl_clear();
 	if (key == NULL && encrypted)
 	{

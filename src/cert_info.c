@@ -82,9 +82,9 @@ pgtls_parse_cert(const char *pem, int len, const char *what, const char *hint)
 	return cert;
 }
 
-/* Refuse to prompt: a passphrase-protected key is an input error here. */
-static int
-no_passphrase(char *buf, int size, int rwflag, void *u)
+/* Refuse to prompt: records in *(bool *) u that the key needed a passphrase. */
+int
+pgtls_no_passphrase(char *buf, int size, int rwflag, void *u)
 {
 	*(bool *) u = true;
 	return -1;
@@ -98,7 +98,7 @@ pgtls_parse_private_key(const char *pem, int len, const char *what, const char *
 	EVP_PKEY   *key;
 
 	pgtls_ossl_clear();
-	key = pgtls_own_pkey(PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, &encrypted));
+	key = pgtls_own_pkey(PEM_read_bio_PrivateKey(bio, NULL, pgtls_no_passphrase, &encrypted));
 	if (key == NULL && encrypted)
 	{
 		pgtls_ossl_clear();

@@ -22,6 +22,8 @@ my $fuzz_n = $ENV{PGTLS_FUZZ_N} // 20000;
 my $node = PostgreSQL::Test::Cluster->new('robust');
 $node->init;
 $node->append_conf('postgresql.conf', "log_statement = 'none'\nlog_min_messages = warning\n");
+# certificate rules, as in real use: issuing then has nothing to warn about
+write_cert_only_hba($node);
 $node->start;
 $node->safe_psql('postgres',
 	'CREATE EXTENSION pgtls_admin; CREATE ROLE user1 LOGIN; SELECT pgtls_init_ca();');
