@@ -82,8 +82,8 @@ extern bool pgtls_hba_admits_cert(Oid roleid, const char *role);
 
 /* ---- src/audit_tls.c: ssl settings, the files they name, the extension's CA ---- */
 extern void pgtls_audit_settings(PgtlsAudit *audit);
-extern void pgtls_audit_server_files(PgtlsAudit *audit);
-extern void pgtls_audit_extension_ca(PgtlsAudit *audit);
+extern X509 *pgtls_audit_extension_ca(PgtlsAudit *audit);
+extern void pgtls_audit_server_files(PgtlsAudit *audit, X509 *our_ca);
 extern X509 *pgtls_server_cert(void);
 
 #endif							/* PGTLS_AUDIT_H */

@@ -59,8 +59,7 @@ pgtls_audit_run(void)
 
 	pgtls_hba_audit(pgtls_hba_read(), &audit);
 	pgtls_audit_settings(&audit);
-	pgtls_audit_extension_ca(&audit);
-	pgtls_audit_server_files(&audit);
+	pgtls_audit_server_files(&audit, pgtls_audit_extension_ca(&audit));
 	if (audit.findings == NIL)
 		pgtls_finding(&audit, PGTLS_SEV_INFO, "summary", NULL, 0, NULL,
 					  psprintf("no problems found in %d pg_hba.conf line%s, the ssl settings and %d file%s",

@@ -675,10 +675,9 @@ check_crl(PgtlsAudit *audit, const AuditFile *f, List *revoked)
 /* ---------------------------------------------------------------------
  * Entry points
  * --------------------------------------------------------------------- */
-static X509 *our_ca = NULL;		/* set by pgtls_audit_extension_ca for this call */
-
+/* our_ca: the extension's CA certificate, or NULL; it is judged once, as ours */
 void
-pgtls_audit_server_files(PgtlsAudit *audit)
+pgtls_audit_server_files(PgtlsAudit *audit, X509 *our_ca)
 {
 	AuditFile	cert_file;
 	AuditFile	key_file;
@@ -730,7 +729,6 @@ pgtls_audit_server_files(PgtlsAudit *audit)
 	}
 	foreach(lc, trusted)
 	{
-		/* our own CA is judged once, as ours */
 		if (our_ca != NULL && X509_cmp(lfirst(lc), our_ca) == 0)
 			continue;
 		check_cert(audit, ca_file.path, lfirst(lc), CERT_TRUSTED);
@@ -747,10 +745,10 @@ pgtls_audit_server_files(PgtlsAudit *audit)
 						  psprintf("Add the output of SELECT pgtls_ca_cert(); to \"%s\" (or run SELECT pgtls_enable_ssl();) and reload.", ca_file.path));
 	}
 	check_server_load(audit);
-	our_ca = NULL;
 }
 
-void
+/* Returns the extension's CA certificate, or NULL when there is none to read. */
+X509 *
 pgtls_audit_extension_ca(PgtlsAudit *audit)
 {
 	char	   *cert_path = pgtls_resolve_path(pgtls_ca_cert_file);
@@ -763,14 +761,14 @@ pgtls_audit_extension_ca(PgtlsAudit *audit)
 	List	   *certs;
 	int			count;
 	TimestampTz first;
+	X509	   *our_ca;
 
-	our_ca = NULL;
 	if (!have_cert && !have_key)
 	{
 		pgtls_finding(audit, PGTLS_SEV_LOW, "ca.missing", cert_path, 0, NULL,
 					  psprintf("pgtls_admin has no CA: \"%s\" and \"%s\" do not exist", cert_path, key_path),
 					  pstrdup("Run SELECT pgtls_init_ca(); or adopt an existing CA with pgtls_import_ca(cert, key)."));
-		return;
+		return NULL;
 	}
 	if (!have_cert || !have_key)
 	{
@@ -779,7 +777,7 @@ pgtls_audit_extension_ca(PgtlsAudit *audit)
 							   have_cert ? "private key" : "certificate", have_cert ? key_path : cert_path),
 					  pstrdup("Restore the file from a backup, or start over with SELECT pgtls_init_ca(replace => true);"));
 		if (!have_cert)
-			return;
+			return NULL;
 	}
 	if (have_key)
 	{
@@ -793,12 +791,12 @@ pgtls_audit_extension_ca(PgtlsAudit *audit)
 						  psprintf("Run: chmod 0600 \"%s\" (as its owner, the database user), and consider a new CA if others could read it.", key_path));
 	}
 	if (!read_audit_file(audit, &f, "pgtls_admin.ca_cert_file", pgtls_ca_cert_file, false, PGTLS_SEV_HIGH))
-		return;
+		return NULL;
 	certs = read_certs(&f);
 	if (certs == NIL)
 	{
 		invalid_file(audit, &f, PGTLS_SEV_HIGH, "certificate");
-		return;
+		return NULL;
 	}
 	our_ca = linitial(certs);
 	check_cert(audit, f.path, our_ca, CERT_OUR_CA);
@@ -809,6 +807,7 @@ pgtls_audit_extension_ca(PgtlsAudit *audit)
 							   count, count == 1 ? "" : "s", count == 1 ? "s" : "", pgtls_expiry_warning_days,
 							   timestamptz_to_str(first)),
 					  pstrdup("See SELECT * FROM pgtls_expiring_certificates; and renew them with pgtls_renew(serial)."));
+	return our_ca;
 }
 
 /* The leaf certificate in ssl_cert_file as it is on disk now. */

@@ -135,28 +135,12 @@ like($err, qr/the request's key \(rsa-1024, 1024 bits\) is not accepted/, 'an RS
 
 # --- an expired certificate from the same CA is refused
 my $e = PostgreSQL::Test::Utils::tempdir;
-write_file_0600("$e/ca.cnf", <<"CNF");
-[ ca ]
-default_ca = d
-[ d ]
-database = $e/index.txt
-new_certs_dir = $e
-serial = $e/serial
-default_md = sha256
-policy = p
-[ p ]
-commonName = supplied
-[ client ]
-extendedKeyUsage = clientAuth
-CNF
-write_file_0600("$e/index.txt", '');
-write_file_0600("$e/serial", "1000\n");
 openssl('req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
 	'-keyout', "$e/postgresql.key", '-subj', '/CN=user1', '-out', "$e/req.csr");
 chmod 0600, "$e/postgresql.key";
-openssl('ca', '-batch', '-config', "$e/ca.cnf", '-cert', "$dd/pgtls/ca.crt", '-keyfile', "$dd/pgtls/ca.key",
-	'-in', "$e/req.csr", '-out', "$e/postgresql.crt", '-startdate', '20200101000000Z',
-	'-enddate', '20200201000000Z', '-extensions', 'client', '-notext');
+cli_ca_sign($e, "$e/req.csr", "$e/postgresql.crt", 'extendedKeyUsage = clientAuth',
+	ca_cert => "$dd/pgtls/ca.crt", ca_key => "$dd/pgtls/ca.key",
+	dates => [ '-startdate', '20200101000000Z', '-enddate', '20200201000000Z' ]);
 write_file_0600("$e/root.crt", slurp_file("$c/root.crt"));
 $node->connect_fails(client_connstr($e, 'user1'), 'an expired certificate is refused',
 	expected_stderr => qr/certificate expired/);

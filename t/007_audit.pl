@@ -191,32 +191,16 @@ expect(['summary'], 'key fixed: clean again');
 
 # --- certificate files made with the openssl CLI
 my $e = PostgreSQL::Test::Utils::tempdir;
-write_file_0600("$e/index.txt", '');
-write_file_0600("$e/serial", "2000\n");
 
 sub cli_cert
 {
 	my ($name, %o) = @_;
-	write_file_0600("$e/ca.cnf", <<"CNF");
-[ ca ]
-default_ca = d
-[ d ]
-database = $e/index.txt
-new_certs_dir = $e
-serial = $e/serial
-unique_subject = no
-policy = p
-[ p ]
-commonName = supplied
-[ ext ]
-$o{ext}
-CNF
 	openssl('req', '-new', '-newkey', @{ $o{key} }, '-nodes', '-keyout', "$dd/$name.key",
 		'-subj', '/CN=localhost', '-out', "$e/$name.csr");
 	chmod 0600, "$dd/$name.key";
-	openssl('ca', '-batch', '-config', "$e/ca.cnf", '-cert', ($o{ca_cert} // "$dd/pgtls/ca.crt"),
-		'-keyfile', ($o{ca_key} // "$dd/pgtls/ca.key"), '-in', "$e/$name.csr", '-out', "$dd/$name.crt",
-		'-md', ($o{md} // 'sha256'), '-extensions', 'ext', '-notext', @{ $o{dates} });
+	cli_ca_sign($e, "$e/$name.csr", "$dd/$name.crt", $o{ext},
+		ca_cert => $o{ca_cert} // "$dd/pgtls/ca.crt", ca_key => $o{ca_key} // "$dd/pgtls/ca.key",
+		md => $o{md}, dates => $o{dates});
 	return;
 }
 

@@ -13,7 +13,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 our @EXPORT = qw(tls_cluster sql_tls_cluster write_cert_only_hba write_file_0600
-  client_files client_connstr openssl);
+  client_files client_connstr openssl cli_ca_sign);
 
 # Run the openssl command-line tool; die with its output on failure.
 sub openssl
@@ -23,6 +23,38 @@ sub openssl
 	my $ok = IPC::Run::run([ 'openssl', @args ], '>', \$stdout, '2>', \$stderr);
 	die "openssl @args failed: $stderr" unless $ok;
 	return $stdout;
+}
+
+# Sign a request with "openssl ca", as the tutorials do, in $dir (its index
+# and serial are kept there).  $ext: the extension lines of the certificate;
+# %o: ca_cert, ca_key (files), md (default sha256), dates (extra arguments
+# such as -days 5 or -startdate/-enddate).
+sub cli_ca_sign
+{
+	my ($dir, $csr, $out, $ext, %o) = @_;
+	if (!-e "$dir/index.txt")
+	{
+		write_file_0600("$dir/index.txt", '');
+		write_file_0600("$dir/serial", "1000\n");
+	}
+	write_file_0600("$dir/ca.cnf", <<"CNF");
+[ ca ]
+default_ca = d
+[ d ]
+database = $dir/index.txt
+new_certs_dir = $dir
+serial = $dir/serial
+unique_subject = no
+policy = p
+[ p ]
+commonName = supplied
+[ ext ]
+$ext
+CNF
+	openssl('ca', '-batch', '-config', "$dir/ca.cnf", '-cert', $o{ca_cert}, '-keyfile', $o{ca_key},
+		'-in', $csr, '-out', $out, '-md', $o{md} // 'sha256', '-extensions', 'ext', '-notext',
+		@{ $o{dates} // [] });
+	return;
 }
 
 sub write_file_0600
