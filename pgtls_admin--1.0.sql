@@ -113,21 +113,30 @@ AS 'MODULE_PATHNAME', 'pgtls_encrypt_key'
 LANGUAGE C VOLATILE PARALLEL SAFE;
 
 -- Inspection
+-- What pgtls_cert_info() and pgtls_server_cert_info() say about a certificate.
+CREATE TYPE pgtls_cert_details AS (
+    subject             text,
+    issuer              text,
+    serial              text,
+    not_before          timestamptz,
+    not_after           timestamptz,
+    san                 text[],
+    eku                 text[],
+    key_usage           text[],
+    key_type            text,
+    key_bits            int,
+    signature_algorithm text,
+    is_ca               bool,
+    fingerprint_sha256  text
+);
+
 CREATE FUNCTION pgtls_cert_info(certificate text)
-RETURNS TABLE (subject text, issuer text, serial text,
-               not_before timestamptz, not_after timestamptz,
-               san text[], eku text[], key_usage text[],
-               key_type text, key_bits int, signature_algorithm text,
-               is_ca bool, fingerprint_sha256 text)
+RETURNS SETOF pgtls_cert_details
 AS 'MODULE_PATHNAME', 'pgtls_cert_info'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 1;
 
 CREATE FUNCTION pgtls_server_cert_info()
-RETURNS TABLE (subject text, issuer text, serial text,
-               not_before timestamptz, not_after timestamptz,
-               san text[], eku text[], key_usage text[],
-               key_type text, key_bits int, signature_algorithm text,
-               is_ca bool, fingerprint_sha256 text)
+RETURNS SETOF pgtls_cert_details
 AS 'MODULE_PATHNAME', 'pgtls_server_cert_info'
 LANGUAGE C VOLATILE PARALLEL RESTRICTED ROWS 1;
 

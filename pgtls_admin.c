@@ -1,53 +1,41 @@
 /*
  * pgtls_admin.c
- *		Entry points of pgtls_admin: the module magic, the GUCs and the
- *		SQL-callable functions.  The work is done in src/.
+ *		Entry points of pgtls_admin: the module magic, _PG_init (the GUCs)
+ *		and the SQL-callable functions with their argument helpers.  The
+ *		work is done in src/, layer by layer (see pgtls_base.h).
  */
-#include "pgtls_admin.h"
+#include "pgtls_ops.h"
 #include "pgtls_audit.h"
 #include "pgtls_compat.h"
 
-#include <openssl/pem.h>
-
 #include "access/xact.h"
-#include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "postmaster/postmaster.h"
+#include "utils/acl.h"
 #include "utils/array.h"
-#include "utils/inet.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
-#include "utils/syscache.h"
-#include "utils/acl.h"
-#include "postmaster/postmaster.h"
+#include "utils/inet.h"
 #include "utils/timestamp.h"
 
 PG_MODULE_MAGIC;
 
-char	   *pgtls_ca_cert_file = NULL;
-char	   *pgtls_ca_key_file = NULL;
-char	   *pgtls_crl_file = NULL;
-int			pgtls_default_days = 365;
-int			pgtls_max_days = 825;
-int			pgtls_default_key_type = PGTLS_KEY_EC_P256;
-int			pgtls_expiry_warning_days = 30;
-int			pgtls_debug_pause_at = 0;
-
-static const struct config_enum_entry key_type_options[] = {
-	{"ec-p256", PGTLS_KEY_EC_P256, false},
-	{"ec-p384", PGTLS_KEY_EC_P384, false},
-	{"ed25519", PGTLS_KEY_ED25519, false},
-	{"rsa-2048", PGTLS_KEY_RSA_2048, false},
-	{"rsa-3072", PGTLS_KEY_RSA_3072, false},
-	{"rsa-4096", PGTLS_KEY_RSA_4096, false},
-	{NULL, 0, false}
-};
+/* pgtls_admin.default_key_type's values: the key types of x509_build.c */
+static struct config_enum_entry key_type_options[PGTLS_KEY_NTYPES + 1];
 
 void		_PG_init(void);
 
 void
 _PG_init(void)
 {
+	for (int i = 0; i < PGTLS_KEY_NTYPES; i++)
+	{
+		key_type_options[i].name = pgtls_key_type_name((PgtlsKeyType) i);
+		key_type_options[i].val = i;
+		key_type_options[i].hidden = false;
+	}
+
 	DefineCustomStringVariable("pgtls_admin.ca_cert_file",
 							   "CA certificate used to issue certificates.",
 							   "Relative paths are under the data directory.",
@@ -105,6 +93,13 @@ key_type_arg(FunctionCallInfo fcinfo, int n)
 	return pgtls_key_type_from_name(text_to_cstring(PG_GETARG_TEXT_PP(n)));
 }
 
+/* days argument n: NULL means pgtls_admin.default_days */
+static int
+days_arg(FunctionCallInfo fcinfo, int n)
+{
+	return pgtls_validity_days(PG_ARGISNULL(n) ? 0 : PG_GETARG_INT32(n), PG_ARGISNULL(n));
+}
+
 /*
  * Elements of a text[] (as C strings) or inet[] (as inet *) argument; a NULL
  * array or element is an error.
@@ -130,6 +125,34 @@ array_arg(FunctionCallInfo fcinfo, int n, const char *name, Oid elemtype)
 						 : (void *) DatumGetInetPP(elems[i]));
 	}
 	return result;
+}
+
+/*
+ * Start a materialized set-returning call whose SQL definition must have
+ * natts columns: an older or newer install script against this library
+ * gets a clear error instead of rows of the wrong shape.
+ */
+static ReturnSetInfo *
+srf_begin(FunctionCallInfo fcinfo, int natts)
+{
+	ReturnSetInfo *rsinfo;
+
+	pgtls_init_srf(fcinfo);
+	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	if (rsinfo->setDesc->natts != natts)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("incorrect number of output arguments"),
+				 errhint("The installed SQL definition does not match the pgtls_admin library; run ALTER EXTENSION pgtls_admin UPDATE.")));
+	return rsinfo;
+}
+
+static void
+srf_put(FunctionCallInfo fcinfo, Datum *values, bool *nulls)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
 
 /* Copy a text or bytea result out of the work context before it is deleted. */
@@ -213,39 +236,34 @@ Datum
 pgtls_ca_cert(PG_FUNCTION_ARGS)
 {
 	MemoryContext caller = pgtls_work_begin();
+	PgtlsCA		ca;
 	text	   *pem;
 
-	(void) pgtls_ca_load_cert();
-	pem = copy_varlena_to(caller, pgtls_ca_cert_text());
-
+	pgtls_ca_load_cert(&ca);
+	pem = copy_varlena_to(caller, ca.pem);
 	pgtls_work_end(caller);
 	PG_RETURN_TEXT_P(pem);
 }
 
-/*
- * One row of (serial, certificate, private_key, ca_certificate, not_after),
- * for a certificate just issued by the cached CA.
- */
+/* One row of (serial, certificate, private_key, ca_certificate, not_after). */
 static void
-put_issued_row(FunctionCallInfo fcinfo, X509 *cert, text *cert_pem, EVP_PKEY *key)
+put_issued_row(FunctionCallInfo fcinfo, PgtlsIssued *issued)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	Datum		values[5];
 	bool		nulls[5] = {false};
 
-	values[0] = CStringGetTextDatum(pgtls_serial_hex(X509_get0_serialNumber(cert)));
-	values[1] = PointerGetDatum(cert_pem);
-	values[2] = PointerGetDatum(pgtls_private_key_pem(key));
-	values[3] = PointerGetDatum(pgtls_ca_cert_text());
-	values[4] = TimestampTzGetDatum(pgtls_asn1_time_to_timestamptz(X509_get0_notAfter(cert)));
-	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	values[0] = CStringGetTextDatum(pgtls_serial_hex(X509_get0_serialNumber(issued->cert)));
+	values[1] = PointerGetDatum(issued->cert_pem);
+	values[2] = PointerGetDatum(pgtls_private_key_pem(issued->key));
+	values[3] = PointerGetDatum(issued->ca.pem);
+	values[4] = TimestampTzGetDatum(pgtls_asn1_time_to_timestamptz(X509_get0_notAfter(issued->cert)));
+	srf_put(fcinfo, values, nulls);
 }
 
 /* Rows of (setting, value) for the settings an install changed. */
 static void
 put_settings_rows(FunctionCallInfo fcinfo, List *changed)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	ListCell   *lc;
 
 	/* our own backend has not processed the reload yet: report what was written */
@@ -257,7 +275,7 @@ put_settings_rows(FunctionCallInfo fcinfo, List *changed)
 
 		values[0] = CStringGetTextDatum(setting->name);
 		values[1] = CStringGetTextDatum(setting->value);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		srf_put(fcinfo, values, nulls);
 	}
 }
 
@@ -280,21 +298,17 @@ pgtls_issue_client(PG_FUNCTION_ARGS)
 	int			days;
 	PgtlsKeyType key_type;
 	MemoryContext caller;
-	X509	   *cert;
-	X509	   *ca;
-	EVP_PKEY   *key;
+	PgtlsIssued issued;
 
 	roleid = pgtls_check_issue_target(PG_ARGISNULL(0) ? NULL : PG_GETARG_NAME(0), PG_ARGISNULL(0));
 	role = NameStr(*PG_GETARG_NAME(0));
-	days = pgtls_validity_days(PG_ARGISNULL(1) ? 0 : PG_GETARG_INT32(1), PG_ARGISNULL(1));
+	days = days_arg(fcinfo, 1);
 	key_type = key_type_arg(fcinfo, 2);
-	pgtls_init_srf(fcinfo);
+	srf_begin(fcinfo, 5);
 
 	caller = pgtls_work_begin();
-	cert = pgtls_issue_client_cert(role, days, key_type, &ca, &key);
-	put_issued_row(fcinfo, cert,
-				   pgtls_registry_insert_typed(cert, "client", role, pgtls_key_type_name(key_type)),
-				   key);
+	pgtls_issue_client_cert(role, days, key_type, &issued);
+	put_issued_row(fcinfo, &issued);
 	pgtls_work_end(caller);
 	notice_if_no_cert_rule(roleid, role);
 	return (Datum) 0;
@@ -304,16 +318,12 @@ PG_FUNCTION_INFO_V1(pgtls_sign_client_csr);
 Datum
 pgtls_sign_client_csr(PG_FUNCTION_ARGS)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	Oid			roleid;
 	char	   *role;
 	int			days;
 	text	   *csr;
 	MemoryContext caller;
-	X509	   *ca;
-	EVP_PKEY   *ca_key;
-	X509_REQ   *req;
-	X509	   *cert;
+	PgtlsIssued issued;
 	Datum		values[4];
 	bool		nulls[4] = {false};
 
@@ -321,65 +331,51 @@ pgtls_sign_client_csr(PG_FUNCTION_ARGS)
 	role = NameStr(*PG_GETARG_NAME(0));
 	require_arg(fcinfo, 1, "csr");
 	csr = PG_GETARG_TEXT_PP(1);
-	days = pgtls_validity_days(PG_ARGISNULL(2) ? 0 : PG_GETARG_INT32(2), PG_ARGISNULL(2));
-	pgtls_init_srf(fcinfo);
+	days = days_arg(fcinfo, 2);
+	srf_begin(fcinfo, 4);
 
 	caller = pgtls_work_begin();
-	req = pgtls_parse_csr(VARDATA_ANY(csr), VARSIZE_ANY_EXHDR(csr), role);
-	pgtls_ca_load(&ca, &ca_key);
-	cert = pgtls_build_client_cert(role, days, X509_REQ_get0_pubkey(req), ca, ca_key);
-	values[0] = CStringGetTextDatum(pgtls_serial_hex(X509_get0_serialNumber(cert)));
-	values[1] = PointerGetDatum(pgtls_registry_insert(cert, "client", role));
-	values[2] = PointerGetDatum(pgtls_ca_cert_text());
-	values[3] = TimestampTzGetDatum(pgtls_asn1_time_to_timestamptz(X509_get0_notAfter(cert)));
-	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	pgtls_issue_csr_cert(role, VARDATA_ANY(csr), VARSIZE_ANY_EXHDR(csr), days, &issued);
+	values[0] = CStringGetTextDatum(pgtls_serial_hex(X509_get0_serialNumber(issued.cert)));
+	values[1] = PointerGetDatum(issued.cert_pem);
+	values[2] = PointerGetDatum(issued.ca.pem);
+	values[3] = TimestampTzGetDatum(pgtls_asn1_time_to_timestamptz(X509_get0_notAfter(issued.cert)));
+	srf_put(fcinfo, values, nulls);
 	pgtls_work_end(caller);
 	notice_if_no_cert_rule(roleid, role);
 	return (Datum) 0;
 }
 
-/* A new server key and certificate; the caller is a superuser. */
-static X509 *
-issue_server(FunctionCallInfo fcinfo, X509 **ca, EVP_PKEY **ca_key, EVP_PKEY **key,
-			 text **cert_pem)
+/* A new server key and certificate from the arguments (dns, ips, days, key_type). */
+static void
+issue_server(FunctionCallInfo fcinfo, PgtlsIssued *issued)
 {
 	List	   *dns = array_arg(fcinfo, 0, "dns_names", TEXTOID);
 	List	   *ips = array_arg(fcinfo, 1, "ip_addresses", INETOID);
-	int			days = pgtls_validity_days(PG_ARGISNULL(2) ? 0 : PG_GETARG_INT32(2), PG_ARGISNULL(2));
+	int			days = days_arg(fcinfo, 2);
 	PgtlsKeyType key_type = key_type_arg(fcinfo, 3);
-	X509	   *cert;
 
-	pgtls_check_server_names(dns, ips);
-	pgtls_ca_load(ca, ca_key);
-	*key = pgtls_generate_key(key_type);
-	cert = pgtls_build_server_cert(dns, ips, days, *key, *ca, *ca_key);
-	*cert_pem = pgtls_registry_insert(cert, "server", NULL);
-	return cert;
+	pgtls_issue_server_cert(dns, ips, days, key_type, issued);
 }
 
 PG_FUNCTION_INFO_V1(pgtls_issue_server);
 Datum
 pgtls_issue_server(PG_FUNCTION_ARGS)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	MemoryContext caller;
-	X509	   *ca;
-	EVP_PKEY   *ca_key;
-	EVP_PKEY   *key;
-	X509	   *cert;
-	text	   *cert_pem;
+	PgtlsIssued issued;
 	Datum		values[4];
 	bool		nulls[4] = {false};
 
 	pgtls_require_superuser("issue server certificates");
-	pgtls_init_srf(fcinfo);
+	srf_begin(fcinfo, 4);
 	caller = pgtls_work_begin();
-	cert = issue_server(fcinfo, &ca, &ca_key, &key, &cert_pem);
-	values[0] = CStringGetTextDatum(pgtls_serial_hex(X509_get0_serialNumber(cert)));
-	values[1] = PointerGetDatum(cert_pem);
-	values[2] = PointerGetDatum(pgtls_private_key_pem(key));
-	values[3] = TimestampTzGetDatum(pgtls_asn1_time_to_timestamptz(X509_get0_notAfter(cert)));
-	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	issue_server(fcinfo, &issued);
+	values[0] = CStringGetTextDatum(pgtls_serial_hex(X509_get0_serialNumber(issued.cert)));
+	values[1] = PointerGetDatum(issued.cert_pem);
+	values[2] = PointerGetDatum(pgtls_private_key_pem(issued.key));
+	values[3] = TimestampTzGetDatum(pgtls_asn1_time_to_timestamptz(X509_get0_notAfter(issued.cert)));
+	srf_put(fcinfo, values, nulls);
 	pgtls_work_end(caller);
 	return (Datum) 0;
 }
@@ -389,47 +385,17 @@ Datum
 pgtls_enable_ssl(PG_FUNCTION_ARGS)
 {
 	MemoryContext caller;
-	X509	   *ca;
-	EVP_PKEY   *ca_key;
-	EVP_PKEY   *key;
-	X509	   *cert;
-	text	   *cert_pem;
+	PgtlsIssued issued;
 
 	pgtls_require_superuser("enable TLS");
 	pgtls_require_primary();
 	PreventInTransactionBlock(true, "pgtls_enable_ssl()");
-	pgtls_init_srf(fcinfo);
+	srf_begin(fcinfo, 2);
 	caller = pgtls_work_begin();
-	cert = issue_server(fcinfo, &ca, &ca_key, &key, &cert_pem);
-	put_settings_rows(fcinfo, pgtls_install_server(cert, NULL, key, ca, ca_key));
+	issue_server(fcinfo, &issued);
+	put_settings_rows(fcinfo, pgtls_install_server(issued.cert, NULL, issued.key, &issued.ca));
 	pgtls_work_end(caller);
 	return (Datum) 0;
-}
-
-/* Every certificate in pem: the first is the leaf, the rest its chain. */
-static X509 *
-parse_cert_chain(text *pem, STACK_OF(X509) **chain)
-{
-	X509	   *leaf = pgtls_parse_cert(VARDATA_ANY(pem), VARSIZE_ANY_EXHDR(pem),
-										"certificate", PGTLS_CERT_TEXT_HINT);
-	BIO		   *bio = pgtls_mem_bio(VARDATA_ANY(pem), VARSIZE_ANY_EXHDR(pem));
-	X509	   *x;
-
-	*chain = pgtls_own(sk_X509_new_null(), pgtls_free_x509_stack);
-	x = PEM_read_bio_X509(bio, NULL, NULL, NULL);	/* the leaf, parsed above */
-	if (*chain == NULL || x == NULL)
-		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not read the certificate chain");
-	X509_free(x);
-	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
-	{
-		if (sk_X509_push(*chain, x) <= 0)
-		{
-			X509_free(x);
-			pgtls_ossl_raise(ERRCODE_OUT_OF_MEMORY, "could not read the certificate chain");
-		}
-	}
-	pgtls_ossl_clear();			/* the end of input reads as an error */
-	return leaf;
 }
 
 PG_FUNCTION_INFO_V1(pgtls_install_server_cert);
@@ -447,22 +413,22 @@ pgtls_install_server_cert(PG_FUNCTION_ARGS)
 	require_arg(fcinfo, 1, "private_key");
 	cert_text = PG_GETARG_TEXT_PP(0);
 	key_text = PG_GETARG_TEXT_PP(1);
-	pgtls_init_srf(fcinfo);
+	srf_begin(fcinfo, 2);
 	caller = pgtls_work_begin();
 	PG_TRY();
 	{
 		STACK_OF(X509) *chain;
-		X509	   *leaf = parse_cert_chain(cert_text, &chain);
+		X509	   *leaf = pgtls_parse_cert_chain(VARDATA_ANY(cert_text), VARSIZE_ANY_EXHDR(cert_text),
+												  &chain);
 		EVP_PKEY   *key = pgtls_parse_private_key(VARDATA_ANY(key_text), VARSIZE_ANY_EXHDR(key_text),
 												  "private_key", PGTLS_KEY_TEXT_HINT);
-		X509	   *ca;
-		EVP_PKEY   *ca_key;
+		PgtlsCA		ca;
 		PgtlsRegistryRow row;
 
-		pgtls_ca_load(&ca, &ca_key);
+		pgtls_ca_load(&ca);
 		if (!pgtls_registry_lookup(pgtls_serial_hex(X509_get0_serialNumber(leaf)), &row))
-			pgtls_registry_insert(leaf, "server", NULL);
-		put_settings_rows(fcinfo, pgtls_install_server(leaf, chain, key, ca, ca_key));
+			pgtls_registry_insert(leaf, "server", NULL, NULL);
+		put_settings_rows(fcinfo, pgtls_install_server(leaf, chain, key, &ca));
 	}
 	PG_CATCH();
 	{
@@ -499,95 +465,28 @@ pgtls_crl(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(pgtls_crl_text());
 }
 
-/* Server renewal: the same names, rebuilt from the registry's SAN entries. */
-static X509 *
-renew_server(PgtlsRegistryRow *row, int days, PgtlsKeyType key_type,
-			 X509 **ca, EVP_PKEY **key, text **cert_pem)
-{
-	List	   *dns = NIL;
-	List	   *ips = NIL;
-	ListCell   *lc;
-	EVP_PKEY   *ca_key;
-	X509	   *cert;
-
-	pgtls_require_superuser("renew server certificates");
-	foreach(lc, row->san)
-	{
-		char	   *entry = lfirst(lc);
-
-		if (strncmp(entry, "DNS:", 4) == 0)
-			dns = lappend(dns, entry + 4);
-		else if (strncmp(entry, "IP:", 3) == 0)
-			ips = lappend(ips, DatumGetInetPP(DirectFunctionCall1(inet_in, CStringGetDatum(entry + 3))));
-	}
-	pgtls_check_server_names(dns, ips);
-	pgtls_ca_load(ca, &ca_key);
-	*key = pgtls_generate_key(key_type);
-	cert = pgtls_build_server_cert(dns, ips, days, *key, *ca, ca_key);
-	*cert_pem = pgtls_registry_insert(cert, "server", NULL);
-	return cert;
-}
-
 PG_FUNCTION_INFO_V1(pgtls_renew);
 Datum
 pgtls_renew(PG_FUNCTION_ARGS)
 {
 	MemoryContext caller;
-	char	   *serial;
 	int			days;
-	PgtlsRegistryRow row;
-	PgtlsKeyType key_type;
-	X509	   *cert;
-	text	   *cert_pem;
-	X509	   *ca;
-	EVP_PKEY   *key;
+	PgtlsIssued issued;
 
 	require_arg(fcinfo, 0, "serial");
-	days = pgtls_validity_days(PG_ARGISNULL(1) ? 0 : PG_GETARG_INT32(1), PG_ARGISNULL(1));
-	pgtls_init_srf(fcinfo);
+	days = days_arg(fcinfo, 1);
+	srf_begin(fcinfo, 5);
 	caller = pgtls_work_begin();
-	serial = pgtls_normalize_serial(text_to_cstring(PG_GETARG_TEXT_PP(0)));
-	if (!pgtls_registry_lookup(serial, &row))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("no certificate with serial %s was issued here", serial)));
-	if (strcmp(row.kind, "ca") == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("serial %s is a CA certificate", serial),
-				 errhint("Replace the CA with pgtls_init_ca(replace => true).")));
-	if (row.revoked)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("certificate %s is revoked and cannot be renewed", serial),
-				 errhint("Issue a new certificate instead.")));
-	/* the same key type where it is one we issue */
-	key_type = (PgtlsKeyType) pgtls_default_key_type;
-	for (int i = 0; i < PGTLS_KEY_NTYPES; i++)
-		if (strcmp(row.key_type, pgtls_key_type_name(i)) == 0)
-			key_type = (PgtlsKeyType) i;
-
-	if (strcmp(row.kind, "client") == 0)
-	{
-		NameData	role;
-
-		namestrcpy(&role, row.role);
-		pgtls_check_issue_target(&role, false);
-		cert = pgtls_issue_client_cert(row.role, days, key_type, &ca, &key);
-		cert_pem = pgtls_registry_insert(cert, "client", row.role);
-	}
-	else
-		cert = renew_server(&row, days, key_type, &ca, &key, &cert_pem);
-	put_issued_row(fcinfo, cert, cert_pem, key);
+	pgtls_renew_cert(pgtls_normalize_serial(text_to_cstring(PG_GETARG_TEXT_PP(0))), days, &issued);
+	put_issued_row(fcinfo, &issued);
 	pgtls_work_end(caller);
 	return (Datum) 0;
 }
 
-/* One row of pgtls_cert_info() / pgtls_server_cert_info(). */
+/* One row of pgtls_cert_info() / pgtls_server_cert_info(): a pgtls_cert_details. */
 static void
 put_cert_info_row(FunctionCallInfo fcinfo, X509 *cert)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	PgtlsCertInfo info;
 	Datum		values[13];
 	bool		nulls[13] = {false};
@@ -610,7 +509,7 @@ put_cert_info_row(FunctionCallInfo fcinfo, X509 *cert)
 	values[10] = CStringGetTextDatum(info.signature_algorithm);
 	values[11] = BoolGetDatum(info.is_ca);
 	values[12] = CStringGetTextDatum(info.fingerprint_sha256);
-	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	srf_put(fcinfo, values, nulls);
 }
 
 PG_FUNCTION_INFO_V1(pgtls_cert_info);
@@ -620,7 +519,7 @@ pgtls_cert_info(PG_FUNCTION_ARGS)
 	text	   *pem = PG_GETARG_TEXT_PP(0);
 	MemoryContext caller;
 
-	pgtls_init_srf(fcinfo);
+	srf_begin(fcinfo, 13);
 	caller = pgtls_work_begin();
 	put_cert_info_row(fcinfo, pgtls_parse_cert(VARDATA_ANY(pem), VARSIZE_ANY_EXHDR(pem), "certificate",
 											   PGTLS_CERT_TEXT_HINT));
@@ -634,7 +533,7 @@ pgtls_server_cert_info(PG_FUNCTION_ARGS)
 {
 	MemoryContext caller;
 
-	pgtls_init_srf(fcinfo);
+	srf_begin(fcinfo, 13);
 	caller = pgtls_work_begin();
 	put_cert_info_row(fcinfo, pgtls_server_cert());
 	pgtls_work_end(caller);
@@ -645,11 +544,10 @@ PG_FUNCTION_INFO_V1(pgtls_hba_check);
 Datum
 pgtls_hba_check(PG_FUNCTION_ARGS)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	MemoryContext caller;
 	ListCell   *lc;
 
-	pgtls_init_srf(fcinfo);
+	srf_begin(fcinfo, 7);
 	caller = pgtls_work_begin();
 	foreach(lc, pgtls_audit_run())
 	{
@@ -657,7 +555,7 @@ pgtls_hba_check(PG_FUNCTION_ARGS)
 		bool		nulls[7] = {false};
 
 		pgtls_finding_values(lfirst(lc), values, nulls);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		srf_put(fcinfo, values, nulls);
 	}
 	pgtls_work_end(caller);
 	return (Datum) 0;
@@ -680,50 +578,13 @@ connection_arg(FunctionCallInfo fcinfo, PgtlsConnection *conn)
 	conn->database = NameStr(*PG_GETARG_NAME(1));
 	conn->physical_replication = strcmp(conn->database, "replication") == 0;
 	conn->ssl = PG_GETARG_BOOL(3);
-	conn->local = PG_ARGISNULL(2);
-	if (!conn->local)
-	{
-		inet	   *ip = PG_GETARG_INET_PP(2);
-
-		if (ip_family(ip) == PGSQL_AF_INET)
-		{
-			struct sockaddr_in *sin = (struct sockaddr_in *) &conn->addr;
-
-			sin->sin_family = AF_INET;
-			memcpy(&sin->sin_addr, ip_addr(ip), 4);
-			conn->addrlen = sizeof(*sin);
-		}
-		else
-		{
-			struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *) &conn->addr;
-
-			sin6->sin6_family = AF_INET6;
-			memcpy(&sin6->sin6_addr, ip_addr(ip), 16);
-			conn->addrlen = sizeof(*sin6);
-		}
-	}
-	if (conn->local && conn->ssl)
-		conn->ssl = false;		/* Unix-domain sockets never use TLS */
-}
-
-static bool
-role_can_login(Oid roleid)
-{
-	HeapTuple	tup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(roleid));
-	bool		result;
-
-	if (!HeapTupleIsValid(tup))
-		return false;
-	result = ((Form_pg_authid) GETSTRUCT(tup))->rolcanlogin;
-	ReleaseSysCache(tup);
-	return result;
+	pgtls_connection_set_address(conn, PG_ARGISNULL(2) ? NULL : PG_GETARG_INET_PP(2));
 }
 
 PG_FUNCTION_INFO_V1(pgtls_hba_match);
 Datum
 pgtls_hba_match(PG_FUNCTION_ARGS)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	PgtlsConnection conn;
 	PgtlsHbaFile *file;
 	MemoryContext caller;
@@ -732,7 +593,7 @@ pgtls_hba_match(PG_FUNCTION_ARGS)
 	int			i;
 
 	connection_arg(fcinfo, &conn);
-	pgtls_init_srf(fcinfo);
+	srf_begin(fcinfo, 5);
 	caller = pgtls_work_begin();
 	file = pgtls_hba_read();
 	if (file->nerrors > 0)
@@ -760,12 +621,12 @@ pgtls_hba_match(PG_FUNCTION_ARGS)
 		values[2] = CStringGetTextDatum(hba_authname(hba->auth_method));
 		values[3] = pgtls_text_array(options);
 		nulls[3] = options == NIL;
-		if (hba->auth_method != uaReject && !role_can_login(conn.roleid))
+		if (hba->auth_method != uaReject && !pgtls_role_can_login(conn.roleid))
 			values[4] = CStringGetTextDatum("role cannot log in");
 		else
 			values[4] = CStringGetTextDatum(pgtls_hba_verdict(hba));
 	}
-	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	srf_put(fcinfo, values, nulls);
 	pgtls_work_end(caller);
 	return (Datum) 0;
 }

@@ -1,7 +1,7 @@
 /*
  * fuzz_parse.c
  *		libFuzzer harness over pgtls_admin's parsing entry points: the same
- *		src/cert_info.c, src/csr.c and src/ossl.c the extension is built from,
+ *		src/x509_parse.c, src/x509_describe.c, src/x509_csr.c and src/ossl.c the extension is built from,
  *		run against fuzz/pg_shim.c instead of a server.
  *
  * The first input byte picks the entry point and whether the rest is wrapped
@@ -10,7 +10,7 @@
  * memory context, deleted afterwards even after an ERROR, so LeakSanitizer
  * sees any OpenSSL object the ownership callbacks failed to free.
  */
-#include "pgtls_admin.h"
+#include "pgtls_x509.h"
 
 #include <openssl/err.h>
 #include <openssl/pem.h>

@@ -1,7 +1,7 @@
 /*
  * pg_shim.c
- *		Just enough of the backend for the fuzz harness to run src/cert_info.c,
- *		src/csr.c and src/ossl.c outside a server.
+ *		Just enough of the backend for the fuzz harness to run the x509 layer
+ *		(src/x509_*.c) and src/ossl.c outside a server.
  *
  * Memory contexts keep their allocations and reset callbacks so that deleting
  * one frees everything and runs the callbacks, as the backend does; ereport

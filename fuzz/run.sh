@@ -14,7 +14,8 @@ CC=$(command -v clang-14 || command -v clang)
 	-Wno-ignored-attributes -Wno-unknown-attributes -Wno-format \
 	-I "$ROOT/include" -I "$ROOT/fuzz" -I "$(pg_config --includedir-server)" \
 	"$ROOT/fuzz/fuzz_parse.c" "$ROOT/fuzz/pg_shim.c" \
-	"$ROOT/src/cert_info.c" "$ROOT/src/csr.c" "$ROOT/src/ossl.c" \
+	"$ROOT/src/x509_parse.c" "$ROOT/src/x509_describe.c" "$ROOT/src/x509_csr.c" \
+	"$ROOT/src/ossl.c" "$ROOT/src/settings.c" \
 	-lcrypto -o "$W/fuzz_parse"
 
 # Seeds: selector byte (0 cert, 1 key, 2 request; +0x80 wraps DER as PEM) + data.

@@ -1,20 +1,23 @@
 /*
  * pgtls_audit.h
- *		Declarations for the audit: findings, pg_hba.conf rules and matching.
+ *		The audit layer: findings, pg_hba.conf as the server reads and
+ *		matches it, the rule audit, and the TLS settings and files.  It
+ *		builds on the stores and x509 layers and never calls operations.
  *
- * Kept apart from pgtls_admin.h because it pulls in the server's pg_hba
- * structures (libpq/hba.h), which only the audit sources need.
+ * Kept apart from the other headers because it pulls in the server's
+ * pg_hba structures (libpq/hba.h), which only the audit sources need.
  */
 #ifndef PGTLS_AUDIT_H
 #define PGTLS_AUDIT_H
 
-#include "pgtls_admin.h"
+#include "pgtls_stores.h"
 
 #include <sys/socket.h>
 
 #include "libpq/hba.h"
+#include "utils/inet.h"
 
-/* ---- src/audit.c: findings ---- */
+/* ---- src/findings.c: the collector ---- */
 typedef enum PgtlsSeverity
 {
 	PGTLS_SEV_CRITICAL,
@@ -35,11 +38,13 @@ typedef struct PgtlsAudit
 extern void pgtls_finding(PgtlsAudit *audit, PgtlsSeverity severity, const char *check_id,
 						  const char *file_name, int line_number, const char *rule,
 						  char *message, char *hint);
-
-extern List *pgtls_audit_run(void);
+extern void pgtls_findings_sort(PgtlsAudit *audit);
 extern void pgtls_finding_values(void *finding, Datum *values, bool *nulls);
 
-/* ---- src/hba.c: pg_hba.conf as the server reads it ---- */
+/* ---- src/audit.c: the driver ---- */
+extern List *pgtls_audit_run(void);
+
+/* ---- src/hba_read.c: pg_hba.conf as the server reads it ---- */
 typedef struct PgtlsHbaRule
 {
 	int			line;
@@ -57,6 +62,14 @@ typedef struct PgtlsHbaFile
 	PgtlsHbaRule *rules;
 } PgtlsHbaFile;
 
+#define PGTLS_MASK "********"
+
+extern PgtlsHbaFile *pgtls_hba_read(void);
+extern PgtlsHbaFile *pgtls_hba_read_cached(void);
+extern bool pgtls_token_is_keyword(AuthToken *t, const char *keyword);
+
+/* ---- src/hba_match.c: which rule a connection hits (check_hba) ---- */
+
 /* A connection attempt, described the way check_hba() sees it. */
 typedef struct PgtlsConnection
 {
@@ -72,18 +85,70 @@ typedef struct PgtlsConnection
 	char	   *hostname;
 } PgtlsConnection;
 
-extern PgtlsHbaFile *pgtls_hba_read(void);
+extern void pgtls_connection_set_address(PgtlsConnection *conn, inet *ip);
 extern int	pgtls_hba_find(PgtlsHbaFile *file, PgtlsConnection *conn);
+extern bool pgtls_hostname_matches(const char *pattern, const char *actual);
 extern const char *pgtls_hba_type_name(ConnType type);
+extern bool pgtls_hba_is_password_method(UserAuth method);
 extern List *pgtls_hba_options(HbaLine *hba);
 extern const char *pgtls_hba_verdict(HbaLine *hba);
-extern void pgtls_hba_audit(PgtlsHbaFile *file, PgtlsAudit *audit);
 extern bool pgtls_hba_admits_cert(Oid roleid, const char *role);
+
+/* ---- src/hba_shadow.c: lines that can never match ---- */
+
+/* An address of a rule, reduced to what containment needs. */
+typedef enum PgtlsAddrKind
+{
+	ADDR_ALL,					/* "all", and local rules */
+	ADDR_SAMEHOST,
+	ADDR_SAMENET,
+	ADDR_HOSTNAME,
+	ADDR_PREFIX,				/* address/contiguous mask */
+	ADDR_ODDMASK				/* address with a non-contiguous netmask */
+} PgtlsAddrKind;
+
+typedef struct PgtlsRuleAddr
+{
+	PgtlsAddrKind kind;
+	int			family;			/* 0 = v4, 1 = v6 */
+	int			plen;			/* leading one bits of the mask */
+	uint8		addr[16];
+	uint8		mask[16];
+	const char *hostname;
+} PgtlsRuleAddr;
+
+extern void pgtls_rule_addr(HbaLine *hba, PgtlsRuleAddr *a);
+extern bool pgtls_addr_is_world(const PgtlsRuleAddr *a);
+extern bool pgtls_addr_is_local_only(HbaLine *hba, const PgtlsRuleAddr *a);
+
+/* Connection kinds a rule can match (local, TLS, GSS-encrypted, plain). */
+#define PGTLS_NKINDS 4
+
+/* How far earlier rules cover a rule, kind by kind. */
+typedef struct PgtlsReach
+{
+	bool		any_kind;		/* the rule accepts some kind of connection */
+	bool		all_covered;	/* every kind it accepts is taken by earlier lines */
+	int			nby;
+	int			by[PGTLS_NKINDS];	/* the earliest covering line per covered kind */
+	bool		plain_uncovered;	/* it accepts plain connections no earlier line takes */
+} PgtlsReach;
+
+typedef struct PgtlsShadow PgtlsShadow;
+extern PgtlsShadow *pgtls_shadow_create(void);
+extern void pgtls_shadow_reach(PgtlsShadow *s, HbaLine *hba, const PgtlsRuleAddr *addr,
+							   int line, PgtlsReach *reach);
+
+/* ---- src/hba_audit.c: findings about the rules ---- */
+extern void pgtls_hba_audit(PgtlsHbaFile *file, PgtlsAudit *audit);
 
 /* ---- src/audit_tls.c: ssl settings, the files they name, the extension's CA ---- */
 extern void pgtls_audit_settings(PgtlsAudit *audit);
 extern X509 *pgtls_audit_extension_ca(PgtlsAudit *audit);
 extern void pgtls_audit_server_files(PgtlsAudit *audit, X509 *our_ca);
 extern X509 *pgtls_server_cert(void);
+
+/* ---- src/audit_probe.c: a trial run of the server's own SSL loader ---- */
+extern char *pgtls_probe_server_load(void);
 
 #endif							/* PGTLS_AUDIT_H */

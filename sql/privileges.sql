@@ -58,3 +58,7 @@ SELECT p.proname, pg_get_function_result(p.oid) AS result
 FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.classid = 'pg_proc'::regclass
 WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pgtls_admin')
 ORDER BY p.proname;
+-- ... nor a column of the certificate details they return.
+SELECT attname, format_type(atttypid, atttypmod) AS type
+FROM pg_attribute WHERE attrelid = 'pgtls_cert_details'::regclass AND attnum > 0
+ORDER BY attnum;

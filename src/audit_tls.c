@@ -13,7 +13,6 @@
  */
 #include "pgtls_audit.h"
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -26,32 +25,11 @@
 #include "libpq/libpq-be.h"
 #include "miscadmin.h"
 #include "postmaster/postmaster.h"
-#include "storage/fd.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
-#include "utils/guc_tables.h"
 #include "utils/timestamp.h"
 
 #define SECS_PER_DAY_F 86400.0
-
-/* Where a setting was last set, for the finding's file and line. */
-static void
-setting_source(const char *name, const char **file, int *line)
-{
-	struct config_generic **vars = get_guc_variables();
-	int			n = GetNumConfigOptions();
-	int			i;
-
-	*file = NULL;
-	*line = 0;
-	for (i = 0; i < n; i++)
-		if (strcmp(vars[i]->name, name) == 0)
-		{
-			*file = vars[i]->sourcefile;
-			*line = vars[i]->sourcefile ? vars[i]->sourceline : 0;
-			return;
-		}
-}
 
 static void
 setting_finding(PgtlsAudit *audit, PgtlsSeverity sev, const char *id, const char *setting,
@@ -60,7 +38,7 @@ setting_finding(PgtlsAudit *audit, PgtlsSeverity sev, const char *id, const char
 	const char *file;
 	int			line;
 
-	setting_source(setting, &file, &line);
+	pgtls_setting_source(setting, &file, &line);
 	pgtls_finding(audit, sev, id, file, line, NULL, message, hint);
 }
 
@@ -185,44 +163,35 @@ static bool
 read_audit_file(PgtlsAudit *audit, AuditFile *f, const char *setting, const char *value,
 				bool secret, PgtlsSeverity sev)
 {
-	int			fd;
-	ssize_t		n;
+	PgtlsFileRead r;
 
 	memset(f, 0, sizeof(*f));
 	f->setting = setting;
 	f->path = pgtls_resolve_path(value);
 	audit->files_checked++;
-	fd = OpenTransientFile(f->path, O_RDONLY | PG_BINARY);
-	if (fd < 0)
+	if (!pgtls_try_read_file(f->path, secret, &r))
 	{
-		int			save_errno = errno;
+		bool		missing = !r.opened && r.save_errno == ENOENT;
+		char	   *why;
 
-		pgtls_finding(audit, sev, save_errno == ENOENT ? "file.missing" : "file.unreadable",
+		if (r.problem != NULL)
+			why = psprintf("%s", r.problem);
+		else if (missing)
+			why = pstrdup("does not exist");
+		else
+			why = psprintf("cannot be read: %s", strerror(r.save_errno));
+		pgtls_finding(audit, sev, missing ? "file.missing" : "file.unreadable",
 					  f->path, 0, NULL,
-					  psprintf("%s names \"%s\", which %s", setting, f->path,
-							   save_errno == ENOENT ? "does not exist" :
-							   psprintf("cannot be read: %s", strerror(save_errno))),
-					  save_errno == ENOENT ?
+					  psprintf("%s names \"%s\", which %s", setting, f->path, why),
+					  missing ?
 					  psprintf("Put the file there, or point %s at the right file, then reload.", setting) :
+					  r.problem != NULL ? psprintf("Point %s at a PEM file.", setting) :
 					  psprintf("Make \"%s\" readable by the database server's operating-system user.", f->path));
 		return false;
 	}
-	if (fstat(fd, &f->st) < 0 || !S_ISREG(f->st.st_mode) || f->st.st_size > 4 * 1024 * 1024)
-	{
-		CloseTransientFile(fd);
-		pgtls_finding(audit, sev, "file.unreadable", f->path, 0, NULL,
-					  psprintf("%s names \"%s\", which is not a regular file of at most 4 MB", setting, f->path),
-					  psprintf("Point %s at a PEM file.", setting));
-		return false;
-	}
-	f->data = palloc(f->st.st_size + 1);
-	if (secret)
-		pgtls_own_secret(f->data, f->st.st_size + 1);
-	while (f->len < (size_t) f->st.st_size &&
-		   ((n = read(fd, f->data + f->len, f->st.st_size - f->len)) > 0 || (n < 0 && errno == EINTR)))
-		f->len += Max(n, 0);
-	CloseTransientFile(fd);
-	f->data[f->len] = '\0';
+	f->st = r.st;
+	f->data = r.data;
+	f->len = r.len;
 	return true;
 }
 
@@ -230,14 +199,7 @@ read_audit_file(PgtlsAudit *audit, AuditFile *f, const char *setting, const char
 static List *
 read_certs(const AuditFile *f)
 {
-	BIO		   *bio = pgtls_mem_bio(f->data, (int) f->len);
-	List	   *certs = NIL;
-	X509	   *x;
-
-	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
-		certs = lappend(certs, pgtls_own_x509(x));
-	pgtls_ossl_clear();
-	return certs;
+	return pgtls_read_cert_list(f->data, (int) f->len);
 }
 
 static void
@@ -414,18 +376,6 @@ check_purpose(PgtlsAudit *audit, const char *path, X509 *leaf)
 }
 
 static void
-free_store(void *p)
-{
-	X509_STORE_free(p);
-}
-
-static void
-free_store_ctx(void *p)
-{
-	X509_STORE_CTX_free(p);
-}
-
-static void
 free_stack_shallow(void *p)
 {
 	sk_X509_free(p);
@@ -448,8 +398,8 @@ cert_stack(List *certs, int skip)
 static void
 check_chain(PgtlsAudit *audit, const char *path, List *chain, List *trusted, const char *ca_path)
 {
-	X509_STORE *store = pgtls_own(X509_STORE_new(), free_store);
-	X509_STORE_CTX *ctx = pgtls_own(X509_STORE_CTX_new(), free_store_ctx);
+	X509_STORE *store = pgtls_own_store(X509_STORE_new());
+	X509_STORE_CTX *ctx = pgtls_own_store_ctx(X509_STORE_CTX_new());
 	ListCell   *lc;
 	int			err;
 
@@ -527,60 +477,6 @@ check_key_file(PgtlsAudit *audit, const AuditFile *f, X509 *leaf, const char *ch
 	return key;
 }
 
-/* ---------------------------------------------------------------------
- * The server's own loader, with its messages captured instead of logged.
- * --------------------------------------------------------------------- */
-static List *captured = NIL;
-static MemoryContext capture_cxt = NULL;
-static emit_log_hook_type prev_emit_log_hook = NULL;
-
-static void
-capture_log(ErrorData *edata)
-{
-	if (edata->elevel <= LOG && capture_cxt != NULL)
-	{
-		MemoryContext old = MemoryContextSwitchTo(capture_cxt);
-
-		captured = lappend(captured, pstrdup(edata->message ? edata->message : ""));
-		MemoryContextSwitchTo(old);
-		edata->output_to_server = false;
-		edata->output_to_client = false;
-		return;
-	}
-	if (prev_emit_log_hook)
-		prev_emit_log_hook(edata);
-}
-
-/* NULL when the server would load the files, else its first complaint. */
-static char *
-server_load_error(void)
-{
-	int			rc;
-	int			save_min = log_min_messages;
-
-	captured = NIL;
-	capture_cxt = CurrentMemoryContext;
-	prev_emit_log_hook = emit_log_hook;
-	emit_log_hook = capture_log;
-	PG_TRY();
-	{
-		/* the loader's complaints are LOG; make sure they reach the hook */
-		log_min_messages = Min(log_min_messages, LOG);
-		rc = be_tls_init(false);
-	}
-	PG_FINALLY();
-	{
-		log_min_messages = save_min;
-		emit_log_hook = prev_emit_log_hook;
-		capture_cxt = NULL;
-	}
-	PG_END_TRY();
-	ERR_clear_error();
-	if (rc == 0)
-		return NULL;
-	return captured != NIL ? (char *) linitial(captured) : pstrdup("the server could not load its SSL configuration");
-}
-
 /* When a file named by a setting last changed (contents or mode), in server time. */
 static TimestampTz
 changed_at(const char *setting)
@@ -604,7 +500,7 @@ check_server_load(PgtlsAudit *audit)
 
 	if (is_set(ssl_passphrase_command) && ssl_passphrase_command_supports_reload)
 		return;					/* trying would run the command */
-	error = server_load_error();
+	error = pgtls_probe_server_load();
 	if (error == NULL)
 		return;
 	newest = Max(Max(changed_at(ssl_cert_file), changed_at(ssl_key_file)),

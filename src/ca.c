@@ -1,307 +1,22 @@
 /*
  * ca.c
- *		The extension's certificate authority: create, adopt and load it.
+ *		Create or adopt the extension's certificate authority.
  *
- * The CA lives in two files named by pgtls_admin.ca_cert_file and
- * pgtls_admin.ca_key_file.  Each backend keeps them parsed and re-reads a file
- * only when its inode, size or mtime changes, so issuing does not parse PEM.
- * The key file must pass the same permission rule PostgreSQL applies to
- * ssl_key_file; it is checked on every use, not only when it is re-read.
+ * Both write the CA key, its certificate and a CRL signed by it, under the
+ * CA lock: all are staged before any is renamed into place, the key first.
+ * The registry row is written before the renames, so a failure before them
+ * changes nothing on disk.
  */
-#include "pgtls_admin.h"
+#include "pgtls_ops.h"
 
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <openssl/pem.h>
-
-#include "lib/stringinfo.h"
-#include "mb/pg_wchar.h"
-#include "miscadmin.h"
-#include "storage/lock.h"
-#include "utils/builtins.h"
-
-#define CA_HINT "Create a CA with SELECT pgtls_init_ca(); or adopt an existing one with pgtls_import_ca()."
-
-/* Advisory lock key serializing changes to the CA files: "pgtlsCA\0". */
-#define CA_LOCK_KEY1 0x7067746cU
-#define CA_LOCK_KEY2 0x73434100U
-
-typedef struct CachedFile
-{
-	char	   *path;			/* malloc'd */
-	dev_t		dev;
-	ino_t		ino;
-	off_t		size;
-	struct timespec mtime;
-	void	   *object;			/* X509 * or EVP_PKEY *, one reference held */
-} CachedFile;
-
-static CachedFile cached_cert;
-static CachedFile cached_key;
-
-/* true once the cached key is known to match the cached certificate */
-static bool cached_pair_checked = false;
-
-/* PEM of cached_cert.object, encoded once per load (malloc'd) */
-static char *cached_cert_pem;
-static size_t cached_cert_pem_len;
-
-static bool
-cache_matches(const CachedFile *c, const char *path, const struct stat *st)
-{
-	return c->object != NULL && c->path != NULL && strcmp(c->path, path) == 0 &&
-		c->dev == st->st_dev && c->ino == st->st_ino && c->size == st->st_size &&
-		c->mtime.tv_sec == st->st_mtim.tv_sec && c->mtime.tv_nsec == st->st_mtim.tv_nsec;
-}
-
-static void
-cache_store(CachedFile *c, const char *path, const struct stat *st, void *object)
-{
-	char	   *copy = strdup(path);
-
-	if (copy == NULL)
-		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
-	free(c->path);
-	c->path = copy;
-	c->dev = st->st_dev;
-	c->ino = st->st_ino;
-	c->size = st->st_size;
-	c->mtime = st->st_mtim;
-	c->object = object;
-}
-
-static void
-stat_ca_file(const char *path, const char *what, struct stat *st)
-{
-	if (stat(path, st) < 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not open %s \"%s\": %m", what, path),
-				 errhint(CA_HINT)));
-}
-
-/* Checks every CA pgtls_admin signs with must pass, whatever its origin. */
-static void
-check_ca_cert(X509 *cert, const char *what)
-{
-	uint32		ku = X509_get_key_usage(cert);
-	EVP_PKEY   *pub = X509_get0_pubkey(cert);
-	int			sig_nid;
-	int			md_nid = NID_undef;
-
-	if (!(X509_get_extension_flags(cert) & EXFLAG_CA))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s is not a CA certificate", what),
-				 errdetail("It lacks basicConstraints CA:TRUE.")));
-	if (ku != UINT32_MAX && !(ku & KU_KEY_CERT_SIGN))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s may not sign certificates", what),
-				 errdetail("Its keyUsage lacks keyCertSign.")));
-	sig_nid = X509_get_signature_nid(cert);
-	if (OBJ_find_sigid_algs(sig_nid, &md_nid, NULL) &&
-		(md_nid == NID_md5 || md_nid == NID_sha1 || md_nid == NID_md4 ||
-		 md_nid == NID_md2 || md_nid == NID_md5_sha1))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s is signed with the weak digest %s", what, OBJ_nid2sn(md_nid)),
-				 errdetail("OpenSSL at security level 2 refuses such a CA (\"ca md too weak\")."),
-				 errhint("Create a new CA with SELECT pgtls_init_ca().")));
-	if (pub != NULL && EVP_PKEY_get_base_id(pub) == EVP_PKEY_RSA && EVP_PKEY_get_bits(pub) < 2048)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s has a %d-bit RSA key, below the 2048 bits required", what,
-						EVP_PKEY_get_bits(pub))));
-}
-
-/* The CA certificate, parsed and checked; a new reference owned by the current context. */
-X509 *
-pgtls_ca_load_cert(void)
-{
-	char	   *path = pgtls_resolve_path(pgtls_ca_cert_file);
-	struct stat st;
-
-	stat_ca_file(path, "CA certificate file", &st);
-	if (!cache_matches(&cached_cert, path, &st))
-	{
-		size_t		len;
-		char	   *pem = pgtls_read_file(path, "CA certificate file", CA_HINT, false, &len);
-		X509	   *cert = pgtls_parse_cert(pem, (int) len, "the CA certificate file", CA_HINT);
-
-		text	   *cert_pem;
-		char	   *copy;
-
-		check_ca_cert(cert, "the CA certificate file");
-		cert_pem = pgtls_cert_pem(cert);
-		copy = malloc(VARSIZE_ANY_EXHDR(cert_pem));
-		if (copy == NULL || X509_up_ref(cert) != 1)
-		{
-			free(copy);
-			pgtls_ossl_raise(ERRCODE_OUT_OF_MEMORY, "could not keep the CA certificate");
-		}
-		memcpy(copy, VARDATA_ANY(cert_pem), VARSIZE_ANY_EXHDR(cert_pem));
-		X509_free(cached_cert.object);
-		cached_cert.object = NULL;
-		free(cached_cert_pem);
-		cached_cert_pem = copy;
-		cached_pair_checked = false;
-		cached_cert_pem_len = VARSIZE_ANY_EXHDR(cert_pem);
-		cache_store(&cached_cert, path, &st, cert);
-	}
-	if (X509_up_ref(cached_cert.object) != 1)
-		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not keep the CA certificate");
-	return pgtls_own_x509(cached_cert.object);
-}
-
-/*
- * The PEM of the CA certificate most recently returned by
- * pgtls_ca_load_cert() or pgtls_ca_load(), without encoding it again.
- */
-text *
-pgtls_ca_cert_text(void)
-{
-	Assert(cached_cert_pem != NULL);
-	return cstring_to_text_with_len(cached_cert_pem, (int) cached_cert_pem_len);
-}
-
-/*
- * The CA certificate and private key, both owned by the current context.
- * The key must pass the permission rule and match the certificate.
- */
-void
-pgtls_ca_load(X509 **cert_out, EVP_PKEY **key_out)
-{
-	X509	   *cert = pgtls_ca_load_cert();
-	char	   *path = pgtls_resolve_path(pgtls_ca_key_file);
-	struct stat st;
-
-	stat_ca_file(path, "CA private key file", &st);
-	pgtls_require_key_permissions(path, "CA private key file", &st);
-	if (!cache_matches(&cached_key, path, &st))
-	{
-		size_t		len;
-		char	   *pem = pgtls_read_file(path, "CA private key file", CA_HINT, true, &len);
-		EVP_PKEY   *key = pgtls_parse_private_key(pem, (int) len, "the CA private key file", CA_HINT);
-
-		if (EVP_PKEY_up_ref(key) != 1)
-			pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not keep the CA private key");
-		EVP_PKEY_free(cached_key.object);
-		cached_key.object = NULL;
-		cache_store(&cached_key, path, &st, key);
-		cached_pair_checked = false;
-	}
-	if (EVP_PKEY_up_ref(cached_key.object) != 1)
-		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not keep the CA private key");
-	*key_out = pgtls_own_pkey(cached_key.object);
-
-	/* catches a key and certificate from two different CAs; redone when either file changes */
-	if (!cached_pair_checked && X509_check_private_key(cert, *key_out) != 1)
-	{
-		pgtls_ossl_clear();
-		ereport(ERROR,
-				(errcode(ERRCODE_CONFIG_FILE_ERROR),
-				 errmsg("the CA private key does not match the CA certificate"),
-				 errdetail("Files \"%s\" and \"%s\".", cached_cert.path, path),
-				 errhint(CA_HINT)));
-	}
-	cached_pair_checked = true;
-	*cert_out = cert;
-}
-
-/*
- * Parse a subject such as "CN=Example CA,O=Example" or "/CN=Example CA/O=Example".
- * RDNs are kept in the order written (as openssl -subj does); a backslash
- * escapes the next character.
- */
-static void
-parse_subject(const char *subject, X509_NAME *name)
-{
-	char	   *utf8 = pg_server_to_any(subject, strlen(subject), PG_UTF8);
-	char		sep = ',';
-	const char *p = utf8;
-	StringInfoData key;
-	StringInfoData value;
-
-	if (*p == '/')
-	{
-		sep = '/';
-		p++;
-	}
-	initStringInfo(&key);
-	initStringInfo(&value);
-	while (*p != '\0')
-	{
-		int			nid;
-
-		resetStringInfo(&key);
-		resetStringInfo(&value);
-		while (*p == ' ')
-			p++;
-		while (*p != '\0' && *p != '=' && *p != sep)
-			appendStringInfoChar(&key, *p++);
-		while (key.len > 0 && key.data[key.len - 1] == ' ')
-			key.data[--key.len] = '\0';
-		if (*p != '=' || key.len == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("invalid subject \"%s\"", subject),
-					 errdetail("Each part must look like ATTRIBUTE=value."),
-					 errhint("For example: CN=Example CA,O=Example")));
-		p++;
-		while (*p != '\0' && *p != sep)
-		{
-			if (*p == '\\' && p[1] != '\0')
-				p++;
-			appendStringInfoChar(&value, *p++);
-		}
-		if (*p == sep)
-			p++;
-		nid = OBJ_txt2nid(key.data);
-		if (nid == NID_undef)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("unknown attribute \"%s\" in subject", key.data),
-					 errhint("Use attributes such as CN, O, OU, L, ST, C.")));
-		if (value.len == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("attribute \"%s\" in subject is empty", key.data)));
-		pgtls_ossl_clear();
-		if (X509_NAME_add_entry_by_NID(name, nid, MBSTRING_UTF8,
-									   (unsigned char *) value.data, value.len, -1, 0) != 1)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("invalid value for attribute \"%s\" in subject", key.data),
-					 errdetail("OpenSSL: %s.", pgtls_ossl_error())));
-	}
-	if (X509_NAME_entry_count(name) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("subject must not be empty"),
-				 errhint("For example: CN=Example CA")));
-}
-
-/*
- * Write the CA key, certificate and a CRL signed by it.  The caller holds the
- * CA lock.  All are staged before any is renamed into place; the key goes
- * first, so a crash between the renames is caught by the key/certificate
- * match check.
- */
 static void
 write_ca_files(EVP_PKEY *key, X509 *cert)
 {
-	char	   *key_path = pgtls_resolve_path(pgtls_ca_key_file);
-	char	   *cert_path = pgtls_resolve_path(pgtls_ca_cert_file);
-	text	   *key_pem = pgtls_private_key_pem(key);
-	text	   *cert_pem = pgtls_cert_pem(cert);
 	PgtlsStagedFile *key_file;
 	PgtlsStagedFile *cert_file;
 	PgtlsStagedFile *crl_file;
 
-	key_file = pgtls_stage_file(key_path, VARDATA_ANY(key_pem), VARSIZE_ANY_EXHDR(key_pem), 0600);
-	cert_file = pgtls_stage_file(cert_path, VARDATA_ANY(cert_pem), VARSIZE_ANY_EXHDR(cert_pem), 0600);
+	pgtls_ca_stage(key, cert, &key_file, &cert_file);
 	/* a CRL from another CA would make the server refuse every client certificate */
 	crl_file = pgtls_crl_stage(cert, key);
 	pgtls_commit_file(key_file);
@@ -309,45 +24,10 @@ write_ca_files(EVP_PKEY *key, X509 *cert)
 	pgtls_commit_file(crl_file);
 }
 
-/* Take the CA lock and refuse to overwrite an existing CA unless asked to. */
-static void
-lock_and_check_existing(bool replace)
-{
-	char	   *paths[2];
-	int			i;
-	LOCKTAG		tag;
-
-	/* the files are per cluster, so the lock is too (database 0) */
-	SET_LOCKTAG_ADVISORY(tag, InvalidOid, CA_LOCK_KEY1, CA_LOCK_KEY2, 2);
-	(void) LockAcquire(&tag, ExclusiveLock, false, false);
-
-	paths[0] = pgtls_resolve_path(pgtls_ca_cert_file);
-	paths[1] = pgtls_resolve_path(pgtls_ca_key_file);
-	for (i = 0; i < 2 && !replace; i++)
-	{
-		struct stat st;
-
-		if (stat(paths[i], &st) < 0)
-		{
-			if (errno == ENOENT)
-				continue;
-			ereport(ERROR,
-					(errcode_for_file_access(),
-					 errmsg("could not stat file \"%s\": %m", paths[i])));
-		}
-		ereport(ERROR,
-				(errcode(ERRCODE_DUPLICATE_OBJECT),
-				 errmsg("a CA already exists: \"%s\"", paths[i]),
-				 errdetail("Replacing the CA makes every certificate it issued unverifiable."),
-				 errhint("Pass replace => true to replace it.")));
-	}
-}
-
 text *
 pgtls_ca_init(const char *subject, int days, PgtlsKeyType key_type,
 			  bool replace)
 {
-	static const int usage[] = {5, 6};	/* keyCertSign, cRLSign */
 	EVP_PKEY   *key;
 	X509	   *cert;
 
@@ -356,17 +36,10 @@ pgtls_ca_init(const char *subject, int days, PgtlsKeyType key_type,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("days must be between 1 and 36500")));
 	key = pgtls_generate_key(key_type);
-	cert = pgtls_new_cert(key, days, NULL);
-	parse_subject(subject, X509_get_subject_name(cert));
-	if (X509_set_issuer_name(cert, X509_get_subject_name(cert)) != 1)
-		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not build the CA certificate");
-	pgtls_add_basic_constraints(cert, true);
-	pgtls_add_key_usage(cert, usage, lengthof(usage));
-	pgtls_add_key_ids(cert, cert);
-	pgtls_sign(cert, key);
+	cert = pgtls_build_ca_cert(subject, days, key);
 
-	lock_and_check_existing(replace);
-	pgtls_registry_insert(cert, "ca", NULL);
+	pgtls_ca_lock(replace);
+	pgtls_registry_insert(cert, "ca", NULL, NULL);
 	write_ca_files(key, cert);
 	return pgtls_cert_pem(cert);
 }
@@ -378,21 +51,16 @@ pgtls_ca_import(const char *cert_pem, int cert_len, const char *key_pem, int key
 	X509	   *cert = pgtls_parse_cert(cert_pem, cert_len, "certificate", PGTLS_CERT_TEXT_HINT);
 	EVP_PKEY   *key = pgtls_parse_private_key(key_pem, key_len, "private_key", PGTLS_KEY_TEXT_HINT);
 
-	check_ca_cert(cert, "certificate");
+	pgtls_check_ca_cert(cert, "certificate");
 	if (X509_cmp_current_time(X509_get0_notAfter(cert)) <= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the CA certificate has expired")));
-	if (X509_check_private_key(cert, key) != 1)
-	{
-		pgtls_ossl_clear();
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("private_key does not match certificate")));
-	}
+	pgtls_require_key_match(cert, key, ERRCODE_INVALID_PARAMETER_VALUE,
+							"private_key does not match certificate");
 
-	lock_and_check_existing(replace);
-	pgtls_registry_insert(cert, "ca", NULL);
+	pgtls_ca_lock(replace);
+	pgtls_registry_insert(cert, "ca", NULL, NULL);
 	write_ca_files(key, cert);
 	return pgtls_cert_pem(cert);
 }

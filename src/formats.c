@@ -6,7 +6,7 @@
  * opens an encrypted PKCS#8 PEM key with sslpassword.  All key bytes pass
  * through OpenSSL's secure-memory BIOs and are wiped with their context.
  */
-#include "pgtls_admin.h"
+#include "pgtls_x509.h"
 
 #include <openssl/pem.h>
 #include <openssl/pkcs12.h>
@@ -90,13 +90,8 @@ pgtls_make_pkcs12(X509 *cert, EVP_PKEY *key, const char *passphrase, X509 *ca)
 	BIO		   *bio = pgtls_secure_bio();
 
 	check_passphrase(passphrase);
-	if (X509_check_private_key(cert, key) != 1)
-	{
-		pgtls_ossl_clear();
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("private_key does not match certificate")));
-	}
+	pgtls_require_key_match(cert, key, ERRCODE_INVALID_PARAMETER_VALUE,
+							"private_key does not match certificate");
 	if (chain == NULL ||
 		(ca != NULL && (X509_up_ref(ca) != 1 || sk_X509_push(chain, ca) <= 0)))
 		pgtls_ossl_raise(ERRCODE_OUT_OF_MEMORY, "could not build the certificate chain");

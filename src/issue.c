@@ -1,385 +1,49 @@
 /*
  * issue.c
- *		Keys and leaf certificates.
- *
- * Extensions are built from OpenSSL's structures rather than config strings,
- * and the subject is added attribute by attribute, so no text a caller passes
- * (a role name such as "a,CN=postgres") is ever parsed as DN syntax.
- * Key-generation contexts are created once per backend and reused.
+ *		Issuing client and server certificates: the CA is loaded first, so
+ *		nothing is generated when it is unusable, and every certificate is
+ *		recorded in the registry before it is returned.
  */
-#include "pgtls_admin.h"
+#include "pgtls_ops.h"
 
-#include <openssl/core_names.h>
-#include <openssl/pem.h>
-#include <openssl/rand.h>
-
-#include "mb/pg_wchar.h"
-#include "utils/builtins.h"
-#include "utils/timestamp.h"
-
-/* Backdate not_before so clients with a slightly slow clock accept new certs. */
-#define PGTLS_CLOCK_SKEW_SECONDS 300
-
-static const struct
-{
-	const char *name;
-	const char *algorithm;
-	const char *group;
-	unsigned int rsa_bits;
-}			key_types[PGTLS_KEY_NTYPES] =
-{
-	[PGTLS_KEY_EC_P256] = {"ec-p256", "EC", "P-256", 0},
-	[PGTLS_KEY_EC_P384] = {"ec-p384", "EC", "P-384", 0},
-	[PGTLS_KEY_ED25519] = {"ed25519", "ED25519", NULL, 0},
-	[PGTLS_KEY_RSA_2048] = {"rsa-2048", "RSA", NULL, 2048},
-	[PGTLS_KEY_RSA_3072] = {"rsa-3072", "RSA", NULL, 3072},
-	[PGTLS_KEY_RSA_4096] = {"rsa-4096", "RSA", NULL, 4096},
-};
-
-/* Lives as long as the backend: creating it is a large part of keygen cost. */
-static EVP_PKEY_CTX *keygen_ctx[PGTLS_KEY_NTYPES];
-
-PgtlsKeyType
-pgtls_key_type_from_name(const char *name)
-{
-	int			i;
-
-	for (i = 0; i < PGTLS_KEY_NTYPES; i++)
-		if (strcmp(name, key_types[i].name) == 0)
-			return (PgtlsKeyType) i;
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("unknown key type \"%s\"", name),
-			 errhint("Use one of ec-p256, ec-p384, ed25519, rsa-2048, rsa-3072, rsa-4096.")));
-	pg_unreachable();
-}
-
-const char *
-pgtls_key_type_name(PgtlsKeyType type)
-{
-	return key_types[type].name;
-}
-
-static EVP_PKEY_CTX *
-get_keygen_ctx(PgtlsKeyType type)
-{
-	EVP_PKEY_CTX *ctx;
-	bool		ok;
-
-	if (keygen_ctx[type] != NULL)
-		return keygen_ctx[type];
-
-	ctx = EVP_PKEY_CTX_new_from_name(NULL, key_types[type].algorithm, NULL);
-	ok = ctx != NULL && EVP_PKEY_keygen_init(ctx) == 1;
-	if (ok && key_types[type].group != NULL)
-		ok = EVP_PKEY_CTX_set_group_name(ctx, key_types[type].group) == 1;
-	if (ok && key_types[type].rsa_bits != 0)
-		ok = EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, key_types[type].rsa_bits) == 1;
-	if (!ok)
-	{
-		EVP_PKEY_CTX_free(ctx);
-		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not set up key generation");
-	}
-	keygen_ctx[type] = ctx;
-	return ctx;
-}
-
-EVP_PKEY *
-pgtls_generate_key(PgtlsKeyType type)
-{
-	EVP_PKEY   *key = NULL;
-
-	if (EVP_PKEY_generate(get_keygen_ctx(type), &key) != 1)
-	{
-		EVP_PKEY_free(key);
-		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not generate a private key");
-	}
-	return pgtls_own_pkey(key);
-}
-
-/* The digest a signer's key is used with: the curve's hash for EC, none for EdDSA. */
-static const EVP_MD *
-digest_for(EVP_PKEY *signer)
-{
-	char		group[80];
-
-	switch (EVP_PKEY_get_base_id(signer))
-	{
-		case EVP_PKEY_ED25519:
-		case EVP_PKEY_ED448:
-			return NULL;
-		case EVP_PKEY_EC:
-			if (EVP_PKEY_get_group_name(signer, group, sizeof(group), NULL) == 1)
-			{
-				if (strcmp(group, "secp384r1") == 0)
-					return pgtls_md(PGTLS_SHA384);
-				if (strcmp(group, "secp521r1") == 0)
-					return pgtls_md(PGTLS_SHA512);
-			}
-			return pgtls_md(PGTLS_SHA256);
-		default:
-			return pgtls_md(PGTLS_SHA256);
-	}
-}
-
-/*
- * The same, remembered for the last signer: the CA key is one long-lived
- * object, and asking the provider for its curve takes locks on every call.
- * Type and size are compared too, in case a freed key's address is reused.
- */
-const EVP_MD *
-pgtls_signing_digest(EVP_PKEY *signer)
-{
-	static EVP_PKEY *last_signer;
-	static int	last_type;
-	static int	last_bits;
-	static const EVP_MD *last_md;
-
-	if (signer != last_signer || EVP_PKEY_get_base_id(signer) != last_type ||
-		EVP_PKEY_get_bits(signer) != last_bits)
-	{
-		last_md = digest_for(signer);
-		last_signer = signer;
-		last_type = EVP_PKEY_get_base_id(signer);
-		last_bits = EVP_PKEY_get_bits(signer);
-	}
-	return last_md;
-}
-
-/*
- * A random positive serial of exactly 16 bytes: the top bit is cleared so
- * it is positive, the next one set so it always prints as 32 hex digits.
- */
+/* A new key and a client certificate for role_name. */
 void
-pgtls_set_random_serial(X509 *cert)
-{
-	unsigned char bytes[16];
-	BIGNUM	   *bn;
-
-	if (RAND_bytes(bytes, sizeof(bytes)) != 1)
-		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not generate a random serial number");
-	bytes[0] = (bytes[0] & 0x7F) | 0x40;
-	bn = pgtls_own_bn(BN_bin2bn(bytes, sizeof(bytes), NULL));
-	if (bn == NULL || BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert)) == NULL)
-		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not set a serial number");
-}
-
-/* Add one extension; value is freed by the caller right after, before any ERROR. */
-static bool
-add_ext(X509 *cert, int nid, void *value, int critical)
-{
-	return value != NULL &&
-		X509_add1_ext_i2d(cert, nid, value, critical, X509V3_ADD_REPLACE) == 1;
-}
-
-void
-pgtls_add_basic_constraints(X509 *cert, bool is_ca)
-{
-	BASIC_CONSTRAINTS *bc = BASIC_CONSTRAINTS_new();
-	bool		ok;
-
-	if (bc != NULL)
-		bc->ca = is_ca ? 0xFF : 0;
-	ok = add_ext(cert, NID_basic_constraints, bc, 1);
-	BASIC_CONSTRAINTS_free(bc);
-	if (!ok)
-		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not add basicConstraints");
-}
-
-/* bits are keyUsage bit numbers: 0 digitalSignature, 2 keyEncipherment, 5 keyCertSign, 6 cRLSign */
-void
-pgtls_add_key_usage(X509 *cert, const int *bits, int nbits)
-{
-	ASN1_BIT_STRING *ku = ASN1_BIT_STRING_new();
-	bool		ok = ku != NULL;
-	int			i;
-
-	for (i = 0; ok && i < nbits; i++)
-		ok = ASN1_BIT_STRING_set_bit(ku, bits[i], 1) == 1;
-	ok = ok && add_ext(cert, NID_key_usage, ku, 1);
-	ASN1_BIT_STRING_free(ku);
-	if (!ok)
-		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not add keyUsage");
-}
-
-void
-pgtls_add_eku(X509 *cert, int nid)
-{
-	EXTENDED_KEY_USAGE *eku = sk_ASN1_OBJECT_new_null();
-	bool		ok;
-
-	ok = eku != NULL && sk_ASN1_OBJECT_push(eku, OBJ_nid2obj(nid)) > 0;
-	ok = ok && add_ext(cert, NID_ext_key_usage, eku, 0);
-	sk_ASN1_OBJECT_free(eku);	/* OBJ_nid2obj objects are static */
-	if (!ok)
-		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not add extendedKeyUsage");
-}
-
-/* SHA-1 of the subject public key, RFC 5280 section 4.2.1.2 method (1). */
-static ASN1_OCTET_STRING *
-key_id(X509 *cert)
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int len;
-	ASN1_OCTET_STRING *id;
-
-	if (X509_pubkey_digest(cert, pgtls_md(PGTLS_SHA1), md, &len) != 1)
-		return NULL;
-	id = ASN1_OCTET_STRING_new();
-	if (id != NULL && ASN1_OCTET_STRING_set(id, md, (int) len) != 1)
-	{
-		ASN1_OCTET_STRING_free(id);
-		return NULL;
-	}
-	return id;
-}
-
-/* subjectKeyIdentifier of cert, and authorityKeyIdentifier naming issuer's key. */
-void
-pgtls_add_key_ids(X509 *cert, X509 *issuer)
-{
-	ASN1_OCTET_STRING *ski = key_id(cert);
-	AUTHORITY_KEYID *akid = AUTHORITY_KEYID_new();
-	const ASN1_OCTET_STRING *issuer_ski = X509_get0_subject_key_id(issuer);
-	bool		ok;
-
-	ok = add_ext(cert, NID_subject_key_identifier, ski, 0);
-	if (ok && akid != NULL)
-	{
-		akid->keyid = issuer_ski != NULL ? ASN1_OCTET_STRING_dup(issuer_ski) : key_id(issuer);
-		ok = add_ext(cert, NID_authority_key_identifier, akid->keyid ? akid : NULL, 0);
-	}
-	ASN1_OCTET_STRING_free(ski);
-	AUTHORITY_KEYID_free(akid);
-	if (!ok || akid == NULL)
-		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not add key identifiers");
-}
-
-/*
- * Validity for a new leaf, in days (NULL means pgtls_admin.default_days),
- * bounded by pgtls_admin.max_days.
- */
-int
-pgtls_validity_days(int days, bool days_isnull)
-{
-	if (days_isnull)
-		days = pgtls_default_days;
-	if (days < 1 || days > pgtls_max_days)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("days must be between 1 and %d", pgtls_max_days),
-				 errhint("The upper bound is pgtls_admin.max_days.")));
-	return days;
-}
-
-/*
- * not_before a few minutes back, not_after days ahead; never past the
- * issuer's own not_after (issuer NULL for a self-signed certificate).
- */
-void
-pgtls_set_validity(X509 *cert, int days, X509 *issuer)
-{
-	if (X509_gmtime_adj(X509_getm_notBefore(cert), -PGTLS_CLOCK_SKEW_SECONDS) == NULL ||
-		X509_time_adj_ex(X509_getm_notAfter(cert), days, 0, NULL) == NULL)
-		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not set the validity period");
-	if (issuer == NULL)
-		return;
-	if (X509_cmp_current_time(X509_get0_notAfter(issuer)) <= 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("the CA certificate has expired"),
-				 errhint("Create a new CA with SELECT pgtls_init_ca(replace => true), or import one with pgtls_import_ca().")));
-	if (ASN1_TIME_compare(X509_get0_notAfter(cert), X509_get0_notAfter(issuer)) > 0)
-	{
-		if (X509_set1_notAfter(cert, X509_get0_notAfter(issuer)) != 1)
-			pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not set the validity period");
-		ereport(NOTICE,
-				(errmsg("certificate validity shortened to the CA certificate's expiry, %s",
-						timestamptz_to_str(pgtls_asn1_time_to_timestamptz(X509_get0_notAfter(issuer)))),
-				 errhint("Renew the CA before then, or certificates it issued stop working.")));
-	}
-}
-
-void
-pgtls_sign(X509 *cert, EVP_PKEY *signer)
-{
-	if (X509_sign(cert, signer, pgtls_signing_digest(signer)) <= 0)
-		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not sign the certificate");
-}
-
-/*
- * Unencrypted PKCS#8 PEM.  The encoder works in OpenSSL's secure-memory BIO
- * and the returned text is wiped when the caller's work context goes away.
- */
-text *
-pgtls_private_key_pem(EVP_PKEY *key)
-{
-	BIO		   *bio = pgtls_secure_bio();
-
-	if (PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL) != 1)
-		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not encode the private key");
-	return pgtls_secure_bio_text(bio);
-}
-
-/*
- * A v3 certificate for key with a random serial, its validity set and the
- * issuer's name; issuer NULL for a self-signed one, whose caller sets the
- * issuer name once the subject is filled in.  The caller adds the subject
- * and extensions, then signs.
- */
-X509 *
-pgtls_new_cert(EVP_PKEY *key, int days, X509 *issuer)
-{
-	X509	   *cert = pgtls_own_x509(X509_new());
-
-	if (cert == NULL ||
-		X509_set_version(cert, X509_VERSION_3) != 1 ||
-		X509_set_pubkey(cert, key) != 1 ||
-		(issuer != NULL &&
-		 X509_set_issuer_name(cert, X509_get_subject_name(issuer)) != 1))
-		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not build a certificate");
-	pgtls_set_random_serial(cert);
-	pgtls_set_validity(cert, days, issuer);
-	return cert;
-}
-
-/*
- * A client certificate for role_name and the public key of key, signed by
- * the CA.  The CN is the role name's UTF-8 bytes, added as one attribute
- * value; nothing else of any request is copied.
- */
-X509 *
-pgtls_build_client_cert(const char *role_name, int days, EVP_PKEY *key,
-						X509 *ca_cert, EVP_PKEY *ca_key)
-{
-	static const int usage[] = {0};	/* digitalSignature */
-	char	   *cn = pg_server_to_any(role_name, strlen(role_name), PG_UTF8);
-	X509	   *cert = pgtls_new_cert(key, days, ca_cert);
-
-	if (X509_NAME_add_entry_by_NID(X509_get_subject_name(cert), NID_commonName,
-								   MBSTRING_UTF8, (const unsigned char *) cn, -1, -1, 0) != 1)
-		pgtls_ossl_raise(ERRCODE_INVALID_PARAMETER_VALUE, "could not set the certificate's common name");
-	pgtls_add_basic_constraints(cert, false);
-	pgtls_add_key_usage(cert, usage, lengthof(usage));
-	pgtls_add_eku(cert, NID_client_auth);
-	pgtls_add_key_ids(cert, ca_cert);
-	pgtls_sign(cert, ca_key);
-	return cert;
-}
-
-/*
- * A new key and a client certificate for role_name.  The CA is loaded first,
- * so nothing is generated when it is unusable.
- */
-X509 *
 pgtls_issue_client_cert(const char *role_name, int days, PgtlsKeyType key_type,
-						X509 **ca_out, EVP_PKEY **key_out)
+						PgtlsIssued *out)
 {
-	X509	   *ca_cert;
-	EVP_PKEY   *ca_key;
+	pgtls_ca_load(&out->ca);
+	out->key = pgtls_generate_key(key_type);
+	out->cert = pgtls_build_client_cert(role_name, days, out->key, out->ca.cert, out->ca.key);
+	out->cert_pem = pgtls_registry_insert(out->cert, "client", role_name,
+										  pgtls_key_type_name(key_type));
+}
 
-	pgtls_ca_load(&ca_cert, &ca_key);
-	*key_out = pgtls_generate_key(key_type);
-	*ca_out = ca_cert;
-	return pgtls_build_client_cert(role_name, days, *key_out, ca_cert, ca_key);
+/*
+ * A client certificate for the key of a request whose CN is role_name; only
+ * that key and CN are taken from it.
+ */
+void
+pgtls_issue_csr_cert(const char *role_name, const char *csr, int csr_len, int days,
+					 PgtlsIssued *out)
+{
+	X509_REQ   *req = pgtls_parse_csr(csr, csr_len, role_name);
+
+	pgtls_ca_load(&out->ca);
+	out->key = NULL;
+	out->cert = pgtls_build_client_cert(role_name, days, X509_REQ_get0_pubkey(req),
+										out->ca.cert, out->ca.key);
+	out->cert_pem = pgtls_registry_insert(out->cert, "client", role_name, NULL);
+}
+
+/* A new server key and certificate for these names; the caller is a superuser. */
+void
+pgtls_issue_server_cert(List *dns_names, List *addresses, int days,
+						PgtlsKeyType key_type, PgtlsIssued *out)
+{
+	pgtls_check_server_names(dns_names, addresses);
+	pgtls_ca_load(&out->ca);
+	out->key = pgtls_generate_key(key_type);
+	out->cert = pgtls_build_server_cert(dns_names, addresses, days, out->key,
+										out->ca.cert, out->ca.key);
+	out->cert_pem = pgtls_registry_insert(out->cert, "server", NULL, NULL);
 }

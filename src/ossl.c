@@ -9,7 +9,7 @@
  * deleting its parent after an ERROR, frees every object on every path.
  * One helper turns the OpenSSL error queue into text and clears it.
  */
-#include "pgtls_admin.h"
+#include "pgtls_base.h"
 
 #include <openssl/bio.h>
 #include <openssl/bn.h>
@@ -100,6 +100,24 @@ free_asn1_integer(void *p)
 	ASN1_INTEGER_free(p);
 }
 
+static void
+free_crl(void *p)
+{
+	X509_CRL_free(p);
+}
+
+static void
+free_store(void *p)
+{
+	X509_STORE_free(p);
+}
+
+static void
+free_store_ctx(void *p)
+{
+	X509_STORE_CTX_free(p);
+}
+
 void
 pgtls_free_md_ctx(void *p)
 {
@@ -152,6 +170,24 @@ ASN1_INTEGER *
 pgtls_own_asn1_integer(ASN1_INTEGER *i)
 {
 	return pgtls_own(i, free_asn1_integer);
+}
+
+X509_CRL *
+pgtls_own_crl(X509_CRL *crl)
+{
+	return pgtls_own(crl, free_crl);
+}
+
+X509_STORE *
+pgtls_own_store(X509_STORE *store)
+{
+	return pgtls_own(store, free_store);
+}
+
+X509_STORE_CTX *
+pgtls_own_store_ctx(X509_STORE_CTX *ctx)
+{
+	return pgtls_own(ctx, free_store_ctx);
 }
 
 typedef struct OwnedSecret

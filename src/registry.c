@@ -8,7 +8,7 @@
  * issue or revoke without holding any privilege on the table; issued_by
  * still records the calling user.  Private keys are never stored.
  */
-#include "pgtls_admin.h"
+#include "pgtls_stores.h"
 
 #include "access/genam.h"
 #include "access/htup_details.h"
@@ -165,19 +165,13 @@ registry_plan(RegistryCall *call, RegistryQuery q)
 
 /*
  * Record cert and return its PEM, which callers reuse rather than encode
- * again.  A serial that is already recorded is kept for a CA (re-importing
- * the same CA) and is an error for anything else.
+ * again.  key_type NULL: derive it from the certificate.  A serial that is
+ * already recorded is kept for a CA (re-importing the same CA) and is an
+ * error for anything else.
  */
 text *
-pgtls_registry_insert(X509 *cert, const char *kind, const char *role)
-{
-	return pgtls_registry_insert_typed(cert, kind, role, NULL);
-}
-
-/* The same, for a certificate whose key type the caller knows (NULL: derive it). */
-text *
-pgtls_registry_insert_typed(X509 *cert, const char *kind, const char *role,
-							const char *key_type)
+pgtls_registry_insert(X509 *cert, const char *kind, const char *role,
+					  const char *key_type)
 {
 	RegistryCall call;
 	PgtlsCertInfo info;

@@ -8,7 +8,7 @@
  * is superuser, replication or bypassrls: such a certificate would be a
  * privilege escalation.
  */
-#include "pgtls_admin.h"
+#include "pgtls_stores.h"
 
 #include "access/htup_details.h"
 #include "catalog/pg_authid.h"
@@ -131,4 +131,18 @@ pgtls_check_revoke_target(const char *role_name)
 	privileged = form->rolsuper || form->rolreplication || form->rolbypassrls;
 	ReleaseSysCache(tuple);
 	check_manage(role_name, roleid, privileged, "revoke a certificate of");
+}
+
+/* Does the role exist and have LOGIN? */
+bool
+pgtls_role_can_login(Oid roleid)
+{
+	HeapTuple	tup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(roleid));
+	bool		result;
+
+	if (!HeapTupleIsValid(tup))
+		return false;
+	result = ((Form_pg_authid) GETSTRUCT(tup))->rolcanlogin;
+	ReleaseSysCache(tup);
+	return result;
 }

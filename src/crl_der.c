@@ -1,30 +1,16 @@
 /*
- * crl.c
- *		Revocation: the CRL file and pgtls_revoke.
+ * crl_der.c
+ *		A CRL, as DER, from a list of revocations and the CA that signs it.
  *
- * The CRL is a pure function of the registry: every revoked serial, signed
- * by the CA, valid until the CA itself expires (a CRL whose nextUpdate has
- * passed would make the server refuse every client certificate).  It is
- * rebuilt and atomically replaced under a transaction-scoped lock, from the
- * newest snapshot, before the revoking transaction commits.  So a committed
- * revocation is always in the file; a revocation whose transaction aborts
- * after the write stays listed only until the next rewrite (fail closed).
+ * The CRL is valid until the CA itself expires (a CRL whose nextUpdate has
+ * passed would make the server refuse every client certificate).
  */
-#include "pgtls_admin.h"
+#include "pgtls_x509.h"
 
 #include <openssl/bn.h>
-#include <openssl/pem.h>
 
 #include "lib/stringinfo.h"
-#include "miscadmin.h"
-#include "storage/lock.h"
-#include "utils/builtins.h"
-#include "utils/guc.h"
 #include "utils/timestamp.h"
-
-/* Advisory lock key serializing CRL rewrites: "pgtlsCRL". */
-#define CRL_LOCK_KEY1 0x7067746cU
-#define CRL_LOCK_KEY2 0x7343524cU
 
 /* RFC 5280 section 5.3.1 (removeFromCRL is for delta CRLs and not offered) */
 static const struct
@@ -43,18 +29,6 @@ static const struct
 	{"privilegeWithdrawn", 9},
 	{"aACompromise", 10},
 };
-
-static void
-free_crl(void *p)
-{
-	X509_CRL_free(p);
-}
-
-X509_CRL *
-pgtls_own_crl(X509_CRL *crl)
-{
-	return pgtls_own(crl, free_crl);
-}
 
 const char *
 pgtls_reason_canonical(const char *reason)
@@ -76,37 +50,6 @@ reason_code(const char *reason)
 		if (strcmp(reason, reasons[i].name) == 0)
 			return reasons[i].code;
 	return 0;
-}
-
-/* A serial in any case, with or without colons, as the registry spells it. */
-char *
-pgtls_normalize_serial(const char *serial)
-{
-	char	   *hex = palloc(strlen(serial) + 1);
-	char	   *q = hex;
-	BIGNUM	   *bn = NULL;
-
-	for (const char *p = serial; *p; p++)
-	{
-		if (*p == ':')
-			continue;
-		if (!isxdigit((unsigned char) *p))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("invalid serial \"%s\"", serial),
-					 errhint("A serial is hexadecimal, such as 4F3A... or 4f:3a:...")));
-		*q++ = *p;
-	}
-	*q = '\0';
-	if (q == hex || q - hex > 40)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid serial \"%s\"", serial),
-				 errdetail("A serial has 1 to 40 hexadecimal digits.")));
-	if (BN_hex2bn(&bn, hex) == 0)
-		pgtls_ossl_raise(ERRCODE_INVALID_PARAMETER_VALUE, "invalid serial");
-	pgtls_own_bn(bn);
-	return pgtls_serial_hex(pgtls_own_asn1_integer(BN_to_ASN1_INTEGER(bn, NULL)));
 }
 
 /* ---- DER for the revoked-certificate list ----
@@ -326,14 +269,13 @@ i2d_copy(int len, unsigned char *der)
 }
 
 /*
- * The DER of a CRL listing every revoked serial in the registry, signed by
- * the CA: the template's TBS with the entries spliced in after nextUpdate,
- * signed with the same key and algorithm.
+ * The DER of a CRL listing revoked (PgtlsRevoked *), signed by the CA: the
+ * template's TBS with the entries spliced in after nextUpdate, signed with
+ * the same key and algorithm.
  */
-static StringInfo
-build_crl_der(X509 *ca_cert, EVP_PKEY *ca_key)
+StringInfo
+pgtls_crl_der(X509 *ca_cert, EVP_PKEY *ca_key, List *revoked)
 {
-	List	   *revoked = pgtls_registry_revoked();
 	X509_CRL   *crl = crl_template(ca_cert, ca_key);
 	const X509_ALGOR *alg;
 	unsigned char *der = NULL;
@@ -398,87 +340,3 @@ build_crl_der(X509 *ca_cert, EVP_PKEY *ca_key)
 	return result;
 }
 
-static void
-lock_crl(void)
-{
-	LOCKTAG		tag;
-
-	SET_LOCKTAG_ADVISORY(tag, InvalidOid, CRL_LOCK_KEY1, CRL_LOCK_KEY2, 2);
-	(void) LockAcquire(&tag, ExclusiveLock, false, false);
-}
-
-/*
- * Take the CRL lock (held to the end of the transaction), build the CRL from
- * the registry and stage it at pgtls_admin.crl_file for the caller to commit.
- */
-PgtlsStagedFile *
-pgtls_crl_stage(X509 *ca_cert, EVP_PKEY *ca_key)
-{
-	BIO		   *bio = pgtls_mem_bio(NULL, 0);
-	StringInfo	der;
-	char	   *data;
-	long		len;
-
-	lock_crl();
-	der = build_crl_der(ca_cert, ca_key);
-	if (PEM_write_bio(bio, PEM_STRING_X509_CRL, "", (unsigned char *) der->data, der->len) <= 0)
-		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not encode the CRL");
-	len = BIO_get_mem_data(bio, &data);
-	return pgtls_stage_file(pgtls_resolve_path(pgtls_crl_file), data, len, 0600);
-}
-
-/* Does the running server check the CRL we write? */
-static bool
-server_uses_our_crl(void)
-{
-	const char *setting = GetConfigOption("ssl_crl_file", true, false);
-
-	return setting != NULL && setting[0] != '\0' &&
-		strcmp(pgtls_resolve_path(setting), pgtls_resolve_path(pgtls_crl_file)) == 0;
-}
-
-/*
- * Revoke serial: record it, rewrite the CRL and have the server reload it
- * before returning, so the next connection with that certificate fails.
- * Returns false when it was already revoked (the CRL is rewritten anyway).
- */
-bool
-pgtls_revoke_serial(const char *serial, const char *reason)
-{
-	X509	   *ca_cert;
-	EVP_PKEY   *ca_key;
-	bool		revoked_now;
-	PgtlsRegistryRow row;
-
-	if (!pgtls_registry_lookup(serial, &row))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("no certificate with serial %s was issued here", serial),
-				 errhint("Serials are listed in pgtls_certificates.")));
-	pgtls_check_revoke_target(row.role);
-
-	/* lock first, so the CA we sign with is the one current at commit */
-	lock_crl();
-	pgtls_ca_load(&ca_cert, &ca_key);
-	revoked_now = pgtls_registry_revoke(serial, reason);
-	pgtls_commit_file(pgtls_crl_stage(ca_cert, ca_key));
-	if (server_uses_our_crl())
-		pgtls_reload_server();
-	else
-		ereport(NOTICE,
-				(errmsg("the server does not check the CRL pgtls_admin writes"),
-				 errdetail("ssl_crl_file is not \"%s\".", pgtls_crl_file),
-				 errhint("Run pgtls_enable_ssl(), or set ssl_crl_file = '%s' and reload.", pgtls_crl_file)));
-	return revoked_now;
-}
-
-text *
-pgtls_crl_text(void)
-{
-	size_t		len;
-	char	   *pem = pgtls_read_file(pgtls_resolve_path(pgtls_crl_file), "CRL file",
-									  "The CRL is written by pgtls_init_ca(), pgtls_enable_ssl() and pgtls_revoke().",
-									  false, &len);
-
-	return cstring_to_text_with_len(pem, (int) len);
-}

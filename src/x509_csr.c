@@ -1,5 +1,5 @@
 /*
- * csr.c
+ * x509_csr.c
  *		Certificate signing requests: the key never leaves the client.
  *
  * Only two things are taken from a request: its public key, after its
@@ -7,7 +7,7 @@
  * must equal the role.  Every extension and every other attribute it asks
  * for is ignored; the certificate is built as any client certificate is.
  */
-#include "pgtls_admin.h"
+#include "pgtls_x509.h"
 
 #include <openssl/pem.h>
 

@@ -1,0 +1,48 @@
+/*
+ * pgtls_ops.h
+ *		The operations layer: what the SQL functions do, built on the
+ *		stores and x509 layers.  Operations never call the audit.
+ */
+#ifndef PGTLS_OPS_H
+#define PGTLS_OPS_H
+
+#include "pgtls_stores.h"
+
+/* ---- src/ca.c: create or adopt the CA ---- */
+extern text *pgtls_ca_init(const char *subject, int days, PgtlsKeyType key_type,
+						   bool replace);
+extern text *pgtls_ca_import(const char *cert_pem, int cert_len,
+							 const char *key_pem, int key_len,
+							 bool replace);
+
+/* ---- src/issue.c: client and server certificates ---- */
+
+/* A certificate just issued and recorded, with what the caller returns. */
+typedef struct PgtlsIssued
+{
+	X509	   *cert;
+	text	   *cert_pem;		/* as recorded in the registry */
+	EVP_PKEY   *key;			/* NULL when the caller holds the key (a request) */
+	PgtlsCA		ca;				/* the CA that signed it */
+} PgtlsIssued;
+
+extern void pgtls_issue_client_cert(const char *role_name, int days, PgtlsKeyType key_type,
+									PgtlsIssued *out);
+extern void pgtls_issue_csr_cert(const char *role_name, const char *csr, int csr_len,
+								 int days, PgtlsIssued *out);
+extern void pgtls_issue_server_cert(List *dns_names, List *addresses, int days,
+									PgtlsKeyType key_type, PgtlsIssued *out);
+
+/* ---- src/revoke.c: revocation and the CRL file ---- */
+extern PgtlsStagedFile *pgtls_crl_stage(X509 *ca_cert, EVP_PKEY *ca_key);
+extern bool pgtls_revoke_serial(const char *serial, const char *reason);
+extern text *pgtls_crl_text(void);
+
+/* ---- src/install.c: the server's TLS identity ---- */
+extern List *pgtls_install_server(X509 *leaf, STACK_OF(X509) *chain, EVP_PKEY *key,
+								  PgtlsCA *ca);
+
+/* ---- src/renew.c: a new certificate like an old one ---- */
+extern void pgtls_renew_cert(const char *serial, int days, PgtlsIssued *out);
+
+#endif							/* PGTLS_OPS_H */

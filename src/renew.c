@@ -1,0 +1,75 @@
+/*
+ * renew.c
+ *		A new key and certificate like an existing one: the same subject,
+ *		kind and key type, and for a server the same names.
+ */
+#include "pgtls_ops.h"
+
+#include "utils/builtins.h"
+#include "utils/inet.h"
+
+/* The key type to renew with: the old one where it is one we issue. */
+static PgtlsKeyType
+renewal_key_type(const char *old)
+{
+	PgtlsKeyType type;
+
+	if (pgtls_key_type_lookup(old, &type))
+		return type;
+	return (PgtlsKeyType) pgtls_default_key_type;
+}
+
+/* Server renewal: the same names, rebuilt from the registry's SAN entries. */
+static void
+renew_server(PgtlsRegistryRow *row, int days, PgtlsKeyType key_type, PgtlsIssued *out)
+{
+	List	   *dns = NIL;
+	List	   *ips = NIL;
+	ListCell   *lc;
+
+	pgtls_require_superuser("renew server certificates");
+	foreach(lc, row->san)
+	{
+		char	   *entry = lfirst(lc);
+
+		if (strncmp(entry, "DNS:", 4) == 0)
+			dns = lappend(dns, entry + 4);
+		else if (strncmp(entry, "IP:", 3) == 0)
+			ips = lappend(ips, DatumGetInetPP(DirectFunctionCall1(inet_in, CStringGetDatum(entry + 3))));
+	}
+	pgtls_issue_server_cert(dns, ips, days, key_type, out);
+}
+
+/* Renew the certificate with this (normalized) serial into out. */
+void
+pgtls_renew_cert(const char *serial, int days, PgtlsIssued *out)
+{
+	PgtlsRegistryRow row;
+	PgtlsKeyType key_type;
+
+	if (!pgtls_registry_lookup(serial, &row))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("no certificate with serial %s was issued here", serial)));
+	if (strcmp(row.kind, "ca") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("serial %s is a CA certificate", serial),
+				 errhint("Replace the CA with pgtls_init_ca(replace => true).")));
+	if (row.revoked)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("certificate %s is revoked and cannot be renewed", serial),
+				 errhint("Issue a new certificate instead.")));
+	key_type = renewal_key_type(row.key_type);
+	if (strcmp(row.kind, "client") == 0)
+	{
+		NameData	role;
+
+		namestrcpy(&role, row.role);
+		pgtls_check_issue_target(&role, false);
+		pgtls_issue_client_cert(row.role, days, key_type, out);
+	}
+	else
+		renew_server(&row, days, key_type, out);
+}

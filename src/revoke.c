@@ -1,0 +1,106 @@
+/*
+ * revoke.c
+ *		Revocation: pgtls_revoke and the CRL file.
+ *
+ * The CRL is a pure function of the registry: every revoked serial, signed
+ * by the CA.  It is rebuilt and atomically replaced under a
+ * transaction-scoped lock, from the newest snapshot, before the revoking
+ * transaction commits.  So a committed revocation is always in the file; a
+ * revocation whose transaction aborts after the write stays listed only
+ * until the next rewrite (fail closed).
+ */
+#include "pgtls_ops.h"
+
+#include <openssl/pem.h>
+
+#include "storage/lock.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+
+/* Advisory lock key serializing CRL rewrites: "pgtlsCRL". */
+#define CRL_LOCK_KEY1 0x7067746cU
+#define CRL_LOCK_KEY2 0x7343524cU
+
+static void
+lock_crl(void)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, InvalidOid, CRL_LOCK_KEY1, CRL_LOCK_KEY2, 2);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+}
+
+/*
+ * Take the CRL lock (held to the end of the transaction), build the CRL from
+ * the registry and stage it at pgtls_admin.crl_file for the caller to commit.
+ */
+PgtlsStagedFile *
+pgtls_crl_stage(X509 *ca_cert, EVP_PKEY *ca_key)
+{
+	BIO		   *bio = pgtls_mem_bio(NULL, 0);
+	StringInfo	der;
+	char	   *data;
+	long		len;
+
+	lock_crl();
+	der = pgtls_crl_der(ca_cert, ca_key, pgtls_registry_revoked());
+	if (PEM_write_bio(bio, PEM_STRING_X509_CRL, "", (unsigned char *) der->data, der->len) <= 0)
+		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not encode the CRL");
+	len = BIO_get_mem_data(bio, &data);
+	return pgtls_stage_file(pgtls_resolve_path(pgtls_crl_file), data, len, 0600);
+}
+
+/* Does the running server check the CRL we write? */
+static bool
+server_uses_our_crl(void)
+{
+	const char *setting = GetConfigOption("ssl_crl_file", true, false);
+
+	return setting != NULL && setting[0] != '\0' &&
+		strcmp(pgtls_resolve_path(setting), pgtls_resolve_path(pgtls_crl_file)) == 0;
+}
+
+/*
+ * Revoke serial: record it, rewrite the CRL and have the server reload it
+ * before returning, so the next connection with that certificate fails.
+ * Returns false when it was already revoked (the CRL is rewritten anyway).
+ */
+bool
+pgtls_revoke_serial(const char *serial, const char *reason)
+{
+	PgtlsCA		ca;
+	bool		revoked_now;
+	PgtlsRegistryRow row;
+
+	if (!pgtls_registry_lookup(serial, &row))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("no certificate with serial %s was issued here", serial),
+				 errhint("Serials are listed in pgtls_certificates.")));
+	pgtls_check_revoke_target(row.role);
+
+	/* lock first, so the CA we sign with is the one current at commit */
+	lock_crl();
+	pgtls_ca_load(&ca);
+	revoked_now = pgtls_registry_revoke(serial, reason);
+	pgtls_commit_file(pgtls_crl_stage(ca.cert, ca.key));
+	if (server_uses_our_crl())
+		pgtls_reload_server();
+	else
+		ereport(NOTICE,
+				(errmsg("the server does not check the CRL pgtls_admin writes"),
+				 errdetail("ssl_crl_file is not \"%s\".", pgtls_crl_file),
+				 errhint("Run pgtls_enable_ssl(), or set ssl_crl_file = '%s' and reload.", pgtls_crl_file)));
+	return revoked_now;
+}
+
+text *
+pgtls_crl_text(void)
+{
+	size_t		len;
+	char	   *pem = pgtls_read_file(pgtls_resolve_path(pgtls_crl_file), "CRL file",
+									  "The CRL is written by pgtls_init_ca(), pgtls_enable_ssl() and pgtls_revoke().",
+									  false, &len);
+
+	return cstring_to_text_with_len(pem, (int) len);
+}

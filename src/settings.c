@@ -1,0 +1,15 @@
+/*
+ * settings.c
+ *		The variables behind pgtls_admin's GUCs.  _PG_init (pgtls_admin.c)
+ *		defines the settings; every layer reads them from here.
+ */
+#include "pgtls_base.h"
+
+char	   *pgtls_ca_cert_file = NULL;
+char	   *pgtls_ca_key_file = NULL;
+char	   *pgtls_crl_file = NULL;
+int			pgtls_default_days = 365;
+int			pgtls_max_days = 825;
+int			pgtls_default_key_type = 0;
+int			pgtls_expiry_warning_days = 30;
+int			pgtls_debug_pause_at = 0;
