@@ -50,12 +50,17 @@ $node->connect_fails("$enc sslpassword=wrong", '... and not with a wrong sslpass
 	expected_stderr => qr/could not load private key|bad decrypt/);
 
 # --- pgtls-client-cert: ~/.postgresql, so psql needs no ssl* options
+# The tool authenticates the server over TCP (--root: the CA from above) and
+# logs in there with a certificate, as pg_hba allows nothing else.
 my $home = PostgreSQL::Test::Utils::tempdir;
-my $admin = "host=" . $node->host . " port=$port dbname=postgres";
+my $admin_dir = client_files($node, 'postgres');
+my $admin = "host=localhost hostaddr=127.0.0.1 port=$port dbname=postgres user=postgres "
+  . "sslcert=$admin_dir/postgresql.crt sslkey=$admin_dir/postgresql.key";
+my @trust = ('--root', "$dir/root.crt");
 {
 	local $ENV{HOME} = $home;
 	my ($out, $err);
-	ok(IPC::Run::run([ 'pgtls-client-cert', '--role', 'user1', $admin ], '>', \$out, '2>', \$err),
+	ok(IPC::Run::run([ 'pgtls-client-cert', @trust, '--role', 'user1', $admin ], '>', \$out, '2>', \$err),
 		'pgtls-client-cert succeeds') or diag($err);
 	like($out, qr/wrote .*postgresql\.crt, .*postgresql\.key and .*root\.crt: serial [0-9A-F]{32}, valid until/, '... and says what it wrote');
 	is(sprintf('%04o', (stat("$home/.postgresql/postgresql.key"))[2] & 07777), '0600', 'the key is 0600');
@@ -64,18 +69,18 @@ my $admin = "host=" . $node->host . " port=$port dbname=postgres";
 		'psql with sslmode=verify-full and nothing else logs in as user1',
 		sql => 'SELECT current_user', expected_stdout => qr/^user1$/);
 	my $before = slurp_file("$home/.postgresql/postgresql.crt");
-	ok(!IPC::Run::run([ 'pgtls-client-cert', '--role', 'user1', $admin ], '>', \$out, '2>', \$err),
+	ok(!IPC::Run::run([ 'pgtls-client-cert', @trust, '--role', 'user1', $admin ], '>', \$out, '2>', \$err),
 		'a second run without --force fails');
 	like($err, qr/postgresql\.crt exists; pass --force to replace it/, '... saying why');
 	is(slurp_file("$home/.postgresql/postgresql.crt"), $before, '... and changes nothing');
-	ok(IPC::Run::run([ 'pgtls-client-cert', '--role', 'user1', '--force', '--key-type', 'ed25519', $admin ],
+	ok(IPC::Run::run([ 'pgtls-client-cert', @trust, '--role', 'user1', '--force', '--key-type', 'ed25519', $admin ],
 		'>', \$out, '2>', \$err), 'with --force it replaces the files') or diag($err);
 	isnt(slurp_file("$home/.postgresql/postgresql.crt"), $before, '... with a new certificate');
 	opendir(my $dh, "$home/.postgresql") or die;
 	is_deeply([ sort grep { !/^\.\.?$/ } readdir $dh ], [ 'postgresql.crt', 'postgresql.key', 'root.crt' ],
 		'no temporary files are left');
 	closedir $dh;
-	ok(!IPC::Run::run([ 'pgtls-client-cert', '--role', 'no_such_role', '--dir', "$home/x", $admin ],
+	ok(!IPC::Run::run([ 'pgtls-client-cert', @trust, '--role', 'no_such_role', '--dir', "$home/x", $admin ],
 		'>', \$out, '2>', \$err), 'an unknown role fails');
 	like($err, qr/role "no_such_role" does not exist/, '... with the server\'s message');
 	ok(!-e "$home/x/postgresql.key", '... and writes no key');
@@ -154,7 +159,13 @@ JS
 }
 is($out, "user1\n", 'node-postgres logs in with a verified TLS connection and the PEM files') or diag($err);
 
-unlike(slurp_file($node->logfile), qr/PRIVATE KEY|MII[A-Za-z0-9+\/]{20}|MC4CAQ|MIG[A-Za-z0-9+\/]{20}|p12-pass|key-pass/,
+# pgtls-client-cert sends certificate requests (public keys, logged with
+# every statement here); every other DER in the log would be a key.
+my $server_log = slurp_file($node->logfile);
+like($server_log, qr/pgtls_sign_client_csr\(.*-----BEGIN CERTIFICATE REQUEST-----/s,
+	'pgtls-client-cert sent certificate requests');
+$server_log =~ s/-----BEGIN CERTIFICATE REQUEST-----.*?-----END CERTIFICATE REQUEST-----//gs;
+unlike($server_log, qr/PRIVATE KEY|MII[A-Za-z0-9+\/]{20}|MC4CAQ|MIG[A-Za-z0-9+\/]{20}|p12-pass|key-pass/,
 	'no key or passphrase in the server log');
 
 $node->stop;
