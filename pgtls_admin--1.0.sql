@@ -18,7 +18,8 @@ CREATE TABLE pgtls_certificates (
     issued_by          name NOT NULL,
     issued_at          timestamptz NOT NULL DEFAULT now(),
     revoked_at         timestamptz,
-    revocation_reason  text
+    revocation_reason  text,
+    role_oid           oid
 );
 CREATE INDEX pgtls_certificates_role_idx ON pgtls_certificates (role);
 CREATE INDEX pgtls_certificates_not_after_idx ON pgtls_certificates (not_after);

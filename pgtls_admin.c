@@ -307,7 +307,7 @@ pgtls_issue_client(PG_FUNCTION_ARGS)
 	srf_begin(fcinfo, 5);
 
 	caller = pgtls_work_begin();
-	pgtls_issue_client_cert(role, days, key_type, &issued);
+	pgtls_issue_client_cert(role, roleid, days, key_type, &issued);
 	put_issued_row(fcinfo, &issued);
 	pgtls_work_end(caller);
 	notice_if_no_cert_rule(roleid, role);
@@ -335,7 +335,7 @@ pgtls_sign_client_csr(PG_FUNCTION_ARGS)
 	srf_begin(fcinfo, 4);
 
 	caller = pgtls_work_begin();
-	pgtls_issue_csr_cert(role, VARDATA_ANY(csr), VARSIZE_ANY_EXHDR(csr), days, &issued);
+	pgtls_issue_csr_cert(role, roleid, VARDATA_ANY(csr), VARSIZE_ANY_EXHDR(csr), days, &issued);
 	values[0] = CStringGetTextDatum(pgtls_serial_hex(X509_get0_serialNumber(issued.cert)));
 	values[1] = PointerGetDatum(issued.cert_pem);
 	values[2] = PointerGetDatum(issued.ca.pem);
@@ -427,7 +427,7 @@ pgtls_install_server_cert(PG_FUNCTION_ARGS)
 
 		pgtls_ca_load(&ca);
 		if (!pgtls_registry_lookup(pgtls_serial_hex(X509_get0_serialNumber(leaf)), &row))
-			pgtls_registry_insert(leaf, "server", NULL, NULL);
+			pgtls_registry_insert(leaf, "server", NULL, InvalidOid, NULL);
 		put_settings_rows(fcinfo, pgtls_install_server(leaf, chain, key, &ca));
 	}
 	PG_CATCH();

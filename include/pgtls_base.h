@@ -1,8 +1,8 @@
 /*
  * pgtls_base.h
  *		The base layer: OpenSSL errors and object lifetime (ossl.c), files
- *		(files.c), the settings (settings.c) and version differences
- *		(compat.c, pgtls_compat.h).
+ *		(files.c), locks (locks.c), the settings (settings.c) and version
+ *		differences (compat.c, pgtls_compat.h).
  *
  * Layers point one way: base < x509 < stores < operations, audit < the
  * entry points in pgtls_admin.c.  A file calls only its own layer and the
@@ -111,6 +111,11 @@ typedef struct PgtlsStagedFile PgtlsStagedFile;
 extern PgtlsStagedFile *pgtls_stage_file(const char *path, const char *data,
 										 size_t len, mode_t mode);
 extern void pgtls_commit_file(PgtlsStagedFile *staged);
+
+/* ---- src/locks.c: cluster-wide advisory locks with a bounded wait ---- */
+extern void pgtls_lock(uint32 key1, uint32 key2, const char *what);
+extern void pgtls_unlock(uint32 key1, uint32 key2);
+extern void pgtls_wait_for_xact(TransactionId xid, const char *what);
 
 /* ---- src/compat.c: server APIs that differ between majors (see pgtls_compat.h) ---- */
 extern void pgtls_setting_source(const char *name, const char **file, int *line);

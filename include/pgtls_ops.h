@@ -26,15 +26,16 @@ typedef struct PgtlsIssued
 	PgtlsCA		ca;				/* the CA that signed it */
 } PgtlsIssued;
 
-extern void pgtls_issue_client_cert(const char *role_name, int days, PgtlsKeyType key_type,
-									PgtlsIssued *out);
-extern void pgtls_issue_csr_cert(const char *role_name, const char *csr, int csr_len,
-								 int days, PgtlsIssued *out);
+extern void pgtls_issue_client_cert(const char *role_name, Oid role_oid, int days,
+									PgtlsKeyType key_type, PgtlsIssued *out);
+extern void pgtls_issue_csr_cert(const char *role_name, Oid role_oid, const char *csr,
+								 int csr_len, int days, PgtlsIssued *out);
 extern void pgtls_issue_server_cert(List *dns_names, List *addresses, int days,
 									PgtlsKeyType key_type, PgtlsIssued *out);
 
 /* ---- src/revoke.c: revocation and the CRL file ---- */
 extern PgtlsStagedFile *pgtls_crl_stage(X509 *ca_cert, EVP_PKEY *ca_key);
+extern void pgtls_crl_unlock(void);
 extern bool pgtls_revoke_serial(const char *serial, const char *reason);
 extern text *pgtls_crl_text(void);
 

@@ -14,17 +14,22 @@ typedef struct PgtlsRegistryRow
 {
 	char	   *kind;
 	char	   *role;			/* NULL unless kind = client */
+	Oid			role_oid;		/* the role's OID at issuance, or InvalidOid */
 	List	   *san;			/* char *, "DNS:..." / "IP:..." */
 	char	   *key_type;
 	bool		revoked;
 } PgtlsRegistryRow;
 
-extern text *pgtls_registry_insert(X509 *cert, const char *kind,
-								   const char *role, const char *key_type);
+extern text *pgtls_registry_insert(X509 *cert, const char *kind, const char *role,
+								   Oid role_oid, const char *key_type);
 extern bool pgtls_registry_revoke(const char *serial, const char *reason);
 extern List *pgtls_registry_revoked(void);
 extern bool pgtls_registry_lookup(const char *serial, PgtlsRegistryRow *row);
 extern bool pgtls_registry_expiring(int days, int *count, TimestampTz *first);
+
+/* ---- src/pending.c: revocations whose transaction has not ended ---- */
+extern void pgtls_pending_add(const char *serial, const char *reason);
+extern List *pgtls_pending_merge(List *revoked);
 
 /* ---- src/ca_store.c: the extension's CA files ---- */
 typedef struct PgtlsCA

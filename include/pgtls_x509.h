@@ -19,6 +19,7 @@ extern int	pgtls_no_passphrase(char *buf, int size, int rwflag, void *u);
 extern EVP_PKEY *pgtls_parse_private_key(const char *pem, int len, const char *what,
 										 const char *hint);
 extern void pgtls_require_key_match(X509 *cert, EVP_PKEY *key, int sqlstate, const char *message);
+extern void pgtls_check_role_cn(const char *role_name);
 extern char *pgtls_serial_hex(const ASN1_INTEGER *serial);
 extern char *pgtls_normalize_serial(const char *serial);
 extern char *pgtls_key_type_of(EVP_PKEY *key, int *bits);

@@ -22,6 +22,7 @@ write_ca_files(EVP_PKEY *key, X509 *cert)
 	pgtls_commit_file(key_file);
 	pgtls_commit_file(cert_file);
 	pgtls_commit_file(crl_file);
+	pgtls_crl_unlock();
 }
 
 text *
@@ -39,7 +40,7 @@ pgtls_ca_init(const char *subject, int days, PgtlsKeyType key_type,
 	cert = pgtls_build_ca_cert(subject, days, key);
 
 	pgtls_ca_lock(replace);
-	pgtls_registry_insert(cert, "ca", NULL, NULL);
+	pgtls_registry_insert(cert, "ca", NULL, InvalidOid, NULL);
 	write_ca_files(key, cert);
 	return pgtls_cert_pem(cert);
 }
@@ -60,7 +61,7 @@ pgtls_ca_import(const char *cert_pem, int cert_len, const char *key_pem, int key
 							"private_key does not match certificate");
 
 	pgtls_ca_lock(replace);
-	pgtls_registry_insert(cert, "ca", NULL, NULL);
+	pgtls_registry_insert(cert, "ca", NULL, InvalidOid, NULL);
 	write_ca_files(key, cert);
 	return pgtls_cert_pem(cert);
 }

@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #include "miscadmin.h"
-#include "storage/lock.h"
 #include "utils/builtins.h"
 
 #define CA_HINT "Create a CA with SELECT pgtls_init_ca(); or adopt an existing one with pgtls_import_ca()."
@@ -214,11 +213,9 @@ pgtls_ca_lock(bool replace)
 {
 	char	   *paths[2];
 	int			i;
-	LOCKTAG		tag;
 
-	/* the files are per cluster, so the lock is too (database 0) */
-	SET_LOCKTAG_ADVISORY(tag, InvalidOid, CA_LOCK_KEY1, CA_LOCK_KEY2, 2);
-	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	/* the files are per cluster, so the lock is too; held to the end of the transaction */
+	pgtls_lock(CA_LOCK_KEY1, CA_LOCK_KEY2, "the CA files");
 
 	paths[0] = pgtls_resolve_path(pgtls_ca_cert_file);
 	paths[1] = pgtls_resolve_path(pgtls_ca_key_file);

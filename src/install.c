@@ -147,6 +147,7 @@ pgtls_install_server(X509 *leaf, STACK_OF(X509) *chain, EVP_PKEY *key, PgtlsCA *
 	debug_pause(2);
 	pgtls_commit_file(staged[1]);
 	pgtls_commit_file(staged[2]);
+	pgtls_crl_unlock();
 	debug_pause(3);
 
 	keep = list_make4(cert_rel, key_rel,

@@ -6,15 +6,16 @@
  */
 #include "pgtls_ops.h"
 
-/* A new key and a client certificate for role_name. */
+/* A new key and a client certificate for role_name, whose OID is role_oid. */
 void
-pgtls_issue_client_cert(const char *role_name, int days, PgtlsKeyType key_type,
+pgtls_issue_client_cert(const char *role_name, Oid role_oid, int days, PgtlsKeyType key_type,
 						PgtlsIssued *out)
 {
+	pgtls_check_role_cn(role_name);
 	pgtls_ca_load(&out->ca);
 	out->key = pgtls_generate_key(key_type);
 	out->cert = pgtls_build_client_cert(role_name, days, out->key, out->ca.cert, out->ca.key);
-	out->cert_pem = pgtls_registry_insert(out->cert, "client", role_name,
+	out->cert_pem = pgtls_registry_insert(out->cert, "client", role_name, role_oid,
 										  pgtls_key_type_name(key_type));
 }
 
@@ -23,8 +24,8 @@ pgtls_issue_client_cert(const char *role_name, int days, PgtlsKeyType key_type,
  * that key and CN are taken from it.
  */
 void
-pgtls_issue_csr_cert(const char *role_name, const char *csr, int csr_len, int days,
-					 PgtlsIssued *out)
+pgtls_issue_csr_cert(const char *role_name, Oid role_oid, const char *csr, int csr_len,
+					 int days, PgtlsIssued *out)
 {
 	X509_REQ   *req = pgtls_parse_csr(csr, csr_len, role_name);
 
@@ -32,7 +33,7 @@ pgtls_issue_csr_cert(const char *role_name, const char *csr, int csr_len, int da
 	out->key = NULL;
 	out->cert = pgtls_build_client_cert(role_name, days, X509_REQ_get0_pubkey(req),
 										out->ca.cert, out->ca.key);
-	out->cert_pem = pgtls_registry_insert(out->cert, "client", role_name, NULL);
+	out->cert_pem = pgtls_registry_insert(out->cert, "client", role_name, role_oid, NULL);
 }
 
 /* A new server key and certificate for these names; the caller is a superuser. */
@@ -45,5 +46,5 @@ pgtls_issue_server_cert(List *dns_names, List *addresses, int days,
 	out->key = pgtls_generate_key(key_type);
 	out->cert = pgtls_build_server_cert(dns_names, addresses, days, out->key,
 										out->ca.cert, out->ca.key);
-	out->cert_pem = pgtls_registry_insert(out->cert, "server", NULL, NULL);
+	out->cert_pem = pgtls_registry_insert(out->cert, "server", NULL, InvalidOid, NULL);
 }

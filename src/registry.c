@@ -1,12 +1,20 @@
 /*
  * registry.c
  *		The pgtls_certificates table: one row for every certificate issued.
+ *		The only file that runs SQL.
  *
  * Rows are written in the issuing transaction, so a certificate that was
  * returned to a caller is always recorded.  Every query runs as the owner of
- * the extension's functions, so a role that was only granted EXECUTE can
- * issue or revoke without holding any privilege on the table; issued_by
- * still records the calling user.  Private keys are never stored.
+ * the extension, so a role that was only granted EXECUTE can issue or revoke
+ * without holding any privilege on the table; issued_by still records the
+ * calling user.  Private keys are never stored.
+ *
+ * Running as the owner means nothing of the caller's may run: each call
+ * enters a new GUC nest level with search_path = pg_catalog, pg_temp (pg_temp
+ * last, else the caller's temporary types and tables come first), as a
+ * security-restricted operation, and every query names its operators,
+ * functions, types and table with their schema.  Plans are prepared inside
+ * that state and keep its search_path.
  */
 #include "pgtls_stores.h"
 
@@ -21,6 +29,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -33,50 +42,65 @@ typedef enum RegistryQuery
 	Q_REVOKED_LIST,
 	Q_LOOKUP,
 	Q_EXPIRING,
+	Q_ROW_XMAX,
 	Q_COUNT
 } RegistryQuery;
 
-/* %1$s is the extension's schema, quoted */
+/*
+ * %1$s is the extension's schema, quoted.  Every operator and function is
+ * qualified with pg_catalog, and every type too.  OPERATOR() syntax gives
+ * every operator the same precedence: parenthesize.
+ */
 static const struct
 {
 	const char *sql;
 	int			nargs;
-	Oid			argtypes[11];
+	Oid			argtypes[12];
 }			queries[Q_COUNT] =
 {
 	[Q_INSERT] = {
 		"INSERT INTO %1$s.pgtls_certificates "
 		"(serial, kind, role, subject, san, key_type, not_before, not_after, "
-		" fingerprint_sha256, certificate, issued_by, issued_at) "
-		"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, pg_catalog.now()) "
+		" fingerprint_sha256, certificate, issued_by, issued_at, role_oid) "
+		"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, pg_catalog.now(), $12) "
 		"ON CONFLICT (serial) DO NOTHING",
-		11, {TEXTOID, TEXTOID, NAMEOID, TEXTOID, TEXTARRAYOID, TEXTOID,
-		TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, NAMEOID}
+		12, {TEXTOID, TEXTOID, NAMEOID, TEXTOID, TEXTARRAYOID, TEXTOID,
+		TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, NAMEOID, OIDOID}
 	},
 	[Q_REVOKE] = {
-		"UPDATE %1$s.pgtls_certificates SET revoked_at = pg_catalog.now(), revocation_reason = $2 "
-		"WHERE serial = $1 AND revoked_at IS NULL AND kind <> 'ca'",
+		"UPDATE %1$s.pgtls_certificates "
+		"SET revoked_at = pg_catalog.now(), revocation_reason = $2 "
+		"WHERE serial OPERATOR(pg_catalog.=) $1 AND revoked_at IS NULL "
+		"AND kind OPERATOR(pg_catalog.<>) 'ca'",
 		2, {TEXTOID, TEXTOID}
 	},
 	[Q_STATE] = {
-		"SELECT kind, revoked_at IS NOT NULL FROM %1$s.pgtls_certificates WHERE serial = $1",
+		"SELECT kind, revoked_at IS NOT NULL FROM %1$s.pgtls_certificates "
+		"WHERE serial OPERATOR(pg_catalog.=) $1",
 		1, {TEXTOID}
 	},
 	[Q_REVOKED_LIST] = {
 		"SELECT serial, revoked_at, revocation_reason FROM %1$s.pgtls_certificates "
-		"WHERE revoked_at IS NOT NULL AND kind <> 'ca'",
+		"WHERE revoked_at IS NOT NULL AND kind OPERATOR(pg_catalog.<>) 'ca'",
 		0, {InvalidOid}
 	},
 	[Q_LOOKUP] = {
-		"SELECT kind, role, san, key_type, revoked_at IS NOT NULL FROM %1$s.pgtls_certificates "
-		"WHERE serial = $1",
+		"SELECT kind, role, san, key_type, revoked_at IS NOT NULL, role_oid "
+		"FROM %1$s.pgtls_certificates WHERE serial OPERATOR(pg_catalog.=) $1",
 		1, {TEXTOID}
 	},
 	[Q_EXPIRING] = {
-		"SELECT count(*)::int4, min(not_after) FROM %1$s.pgtls_certificates "
-		"WHERE kind = 'client' AND revoked_at IS NULL AND not_after > pg_catalog.now() "
-		"AND not_after <= pg_catalog.now() + pg_catalog.make_interval(days => $1)",
+		"SELECT pg_catalog.count(*)::pg_catalog.int4, pg_catalog.min(not_after) "
+		"FROM %1$s.pgtls_certificates "
+		"WHERE kind OPERATOR(pg_catalog.=) 'client' AND revoked_at IS NULL "
+		"AND not_after OPERATOR(pg_catalog.>) pg_catalog.now() "
+		"AND not_after OPERATOR(pg_catalog.<=) "
+		"(pg_catalog.now() OPERATOR(pg_catalog.+) pg_catalog.make_interval(days => $1))",
 		1, {INT4OID}
+	},
+	[Q_ROW_XMAX] = {
+		"SELECT xmax FROM %1$s.pgtls_certificates WHERE serial OPERATOR(pg_catalog.=) $1",
+		1, {TEXTOID}
 	},
 };
 
@@ -87,6 +111,7 @@ typedef struct RegistryCall
 {
 	Oid			save_userid;
 	int			save_sec;
+	int			save_nestlevel;
 	Oid			namespace;
 } RegistryCall;
 
@@ -114,7 +139,11 @@ extension_schema_owner(Oid *namespace, Oid *owner)
 	table_close(rel, AccessShareLock);
 }
 
-/* Switch to the extension owner and connect SPI. */
+/*
+ * Switch to the extension owner in a security-restricted operation, pin
+ * search_path in a new GUC nest level, and connect SPI.  An ERROR anywhere
+ * after this unwinds all three with the (sub)transaction.
+ */
 static void
 registry_enter(RegistryCall *call)
 {
@@ -123,7 +152,11 @@ registry_enter(RegistryCall *call)
 	extension_schema_owner(&call->namespace, &owner);
 
 	GetUserIdAndSecContext(&call->save_userid, &call->save_sec);
-	SetUserIdAndSecContext(owner, call->save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	SetUserIdAndSecContext(owner, call->save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	call->save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 }
@@ -132,6 +165,7 @@ static void
 registry_leave(RegistryCall *call)
 {
 	SPI_finish();
+	AtEOXact_GUC(true, call->save_nestlevel);
 	SetUserIdAndSecContext(call->save_userid, call->save_sec);
 }
 
@@ -165,18 +199,20 @@ registry_plan(RegistryCall *call, RegistryQuery q)
 
 /*
  * Record cert and return its PEM, which callers reuse rather than encode
- * again.  key_type NULL: derive it from the certificate.  A serial that is
+ * again.  role and role_oid: the role a client certificate is for, whose
+ * OID tells a dropped and re-created role of the same name apart.
+ * key_type NULL: derive it from the certificate.  A serial that is
  * already recorded is kept for a CA (re-importing the same CA) and is an
  * error for anything else.
  */
 text *
-pgtls_registry_insert(X509 *cert, const char *kind, const char *role,
+pgtls_registry_insert(X509 *cert, const char *kind, const char *role, Oid role_oid,
 					  const char *key_type)
 {
 	RegistryCall call;
 	PgtlsCertInfo info;
-	Datum		values[11];
-	char		nulls[11];
+	Datum		values[12];
+	char		nulls[12];
 	NameData	role_name;
 	NameData	issued_by;
 	text	   *pem = pgtls_cert_pem(cert);
@@ -196,9 +232,10 @@ pgtls_registry_insert(X509 *cert, const char *kind, const char *role,
 	{
 		namestrcpy(&role_name, role);
 		values[2] = NameGetDatum(&role_name);
+		values[11] = ObjectIdGetDatum(role_oid);
 	}
 	else
-		nulls[2] = 'n';
+		nulls[2] = nulls[11] = 'n';
 	values[3] = CStringGetTextDatum(info.subject);
 	if (info.san != NIL)
 		values[4] = pgtls_text_array(info.san);
@@ -238,6 +275,20 @@ pgtls_registry_revoke(const char *serial, const char *reason)
 	int			rc;
 
 	registry_enter(&call);
+	/*
+	 * An idle transaction that changed the row must not make us wait for
+	 * ever: wait for it a few seconds, naming it, and let lock_timeout catch
+	 * one that takes the row between the look and the UPDATE.
+	 */
+	(void) set_config_option("lock_timeout", "5s", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	rc = SPI_execute_plan(registry_plan(&call, Q_ROW_XMAX), values, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not look up a serial: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 1)
+		pgtls_wait_for_xact(DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[0],
+																SPI_tuptable->tupdesc, 1, &isnull)),
+							psprintf("the registry row of certificate %s", serial));
 	rc = SPI_execute_plan(registry_plan(&call, Q_REVOKE), values, NULL, false, 0);
 	if (rc != SPI_OK_UPDATE)
 		elog(ERROR, "could not revoke: %s", SPI_result_code_string(rc));
@@ -345,6 +396,8 @@ pgtls_registry_lookup(const char *serial, PgtlsRegistryRow *row)
 		}
 		row->key_type = TextDatumGetCString(SPI_getbinval(tup, desc, 4, &isnull));
 		row->revoked = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
+		d = SPI_getbinval(tup, desc, 6, &isnull);
+		row->role_oid = isnull ? InvalidOid : DatumGetObjectId(d);
 		MemoryContextSwitchTo(old);
 	}
 	registry_leave(&call);

@@ -65,10 +65,19 @@ pgtls_renew_cert(const char *serial, int days, PgtlsIssued *out)
 	if (strcmp(row.kind, "client") == 0)
 	{
 		NameData	role;
+		Oid			roleid;
 
 		namestrcpy(&role, row.role);
-		pgtls_check_issue_target(&role, false);
-		pgtls_issue_client_cert(row.role, days, key_type, out);
+		roleid = pgtls_check_issue_target(&role, false);
+		if (OidIsValid(row.role_oid) && roleid != row.role_oid)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("role \"%s\" was dropped and created again since certificate %s was issued",
+							row.role, serial),
+					 errdetail("The certificate was issued for the role with OID %u; the role of that name now has OID %u.",
+							   row.role_oid, roleid),
+					 errhint("Revoke it, and issue a certificate for the new role with pgtls_issue_client() if it should have one.")));
+		pgtls_issue_client_cert(row.role, roleid, days, key_type, out);
 	}
 	else
 		renew_server(&row, days, key_type, out);

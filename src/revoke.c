@@ -2,18 +2,19 @@
  * revoke.c
  *		Revocation: pgtls_revoke and the CRL file.
  *
- * The CRL is a pure function of the registry: every revoked serial, signed
- * by the CA.  It is rebuilt and atomically replaced under a
- * transaction-scoped lock, from the newest snapshot, before the revoking
- * transaction commits.  So a committed revocation is always in the file; a
- * revocation whose transaction aborts after the write stays listed only
- * until the next rewrite (fail closed).
+ * The CRL lists every revoked serial of the registry, as the newest
+ * snapshot shows it, plus the revocations whose transaction has not ended
+ * (pending.c), signed by the CA.  It is rebuilt and atomically replaced
+ * under a short cluster-wide lock that is released as soon as the file is
+ * in place, not at commit.  So a committed revocation is always in the file
+ * (its own rewrite, and every later one, lists it), a revocation whose
+ * transaction aborts stays listed only until the next rewrite (fail
+ * closed), and an idle revoking transaction holds up nobody.
  */
 #include "pgtls_ops.h"
 
 #include <openssl/pem.h>
 
-#include "storage/lock.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
@@ -21,18 +22,10 @@
 #define CRL_LOCK_KEY1 0x7067746cU
 #define CRL_LOCK_KEY2 0x7343524cU
 
-static void
-lock_crl(void)
-{
-	LOCKTAG		tag;
-
-	SET_LOCKTAG_ADVISORY(tag, InvalidOid, CRL_LOCK_KEY1, CRL_LOCK_KEY2, 2);
-	(void) LockAcquire(&tag, ExclusiveLock, false, false);
-}
-
 /*
- * Take the CRL lock (held to the end of the transaction), build the CRL from
- * the registry and stage it at pgtls_admin.crl_file for the caller to commit.
+ * Take the CRL lock, build the CRL and stage it at pgtls_admin.crl_file.
+ * The caller commits the file, then calls pgtls_crl_unlock() (an ERROR in
+ * between releases the lock with the transaction).
  */
 PgtlsStagedFile *
 pgtls_crl_stage(X509 *ca_cert, EVP_PKEY *ca_key)
@@ -42,12 +35,18 @@ pgtls_crl_stage(X509 *ca_cert, EVP_PKEY *ca_key)
 	char	   *data;
 	long		len;
 
-	lock_crl();
-	der = pgtls_crl_der(ca_cert, ca_key, pgtls_registry_revoked());
+	pgtls_lock(CRL_LOCK_KEY1, CRL_LOCK_KEY2, "the CRL");
+	der = pgtls_crl_der(ca_cert, ca_key, pgtls_pending_merge(pgtls_registry_revoked()));
 	if (PEM_write_bio(bio, PEM_STRING_X509_CRL, "", (unsigned char *) der->data, der->len) <= 0)
 		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not encode the CRL");
 	len = BIO_get_mem_data(bio, &data);
 	return pgtls_stage_file(pgtls_resolve_path(pgtls_crl_file), data, len, 0600);
+}
+
+void
+pgtls_crl_unlock(void)
+{
+	pgtls_unlock(CRL_LOCK_KEY1, CRL_LOCK_KEY2);
 }
 
 /* Does the running server check the CRL we write? */
@@ -60,6 +59,26 @@ server_uses_our_crl(void)
 		strcmp(pgtls_resolve_path(setting), pgtls_resolve_path(pgtls_crl_file)) == 0;
 }
 
+/* Rewrite the CRL with the CA, and have the server load it if it uses it. */
+static void
+publish_crl(void)
+{
+	PgtlsCA		ca;
+	PgtlsStagedFile *staged;
+
+	pgtls_ca_load(&ca);
+	staged = pgtls_crl_stage(ca.cert, ca.key);
+	pgtls_commit_file(staged);
+	pgtls_crl_unlock();
+	if (server_uses_our_crl())
+		pgtls_reload_server();
+	else
+		ereport(NOTICE,
+				(errmsg("the server does not check the CRL pgtls_admin writes"),
+				 errdetail("ssl_crl_file is not \"%s\".", pgtls_crl_file),
+				 errhint("Run pgtls_enable_ssl(), or set ssl_crl_file = '%s' and reload.", pgtls_crl_file)));
+}
+
 /*
  * Revoke serial: record it, rewrite the CRL and have the server reload it
  * before returning, so the next connection with that certificate fails.
@@ -68,7 +87,6 @@ server_uses_our_crl(void)
 bool
 pgtls_revoke_serial(const char *serial, const char *reason)
 {
-	PgtlsCA		ca;
 	bool		revoked_now;
 	PgtlsRegistryRow row;
 
@@ -77,20 +95,16 @@ pgtls_revoke_serial(const char *serial, const char *reason)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("no certificate with serial %s was issued here", serial),
 				 errhint("Serials are listed in pgtls_certificates.")));
+	if (strcmp(row.kind, "ca") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("serial %s is a CA certificate, which cannot be revoked", serial),
+				 errhint("Replace the CA with pgtls_init_ca(replace => true).")));
 	pgtls_check_revoke_target(row.role);
 
-	/* lock first, so the CA we sign with is the one current at commit */
-	lock_crl();
-	pgtls_ca_load(&ca);
 	revoked_now = pgtls_registry_revoke(serial, reason);
-	pgtls_commit_file(pgtls_crl_stage(ca.cert, ca.key));
-	if (server_uses_our_crl())
-		pgtls_reload_server();
-	else
-		ereport(NOTICE,
-				(errmsg("the server does not check the CRL pgtls_admin writes"),
-				 errdetail("ssl_crl_file is not \"%s\".", pgtls_crl_file),
-				 errhint("Run pgtls_enable_ssl(), or set ssl_crl_file = '%s' and reload.", pgtls_crl_file)));
+	pgtls_pending_add(serial, reason);
+	publish_crl();
 	return revoked_now;
 }
 

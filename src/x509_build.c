@@ -364,19 +364,20 @@ pgtls_new_cert(EVP_PKEY *key, int days, X509 *issuer)
 
 /*
  * A client certificate for role_name and the public key of key, signed by
- * the CA.  The CN is the role name's UTF-8 bytes, added as one attribute
- * value; nothing else of any request is copied.
+ * the CA.  The CN is the role name's bytes (pgtls_check_role_cn), added as
+ * one attribute value; nothing else of any request is copied.
  */
 X509 *
 pgtls_build_client_cert(const char *role_name, int days, EVP_PKEY *key,
 						X509 *ca_cert, EVP_PKEY *ca_key)
 {
 	static const int usage[] = {0};	/* digitalSignature */
-	char	   *cn = pg_server_to_any(role_name, strlen(role_name), PG_UTF8);
-	X509	   *cert = pgtls_new_cert(key, days, ca_cert);
+	X509	   *cert;
 
+	pgtls_check_role_cn(role_name);
+	cert = pgtls_new_cert(key, days, ca_cert);
 	if (X509_NAME_add_entry_by_NID(X509_get_subject_name(cert), NID_commonName,
-								   MBSTRING_UTF8, (const unsigned char *) cn, -1, -1, 0) != 1)
+								   MBSTRING_UTF8, (const unsigned char *) role_name, -1, -1, 0) != 1)
 		pgtls_ossl_raise(ERRCODE_INVALID_PARAMETER_VALUE, "could not set the certificate's common name");
 	add_basic_constraints(cert, false);
 	add_key_usage(cert, usage, lengthof(usage));

@@ -87,7 +87,6 @@ pgtls_parse_csr(const char *pem, int len, const char *role_name)
 	X509_REQ   *req;
 	EVP_PKEY   *key;
 	char	   *cn;
-	char	   *role_utf8 = pg_server_to_any(role_name, strlen(role_name), PG_UTF8);
 
 	pgtls_ossl_clear();
 	req = pgtls_own(PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL), free_req);
@@ -110,7 +109,8 @@ pgtls_parse_csr(const char *pem, int len, const char *role_name)
 	}
 	check_request_key(key);
 	cn = request_cn(req);
-	if (strcmp(cn, role_utf8) != 0)
+	pgtls_check_role_cn(role_name);
+	if (strcmp(cn, role_name) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the request's CN \"%s\" does not match role \"%s\"",

@@ -161,6 +161,24 @@ pgtls_require_key_match(X509 *cert, EVP_PKEY *key, int sqlstate, const char *mes
 			 errmsg_internal("%s", message)));
 }
 
+/*
+ * The server compares a client certificate's CN with the user name byte for
+ * byte (CheckCertAuth), and the user name is pg_authid.rolname's bytes, in
+ * the encoding of the database the role was created from.  So the CN is the
+ * role name's own bytes, never converted; they must be valid UTF-8 to be a
+ * UTF8String, else no certificate can name the role exactly.
+ */
+void
+pgtls_check_role_cn(const char *role_name)
+{
+	if (!pg_verify_mbstr(PG_UTF8, role_name, strlen(role_name), true))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("role name \"%s\" is not valid UTF-8, so no certificate can name it exactly", role_name),
+				 errdetail("The server compares a certificate's CN with the role name byte for byte, and this role's name was stored in a non-UTF8 encoding."),
+				 errhint("Rename the role from a UTF8 database, or give it a name in plain ASCII.")));
+}
+
 /* Upper-case hex without colons, as "openssl x509 -noout -serial" prints it. */
 char *
 pgtls_serial_hex(const ASN1_INTEGER *serial)

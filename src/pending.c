@@ -1,0 +1,154 @@
+/*
+ * pending.c
+ *		Revocations whose transaction has not ended yet.
+ *
+ * A revoking transaction rewrites the CRL before it commits, and other
+ * sessions rewrite it too, from the registry rows they can see.  So that a
+ * rewrite by another session never drops a revocation that is about to
+ * commit, each revocation leaves a file pgtls/pending/<xid>-<serial>
+ * (fsynced) before its CRL is written; every CRL build lists the serials of
+ * the files whose transaction is still running or has committed.  Files of
+ * aborted transactions are removed by the next build, and so are those of
+ * committed ones once the registry shows them revoked.  No lock is held
+ * from the revocation to the commit, so an idle revoking transaction never
+ * holds up another revocation.
+ */
+#include "pgtls_stores.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <unistd.h>
+
+#include "access/transam.h"
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "storage/fd.h"
+#include "storage/lwlock.h"
+#include "storage/procarray.h"
+#include "utils/timestamp.h"
+
+typedef enum XactState
+{
+	XACT_RUNNING,
+	XACT_COMMITTED,
+	XACT_ABORTED
+} XactState;
+
+static char *
+pending_dir(void)
+{
+	return psprintf("%s/pgtls/pending", DataDir);
+}
+
+/* A transaction too old to look up in the commit log counts as committed. */
+static XactState
+xact_state(FullTransactionId fxid)
+{
+	TransactionId xid = XidFromFullTransactionId(fxid);
+	XactState	state;
+
+	if (!FullTransactionIdPrecedes(fxid, ReadNextFullTransactionId()))
+		return XACT_COMMITTED;	/* not from this cluster's past: keep it */
+	if (TransactionIdIsInProgress(xid))
+		return XACT_RUNNING;
+	LWLockAcquire(XactTruncationLock, LW_SHARED);
+	if (TransactionIdPrecedes(xid, ShmemVariableCache->oldestClogXid))
+		state = XACT_COMMITTED;
+	else
+		state = TransactionIdDidCommit(xid) ? XACT_COMMITTED : XACT_ABORTED;
+	LWLockRelease(XactTruncationLock);
+	return state;
+}
+
+/* Record that this transaction revokes serial (with reason), durably. */
+void
+pgtls_pending_add(const char *serial, const char *reason)
+{
+	char	   *dir = pending_dir();
+	char	   *path;
+	int			fd;
+	FullTransactionId fxid = GetTopFullTransactionId();
+
+	if (MakePGDirectory(dir) < 0 && errno != EEXIST)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not create directory \"%s\": %m", dir)));
+	path = psprintf("%s/%016" PRIX64 "-%s", dir, U64FromFullTransactionId(fxid), serial);
+	fd = OpenTransientFile(path, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY);
+	if (fd < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not create file \"%s\": %m", path)));
+	if (write(fd, reason, strlen(reason)) != (ssize_t) strlen(reason) || pg_fsync(fd) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not write file \"%s\": %m", path)));
+	CloseTransientFile(fd);
+	fsync_fname(dir, true);
+}
+
+static bool
+listed(List *revoked, const char *serial)
+{
+	ListCell   *lc;
+
+	foreach(lc, revoked)
+		if (strcmp(((PgtlsRevoked *) lfirst(lc))->serial, serial) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * The registry's revocations (PgtlsRevoked *) plus those of pending files
+ * whose transaction runs or committed, each serial once.  Files of aborted
+ * transactions, and of committed ones the registry already lists, are
+ * removed.
+ */
+List *
+pgtls_pending_merge(List *revoked)
+{
+	char	   *dir = pending_dir();
+	DIR		   *d = AllocateDir(dir);
+	struct dirent *de;
+	List	   *result = revoked;
+
+	if (d == NULL && errno == ENOENT)
+		return result;
+	while ((de = ReadDir(d, dir)) != NULL)
+	{
+		uint64		fxid;
+		char		serial[64];
+		char	   *path;
+		XactState	state;
+		bool		in_registry;
+
+		if (sscanf(de->d_name, "%16" SCNx64 "-%40[0-9A-F]", &fxid, serial) != 2)
+			continue;
+		path = psprintf("%s/%s", dir, de->d_name);
+		state = xact_state(FullTransactionIdFromU64(fxid));
+		in_registry = listed(revoked, serial);
+		if (state == XACT_ABORTED || (state == XACT_COMMITTED && in_registry))
+		{
+			unlink(path);
+			continue;
+		}
+		if (!in_registry && !listed(result, serial))
+		{
+			PgtlsRevoked *r = palloc(sizeof(PgtlsRevoked));
+			PgtlsFileRead f;
+
+			r->serial = pstrdup(serial);
+			r->revoked_at = GetCurrentTimestamp();
+			r->reason = "unspecified";
+			if (pgtls_try_read_file(path, false, &f))
+			{
+				r->revoked_at = time_t_to_timestamptz(f.st.st_mtime);
+				r->reason = f.data;	/* written by pgtls_pending_add(); unknown words code as unspecified */
+			}
+			result = lappend(result, r);
+		}
+	}
+	FreeDir(d);
+	return result;
+}
