@@ -42,6 +42,12 @@ RETURNS text
 AS 'MODULE_PATHNAME', 'pgtls_import_ca'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
+CREATE FUNCTION pgtls_import_ca_files(certificate_file text, key_file text,
+                                      replace bool DEFAULT false)
+RETURNS text
+AS 'MODULE_PATHNAME', 'pgtls_import_ca_files'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
 CREATE FUNCTION pgtls_ca_cert()
 RETURNS text
 AS 'MODULE_PATHNAME', 'pgtls_ca_cert'
@@ -77,6 +83,11 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 CREATE FUNCTION pgtls_install_server_cert(certificate text, private_key text)
 RETURNS TABLE (setting text, value text)
 AS 'MODULE_PATHNAME', 'pgtls_install_server_cert'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtls_install_server_cert_files(certificate_file text, key_file text)
+RETURNS TABLE (setting text, value text)
+AS 'MODULE_PATHNAME', 'pgtls_install_server_cert_files'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 -- Lifecycle
@@ -157,6 +168,8 @@ LANGUAGE C VOLATILE PARALLEL RESTRICTED ROWS 1;
 
 REVOKE ALL ON FUNCTION pgtls_init_ca(text, int, text, bool) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_import_ca(text, text, bool) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgtls_import_ca_files(text, text, bool) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgtls_install_server_cert_files(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_ca_cert() FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_issue_client(name, int, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_cert_info(text) FROM PUBLIC;

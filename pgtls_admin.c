@@ -8,6 +8,7 @@
 #include "pgtls_audit.h"
 #include "pgtls_compat.h"
 
+#include "access/detoast.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
@@ -83,6 +84,23 @@ require_arg(FunctionCallInfo fcinfo, int n, const char *name)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("%s must not be null", name)));
+}
+
+/*
+ * A PEM argument (certificate, key, request), refused before it is detoasted
+ * or parsed when it is larger than PGTLS_MAX_PEM_INPUT.
+ */
+static text *
+pem_arg(FunctionCallInfo fcinfo, int n, const char *name)
+{
+	require_arg(fcinfo, n, name);
+	if (toast_raw_datum_size(PG_GETARG_DATUM(n)) - VARHDRSZ > PGTLS_MAX_PEM_INPUT)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("%s is larger than %d kB", name, PGTLS_MAX_PEM_INPUT / 1024),
+				 errdetail("Certificates, keys, requests and passphrases are limited to %d kB.",
+						   PGTLS_MAX_PEM_INPUT / 1024)));
+	return PG_GETARG_TEXT_PP(n);
 }
 
 static PgtlsKeyType
@@ -212,23 +230,55 @@ pgtls_init_ca(PG_FUNCTION_ARGS)
 static void *
 import_ca_work(FunctionCallInfo fcinfo)
 {
-	text	   *cert = PG_GETARG_TEXT_PP(0);
-	text	   *key = PG_GETARG_TEXT_PP(1);
+	text	   *cert;
+	text	   *key;
 
+	pgtls_require_superuser("import a CA");
+	cert = pem_arg(fcinfo, 0, "certificate");
+	key = pem_arg(fcinfo, 1, "private_key");
+	require_arg(fcinfo, 2, "replace");
 	return pgtls_ca_import(VARDATA_ANY(cert), VARSIZE_ANY_EXHDR(cert),
 						   VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key),
 						   PG_GETARG_BOOL(2));
 }
 
+/*
+ * The key is an argument, so every check runs inside the statement-hiding
+ * wrapper.  The documented way is pgtls_import_ca_files().
+ */
 PG_FUNCTION_INFO_V1(pgtls_import_ca);
 Datum
 pgtls_import_ca(PG_FUNCTION_ARGS)
 {
-	pgtls_require_superuser("import a CA");
-	require_arg(fcinfo, 0, "certificate");
-	require_arg(fcinfo, 1, "private_key");
-	require_arg(fcinfo, 2, "replace");
 	return run_with_secret_args(fcinfo, import_ca_work);
+}
+
+/* A server file named by a function argument: absolute, or under the data directory. */
+static char *
+file_arg(FunctionCallInfo fcinfo, int n, const char *name)
+{
+	require_arg(fcinfo, n, name);
+	return pgtls_resolve_path(text_to_cstring(PG_GETARG_TEXT_PP(n)));
+}
+
+PG_FUNCTION_INFO_V1(pgtls_import_ca_files);
+Datum
+pgtls_import_ca_files(PG_FUNCTION_ARGS)
+{
+	MemoryContext caller;
+	text	   *pem;
+	char	   *cert_path;
+	char	   *key_path;
+
+	pgtls_require_superuser("import a CA");
+	cert_path = file_arg(fcinfo, 0, "certificate_file");
+	key_path = file_arg(fcinfo, 1, "key_file");
+	require_arg(fcinfo, 2, "replace");
+	caller = pgtls_work_begin();
+	pem = pgtls_ca_import_files(cert_path, key_path, PG_GETARG_BOOL(2));
+	pem = copy_varlena_to(caller, pem);
+	pgtls_work_end(caller);
+	PG_RETURN_TEXT_P(pem);
 }
 
 PG_FUNCTION_INFO_V1(pgtls_ca_cert);
@@ -329,8 +379,7 @@ pgtls_sign_client_csr(PG_FUNCTION_ARGS)
 
 	roleid = pgtls_check_issue_target(PG_ARGISNULL(0) ? NULL : PG_GETARG_NAME(0), PG_ARGISNULL(0));
 	role = NameStr(*PG_GETARG_NAME(0));
-	require_arg(fcinfo, 1, "csr");
-	csr = PG_GETARG_TEXT_PP(1);
+	csr = pem_arg(fcinfo, 1, "csr");
 	days = days_arg(fcinfo, 2);
 	srf_begin(fcinfo, 4);
 
@@ -398,43 +447,82 @@ pgtls_enable_ssl(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
+/* Install a certificate (with its chain) and key given as PEM; the caller is checked. */
+static void
+install_pem(FunctionCallInfo fcinfo, const char *cert_pem, int cert_len,
+			const char *key_pem, int key_len)
+{
+	STACK_OF(X509) *chain;
+	X509	   *leaf = pgtls_parse_cert_chain(cert_pem, cert_len, &chain);
+	EVP_PKEY   *key = pgtls_parse_private_key(key_pem, key_len, "private_key", PGTLS_KEY_TEXT_HINT);
+	PgtlsCA		ca;
+	PgtlsRegistryRow row;
+
+	pgtls_ca_load(&ca);
+	if (!pgtls_registry_lookup(pgtls_serial_hex(X509_get0_serialNumber(leaf)), &row))
+		pgtls_registry_insert(leaf, "server", NULL, InvalidOid, NULL);
+	put_settings_rows(fcinfo, pgtls_install_server(leaf, chain, key, &ca));
+}
+
+static void
+require_install_rights(const char *function)
+{
+	pgtls_require_superuser("install a server certificate");
+	pgtls_require_primary();
+	PreventInTransactionBlock(true, function);
+}
+
+/*
+ * The key is an argument, so every check runs inside the statement-hiding
+ * block.  The documented way is pgtls_install_server_cert_files().
+ */
 PG_FUNCTION_INFO_V1(pgtls_install_server_cert);
 Datum
 pgtls_install_server_cert(PG_FUNCTION_ARGS)
 {
-	MemoryContext caller;
-	text	   *cert_text;
-	text	   *key_text;
+	MemoryContext caller = pgtls_work_begin();
 
-	pgtls_require_superuser("install a server certificate");
-	pgtls_require_primary();
-	PreventInTransactionBlock(true, "pgtls_install_server_cert()");
-	require_arg(fcinfo, 0, "certificate");
-	require_arg(fcinfo, 1, "private_key");
-	cert_text = PG_GETARG_TEXT_PP(0);
-	key_text = PG_GETARG_TEXT_PP(1);
-	srf_begin(fcinfo, 2);
-	caller = pgtls_work_begin();
 	PG_TRY();
 	{
-		STACK_OF(X509) *chain;
-		X509	   *leaf = pgtls_parse_cert_chain(VARDATA_ANY(cert_text), VARSIZE_ANY_EXHDR(cert_text),
-												  &chain);
-		EVP_PKEY   *key = pgtls_parse_private_key(VARDATA_ANY(key_text), VARSIZE_ANY_EXHDR(key_text),
-												  "private_key", PGTLS_KEY_TEXT_HINT);
-		PgtlsCA		ca;
-		PgtlsRegistryRow row;
+		text	   *cert_text;
+		text	   *key_text;
 
-		pgtls_ca_load(&ca);
-		if (!pgtls_registry_lookup(pgtls_serial_hex(X509_get0_serialNumber(leaf)), &row))
-			pgtls_registry_insert(leaf, "server", NULL, InvalidOid, NULL);
-		put_settings_rows(fcinfo, pgtls_install_server(leaf, chain, key, &ca));
+		require_install_rights("pgtls_install_server_cert()");
+		cert_text = pem_arg(fcinfo, 0, "certificate");
+		key_text = pem_arg(fcinfo, 1, "private_key");
+		srf_begin(fcinfo, 2);
+		install_pem(fcinfo, VARDATA_ANY(cert_text), VARSIZE_ANY_EXHDR(cert_text),
+					VARDATA_ANY(key_text), VARSIZE_ANY_EXHDR(key_text));
 	}
 	PG_CATCH();
 	{
 		pgtls_rethrow_hiding_statement(caller);
 	}
 	PG_END_TRY();
+	pgtls_work_end(caller);
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(pgtls_install_server_cert_files);
+Datum
+pgtls_install_server_cert_files(PG_FUNCTION_ARGS)
+{
+	MemoryContext caller;
+	char	   *cert_path;
+	char	   *key_path;
+	char	   *cert_pem;
+	char	   *key_pem;
+	size_t		cert_len;
+	size_t		key_len;
+
+	require_install_rights("pgtls_install_server_cert_files()");
+	cert_path = file_arg(fcinfo, 0, "certificate_file");
+	key_path = file_arg(fcinfo, 1, "key_file");
+	srf_begin(fcinfo, 2);
+	caller = pgtls_work_begin();
+	cert_pem = pgtls_read_file(cert_path, "certificate file", NULL, false, &cert_len);
+	key_pem = pgtls_read_key_file(key_path, "private key file", &key_len);
+	install_pem(fcinfo, cert_pem, (int) cert_len, key_pem, (int) key_len);
 	pgtls_work_end(caller);
 	return (Datum) 0;
 }
@@ -516,7 +604,7 @@ PG_FUNCTION_INFO_V1(pgtls_cert_info);
 Datum
 pgtls_cert_info(PG_FUNCTION_ARGS)
 {
-	text	   *pem = PG_GETARG_TEXT_PP(0);
+	text	   *pem = pem_arg(fcinfo, 0, "certificate");
 	MemoryContext caller;
 
 	srf_begin(fcinfo, 13);
@@ -640,8 +728,7 @@ key_arg(FunctionCallInfo fcinfo, int n)
 {
 	text	   *pem;
 
-	require_arg(fcinfo, n, "private_key");
-	pem = PG_GETARG_TEXT_PP(n);
+	pem = pem_arg(fcinfo, n, "private_key");
 	return pgtls_parse_private_key(VARDATA_ANY(pem), VARSIZE_ANY_EXHDR(pem),
 								   "private_key", PGTLS_KEY_TEXT_HINT);
 }
@@ -651,8 +738,7 @@ passphrase_arg(FunctionCallInfo fcinfo, int n)
 {
 	char	   *passphrase;
 
-	require_arg(fcinfo, n, "passphrase");
-	passphrase = text_to_cstring(PG_GETARG_TEXT_PP(n));
+	passphrase = text_to_cstring(pem_arg(fcinfo, n, "passphrase"));
 	pgtls_own_secret(passphrase, strlen(passphrase));
 	return passphrase;
 }
@@ -662,8 +748,7 @@ cert_arg(FunctionCallInfo fcinfo, int n, const char *name)
 {
 	text	   *pem;
 
-	require_arg(fcinfo, n, name);
-	pem = PG_GETARG_TEXT_PP(n);
+	pem = pem_arg(fcinfo, n, name);
 	return pgtls_parse_cert(VARDATA_ANY(pem), VARSIZE_ANY_EXHDR(pem), name, PGTLS_CERT_TEXT_HINT);
 }
 

@@ -90,6 +90,7 @@ typedef struct PgtlsFileRead
 extern char *pgtls_read_file(const char *path, const char *what, const char *hint,
 							 bool secret, size_t *len);
 extern bool pgtls_try_read_file(const char *path, bool secret, PgtlsFileRead *out);
+extern char *pgtls_read_key_file(const char *path, const char *what, size_t *len);
 
 /* The identity of a file's contents as a cache sees it: changes when it is replaced or written. */
 typedef struct PgtlsFileIdentity

@@ -26,6 +26,7 @@ extern bool pgtls_registry_revoke(const char *serial, const char *reason);
 extern List *pgtls_registry_revoked(void);
 extern bool pgtls_registry_lookup(const char *serial, PgtlsRegistryRow *row);
 extern bool pgtls_registry_expiring(int days, int *count, TimestampTz *first);
+extern int	pgtls_registry_role_replaced(char **first_serial, char **first_role);
 
 /* ---- src/pending.c: revocations whose transaction has not ended ---- */
 extern void pgtls_pending_add(const char *serial, const char *reason);

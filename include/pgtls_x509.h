@@ -10,6 +10,10 @@
 #include "pgtls_base.h"
 
 /* ---- src/x509_parse.c: PEM input, serials, names ---- */
+
+/* Largest PEM text a function takes (a certificate with its chain, a key, a request). */
+#define PGTLS_MAX_PEM_INPUT (1024 * 1024)
+
 #define PGTLS_CERT_TEXT_HINT "Pass the whole PEM text of a certificate, BEGIN and END lines included."
 #define PGTLS_KEY_TEXT_HINT "Pass the whole PEM text of an unencrypted private key, BEGIN and END lines included."
 extern X509 *pgtls_parse_cert(const char *pem, int len, const char *what, const char *hint);
@@ -22,6 +26,7 @@ extern void pgtls_require_key_match(X509 *cert, EVP_PKEY *key, int sqlstate, con
 extern void pgtls_check_role_cn(const char *role_name);
 extern char *pgtls_serial_hex(const ASN1_INTEGER *serial);
 extern char *pgtls_normalize_serial(const char *serial);
+extern int	pgtls_crl_missing(X509_CRL *crl, List *serials, char **first_missing);
 extern char *pgtls_key_type_of(EVP_PKEY *key, int *bits);
 extern char *pgtls_name_text(const X509_NAME *name);
 extern char *pgtls_safe_text(const unsigned char *data, int len);

@@ -364,6 +364,19 @@ check_names(PgtlsAudit *audit, const char *path, X509 *leaf)
 	}
 }
 
+/* A server certificate revoked with pgtls_revoke() is still accepted by clients. */
+static void
+check_revoked(PgtlsAudit *audit, const char *path, X509 *leaf)
+{
+	char	   *serial = pgtls_serial_hex(X509_get0_serialNumber(leaf));
+	PgtlsRegistryRow row;
+
+	if (pgtls_registry_lookup(serial, &row) && row.revoked)
+		pgtls_finding(audit, PGTLS_SEV_HIGH, "cert.server_revoked", path, 0, NULL,
+					  psprintf("the server presents certificate %s, which was revoked with pgtls_revoke(); clients do not check a server certificate against a CRL, so they still accept it", serial),
+					  pstrdup("Install a new server certificate: SELECT * FROM pgtls_enable_ssl();"));
+}
+
 static void
 check_purpose(PgtlsAudit *audit, const char *path, X509 *leaf)
 {
@@ -526,8 +539,9 @@ check_crl(PgtlsAudit *audit, const AuditFile *f, List *revoked)
 	X509_CRL   *crl = pgtls_own_crl(PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL));
 	const ASN1_TIME *next;
 	ListCell   *lc;
-	int			missing = 0;
-	char	   *first = NULL;
+	List	   *serials = NIL;
+	int			missing;
+	char	   *first;
 
 	pgtls_ossl_clear();
 	if (crl == NULL)
@@ -542,23 +556,8 @@ check_crl(PgtlsAudit *audit, const AuditFile *f, List *revoked)
 							   timestamptz_to_str(pgtls_asn1_time_to_timestamptz(next))),
 					  pstrdup("Publish a current CRL (pgtls_revoke() rewrites ours) and reload."));
 	foreach(lc, revoked)
-	{
-		PgtlsRevoked *r = lfirst(lc);
-		BIGNUM	   *bn = NULL;
-		ASN1_INTEGER *serial;
-		X509_REVOKED *entry = NULL;
-
-		if (!BN_hex2bn(&bn, r->serial))
-			continue;
-		pgtls_own_bn(bn);
-		serial = pgtls_own_asn1_integer(BN_to_ASN1_INTEGER(bn, NULL));
-		if (serial == NULL || X509_CRL_get0_by_serial(crl, &entry, serial) != 1)
-		{
-			missing++;
-			if (first == NULL)
-				first = r->serial;
-		}
-	}
+		serials = lappend(serials, ((PgtlsRevoked *) lfirst(lc))->serial);
+	missing = pgtls_crl_missing(crl, serials, &first);
 	if (missing > 0)
 		pgtls_finding(audit, PGTLS_SEV_HIGH, "ca.crl_stale", f->path, 0, NULL,
 					  psprintf("%d certificate%s revoked with pgtls_revoke() %s not in the CRL the server uses (\"%s\"; first missing serial %s), so %s still accepted",
@@ -618,6 +617,7 @@ pgtls_audit_server_files(PgtlsAudit *audit, X509 *our_ca)
 		check_cert(audit, cert_file.path, lfirst(lc), foreach_current_index(lc) == 0 ? CERT_SERVER : CERT_CHAIN);
 	if (chain != NIL)
 	{
+		check_revoked(audit, cert_file.path, linitial(chain));
 		check_purpose(audit, cert_file.path, linitial(chain));
 		check_names(audit, cert_file.path, linitial(chain));
 		if (trusted != NIL)
@@ -658,6 +658,8 @@ pgtls_audit_extension_ca(PgtlsAudit *audit)
 	int			count;
 	TimestampTz first;
 	X509	   *our_ca;
+	char	   *serial;
+	char	   *role;
 
 	if (!have_cert && !have_key)
 	{
@@ -697,6 +699,13 @@ pgtls_audit_extension_ca(PgtlsAudit *audit)
 	our_ca = linitial(certs);
 	check_cert(audit, f.path, our_ca, CERT_OUR_CA);
 
+	count = pgtls_registry_role_replaced(&serial, &role);
+	if (count > 0)
+		pgtls_finding(audit, PGTLS_SEV_CRITICAL, "cert.role_replaced", NULL, 0, NULL,
+					  psprintf("%d live client certificate%s %s issued for a role that was then dropped and created again under the same name (first: serial %s, role \"%s\"): %s in as the new role",
+							   count, count == 1 ? "" : "s", count == 1 ? "was" : "were", serial, role,
+							   count == 1 ? "it logs" : "they log"),
+					  pstrdup("Revoke them: SELECT pgtls_revoke(c.serial) FROM pgtls_certificates c JOIN pg_roles r ON r.rolname = c.role WHERE c.kind = 'client' AND c.revoked_at IS NULL AND c.role_oid <> r.oid;"));
 	if (pgtls_registry_expiring(pgtls_expiry_warning_days, &count, &first) && count > 0)
 		pgtls_finding(audit, PGTLS_SEV_LOW, "client.expiring", NULL, 0, NULL,
 					  psprintf("%d client certificate%s issued by pgtls_admin expire%s within %d days (the first on %s)",

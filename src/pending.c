@@ -9,7 +9,8 @@
  * (fsynced) before its CRL is written; every CRL build lists the serials of
  * the files whose transaction is still running or has committed.  Files of
  * aborted transactions are removed by the next build, and so are those of
- * committed ones once the registry shows them revoked.  No lock is held
+ * committed ones once the registry shows them revoked; the transaction that
+ * wrote a file removes it itself when it ends.  No lock is held
  * from the revocation to the commit, so an idle revoking transaction never
  * holds up another revocation.
  */
@@ -26,6 +27,7 @@
 #include "storage/fd.h"
 #include "storage/lwlock.h"
 #include "storage/procarray.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 typedef enum XactState
@@ -34,6 +36,32 @@ typedef enum XactState
 	XACT_COMMITTED,
 	XACT_ABORTED
 } XactState;
+
+/* Files this backend wrote in the current transaction (in TopMemoryContext). */
+static List *own_files = NIL;
+static bool callback_registered = false;
+
+/*
+ * At commit the registry row carries the revocation, and after an abort it
+ * must go: either way this transaction's files are done with.  (A crash
+ * leaves them to the next CRL build.)
+ */
+static void
+pending_xact_callback(XactEvent event, void *arg)
+{
+	ListCell   *lc;
+
+	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
+		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT)
+		return;
+	foreach(lc, own_files)
+	{
+		(void) unlink(lfirst(lc));
+		pfree(lfirst(lc));
+	}
+	list_free(own_files);
+	own_files = NIL;
+}
 
 static char *
 pending_dir(void)
@@ -86,6 +114,18 @@ pgtls_pending_add(const char *serial, const char *reason)
 				 errmsg("could not write file \"%s\": %m", path)));
 	CloseTransientFile(fd);
 	fsync_fname(dir, true);
+
+	if (!callback_registered)
+	{
+		RegisterXactCallback(pending_xact_callback, NULL);
+		callback_registered = true;
+	}
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		own_files = lappend(own_files, pstrdup(path));
+		MemoryContextSwitchTo(old);
+	}
 }
 
 static bool

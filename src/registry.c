@@ -43,6 +43,7 @@ typedef enum RegistryQuery
 	Q_LOOKUP,
 	Q_EXPIRING,
 	Q_ROW_XMAX,
+	Q_ROLE_REPLACED,
 	Q_COUNT
 } RegistryQuery;
 
@@ -97,6 +98,16 @@ static const struct
 		"AND not_after OPERATOR(pg_catalog.<=) "
 		"(pg_catalog.now() OPERATOR(pg_catalog.+) pg_catalog.make_interval(days => $1))",
 		1, {INT4OID}
+	},
+	[Q_ROLE_REPLACED] = {
+		"SELECT pg_catalog.count(*)::pg_catalog.int4, pg_catalog.min(c.serial), "
+		"pg_catalog.min(c.role::pg_catalog.text) "
+		"FROM %1$s.pgtls_certificates c JOIN pg_catalog.pg_authid a "
+		"ON a.rolname OPERATOR(pg_catalog.=) c.role "
+		"WHERE c.kind OPERATOR(pg_catalog.=) 'client' AND c.revoked_at IS NULL "
+		"AND c.not_after OPERATOR(pg_catalog.>) pg_catalog.now() "
+		"AND a.oid OPERATOR(pg_catalog.<>) c.role_oid",
+		0, {InvalidOid}
 	},
 	[Q_ROW_XMAX] = {
 		"SELECT xmax FROM %1$s.pgtls_certificates WHERE serial OPERATOR(pg_catalog.=) $1",
@@ -423,4 +434,34 @@ pgtls_registry_expiring(int days, int *count, TimestampTz *first)
 		*count = 0;
 	registry_leave(&call);
 	return true;
+}
+
+/*
+ * Live client certificates whose role was dropped and created again under
+ * the same name (another OID): how many, and the first one's serial and role.
+ */
+int
+pgtls_registry_role_replaced(char **first_serial, char **first_role)
+{
+	RegistryCall call;
+	MemoryContext caller = CurrentMemoryContext;
+	bool		isnull;
+	int			count;
+	int			rc;
+
+	registry_enter(&call);
+	rc = SPI_execute_plan(registry_plan(&call, Q_ROLE_REPLACED), NULL, NULL, true, 1);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not check the roles of certificates: %s", SPI_result_code_string(rc));
+	count = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (count > 0)
+	{
+		MemoryContext old = MemoryContextSwitchTo(caller);
+
+		*first_serial = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		*first_role = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+		MemoryContextSwitchTo(old);
+	}
+	registry_leave(&call);
+	return count;
 }

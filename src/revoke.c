@@ -15,6 +15,7 @@
 
 #include <openssl/pem.h>
 
+#include "libpq/libpq.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
@@ -79,6 +80,19 @@ publish_crl(void)
 				 errhint("Run pgtls_enable_ssl(), or set ssl_crl_file = '%s' and reload.", pgtls_crl_file)));
 }
 
+/* Is serial the certificate in ssl_cert_file, the one the server presents? */
+static bool
+is_served_certificate(const char *serial)
+{
+	PgtlsFileRead f;
+	X509	   *leaf;
+
+	if (!pgtls_try_read_file(pgtls_resolve_path(ssl_cert_file), false, &f))
+		return false;
+	leaf = pgtls_parse_cert(f.data, (int) f.len, "ssl_cert_file", NULL);
+	return strcmp(pgtls_serial_hex(X509_get0_serialNumber(leaf)), serial) == 0;
+}
+
 /*
  * Revoke serial: record it, rewrite the CRL and have the server reload it
  * before returning, so the next connection with that certificate fails.
@@ -105,6 +119,11 @@ pgtls_revoke_serial(const char *serial, const char *reason)
 	revoked_now = pgtls_registry_revoke(serial, reason);
 	pgtls_pending_add(serial, reason);
 	publish_crl();
+	if (strcmp(row.kind, "server") == 0 && is_served_certificate(serial))
+		ereport(WARNING,
+				(errmsg("certificate %s is the one the server presents (ssl_cert_file)", serial),
+				 errdetail("Clients do not check the server's certificate against a CRL (libpq does so only with sslcrl), so revoking it does not stop them from accepting it."),
+				 errhint("Install a new server certificate now: SELECT * FROM pgtls_enable_ssl();")));
 	return revoked_now;
 }
 
