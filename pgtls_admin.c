@@ -10,8 +10,13 @@
 
 #include "access/detoast.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "commands/event_trigger.h"
+#include "commands/trigger.h"
+#include "miscadmin.h"
+#include "postmaster/bgworker.h"
 #include "postmaster/postmaster.h"
 #include "utils/acl.h"
 #include "utils/array.h"
@@ -25,7 +30,30 @@ PG_MODULE_MAGIC;
 /* pgtls_admin.default_key_type's values: the key types of x509_build.c */
 static struct config_enum_entry key_type_options[PGTLS_KEY_NTYPES + 1];
 
+static const struct config_enum_entry enforce_options[] = {
+	{"crl", PGTLS_ENFORCE_CRL, false},
+	{"registry", PGTLS_ENFORCE_REGISTRY, false},
+	{NULL, 0, false}
+};
+
 void		_PG_init(void);
+
+/* The background worker, one per node, started once the node is consistent. */
+static void
+register_worker(void)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	snprintf(worker.bgw_name, BGW_MAXLEN, "pgtls_admin worker");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "pgtls_admin worker");
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_ConsistentState;
+	worker.bgw_restart_time = 5;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "pgtls_admin");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "pgtls_worker_main");
+	RegisterBackgroundWorker(&worker);
+}
 
 void
 _PG_init(void)
@@ -74,7 +102,46 @@ _PG_init(void)
 							"0 disables. Used by the crash-safety tests.",
 							&pgtls_debug_pause_at, 0, 0, 4,
 							PGC_SUSET, GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
+	DefineCustomEnumVariable("pgtls_admin.enforce",
+							 "What decides whether a certificate of the extension's CAs may log in.",
+							 "crl: the server's checks with the CRL; registry: also a live registry entry for the role (needs the library preloaded).",
+							 &pgtls_enforce, PGTLS_ENFORCE_CRL, enforce_options,
+							 PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+	/* with the worker re-signing it, a CRL expires in a week; without, with the CA */
+	DefineCustomIntVariable("pgtls_admin.crl_validity",
+							"How long a CRL is valid (its nextUpdate); 0 means until the CA expires.",
+							"The background worker re-signs it half-way. Without the worker the default is 0.",
+							&pgtls_crl_validity,
+							process_shared_preload_libraries_in_progress ? 7 * 86400 : 0,
+							0, INT_MAX, PGC_SIGHUP, GUC_SUPERUSER_ONLY | GUC_UNIT_S,
+							NULL, NULL, NULL);
+	/* sizes shared memory: exists only where the library is preloaded */
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomIntVariable("pgtls_admin.max_certificates",
+								"Live client certificates the shared set for registry-enforced logins holds.",
+								NULL, &pgtls_max_certificates, 100000, 1000, 50000000,
+								PGC_POSTMASTER, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+	DefineCustomIntVariable("pgtls_admin.maintenance_interval",
+							"How often the background worker runs pgtls_maintain() on the primary.",
+							NULL, &pgtls_maintenance_interval, 60, 1, 7 * 86400,
+							PGC_SIGHUP, GUC_SUPERUSER_ONLY | GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("pgtls_admin.server_renew_before",
+							"pgtls_maintain() renews the server certificate when it expires within this time.",
+							NULL, &pgtls_server_renew_before, 30 * 86400, 0, INT_MAX,
+							PGC_SIGHUP, GUC_SUPERUSER_ONLY | GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("pgtls_admin.retain_expired",
+							"pgtls_maintain() deletes registry rows of certificates expired this long ago; -1 keeps them.",
+							NULL, &pgtls_retain_expired, -1, -1, INT_MAX,
+							PGC_SIGHUP, GUC_SUPERUSER_ONLY | GUC_UNIT_S, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("pgtls_admin");
+
+	pgtls_journal_install_hooks();
+	if (process_shared_preload_libraries_in_progress)
+	{
+		pgtls_live_install_hooks();
+		pgtls_enforce_install_hook();
+		register_worker();
+	}
 }
 
 static void
@@ -215,6 +282,7 @@ pgtls_init_ca(PG_FUNCTION_ARGS)
 	MemoryContext caller;
 	text	   *pem;
 
+	pgtls_require_primary("create a CA");
 	pgtls_require_superuser("create a CA");
 	require_arg(fcinfo, 0, "subject");
 	require_arg(fcinfo, 1, "days");
@@ -233,6 +301,7 @@ import_ca_work(FunctionCallInfo fcinfo)
 	text	   *cert;
 	text	   *key;
 
+	pgtls_require_primary("import a CA");
 	pgtls_require_superuser("import a CA");
 	cert = pem_arg(fcinfo, 0, "certificate");
 	key = pem_arg(fcinfo, 1, "private_key");
@@ -270,6 +339,7 @@ pgtls_import_ca_files(PG_FUNCTION_ARGS)
 	char	   *cert_path;
 	char	   *key_path;
 
+	pgtls_require_primary("import a CA");
 	pgtls_require_superuser("import a CA");
 	cert_path = file_arg(fcinfo, 0, "certificate_file");
 	key_path = file_arg(fcinfo, 1, "key_file");
@@ -350,6 +420,7 @@ pgtls_issue_client(PG_FUNCTION_ARGS)
 	MemoryContext caller;
 	PgtlsIssued issued;
 
+	pgtls_require_primary("issue certificates");
 	roleid = pgtls_check_issue_target(PG_ARGISNULL(0) ? NULL : PG_GETARG_NAME(0), PG_ARGISNULL(0));
 	role = NameStr(*PG_GETARG_NAME(0));
 	days = days_arg(fcinfo, 1);
@@ -377,6 +448,7 @@ pgtls_sign_client_csr(PG_FUNCTION_ARGS)
 	Datum		values[4];
 	bool		nulls[4] = {false};
 
+	pgtls_require_primary("issue certificates");
 	roleid = pgtls_check_issue_target(PG_ARGISNULL(0) ? NULL : PG_GETARG_NAME(0), PG_ARGISNULL(0));
 	role = NameStr(*PG_GETARG_NAME(0));
 	csr = pem_arg(fcinfo, 1, "csr");
@@ -416,6 +488,7 @@ pgtls_issue_server(PG_FUNCTION_ARGS)
 	Datum		values[4];
 	bool		nulls[4] = {false};
 
+	pgtls_require_primary("issue certificates");
 	pgtls_require_superuser("issue server certificates");
 	srf_begin(fcinfo, 4);
 	caller = pgtls_work_begin();
@@ -436,8 +509,8 @@ pgtls_enable_ssl(PG_FUNCTION_ARGS)
 	MemoryContext caller;
 	PgtlsIssued issued;
 
+	pgtls_require_primary("issue certificates");
 	pgtls_require_superuser("enable TLS");
-	pgtls_require_primary();
 	PreventInTransactionBlock(true, "pgtls_enable_ssl()");
 	srf_begin(fcinfo, 2);
 	caller = pgtls_work_begin();
@@ -460,7 +533,16 @@ install_pem(FunctionCallInfo fcinfo, const char *cert_pem, int cert_len,
 
 	pgtls_ca_load(&ca);
 	if (!pgtls_registry_lookup(pgtls_serial_hex(X509_get0_serialNumber(leaf)), &row))
-		pgtls_registry_insert(leaf, "server", NULL, InvalidOid, NULL);
+	{
+		/* a standby installs only what the primary recorded, with this node's names */
+		if (RecoveryInProgress())
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("certificate %s is not in the registry", pgtls_serial_hex(X509_get0_serialNumber(leaf))),
+					 errdetail("A standby installs server certificates the primary issued and recorded."),
+					 errhint("On the primary, issue this node's certificate with pgtls_issue_server(dns_names, ip_addresses), then install its files here.")));
+		pgtls_registry_insert(leaf, "server", NULL, InvalidOid, NULL, ca.fingerprint);
+	}
 	put_settings_rows(fcinfo, pgtls_install_server(leaf, chain, key, &ca));
 }
 
@@ -468,7 +550,6 @@ static void
 require_install_rights(const char *function)
 {
 	pgtls_require_superuser("install a server certificate");
-	pgtls_require_primary();
 	PreventInTransactionBlock(true, function);
 }
 
@@ -546,6 +627,22 @@ pgtls_revoke(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(result);
 }
 
+PG_FUNCTION_INFO_V1(pgtls_revoke_unrecorded);
+Datum
+pgtls_revoke_unrecorded(PG_FUNCTION_ARGS)
+{
+	MemoryContext caller;
+	bool		result;
+
+	require_arg(fcinfo, 0, "serial");
+	require_arg(fcinfo, 1, "reason");
+	caller = pgtls_work_begin();
+	result = pgtls_revoke_unrecorded_serial(pgtls_normalize_serial(text_to_cstring(PG_GETARG_TEXT_PP(0))),
+									 pgtls_reason_canonical(text_to_cstring(PG_GETARG_TEXT_PP(1))));
+	pgtls_work_end(caller);
+	PG_RETURN_BOOL(result);
+}
+
 PG_FUNCTION_INFO_V1(pgtls_crl);
 Datum
 pgtls_crl(PG_FUNCTION_ARGS)
@@ -561,6 +658,7 @@ pgtls_renew(PG_FUNCTION_ARGS)
 	int			days;
 	PgtlsIssued issued;
 
+	pgtls_require_primary("renew certificates");
 	require_arg(fcinfo, 0, "serial");
 	days = days_arg(fcinfo, 1);
 	srf_begin(fcinfo, 5);
@@ -717,6 +815,62 @@ pgtls_hba_match(PG_FUNCTION_ARGS)
 	srf_put(fcinfo, values, nulls);
 	pgtls_work_end(caller);
 	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(pgtls_refresh_crl);
+Datum
+pgtls_refresh_crl(PG_FUNCTION_ARGS)
+{
+	MemoryContext caller;
+	int			listed;
+
+	pgtls_require_superuser("rewrite the CRL");
+	caller = pgtls_work_begin();
+	if (!RecoveryInProgress())
+		(void) pgtls_settle_journal();
+	listed = pgtls_crl_refresh();
+	pgtls_work_end(caller);
+	PG_RETURN_INT32(listed);
+}
+
+PG_FUNCTION_INFO_V1(pgtls_claim_registry);
+Datum
+pgtls_claim_registry(PG_FUNCTION_ARGS)
+{
+	MemoryContext caller;
+
+	pgtls_require_superuser("create the registry");
+	caller = pgtls_work_begin();
+	pgtls_registry_claim();
+	(void) pgtls_adopt_crl_revocations();
+	pgtls_work_end(caller);
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(pgtls_drop_guard);
+Datum
+pgtls_drop_guard(PG_FUNCTION_ARGS)
+{
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("pgtls_drop_guard() runs as an event trigger only")));
+	pgtls_release_registry_if_dropped();
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(pgtls_registry_merge);
+Datum
+pgtls_registry_merge(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) || !TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("pgtls_registry_merge() runs as a BEFORE INSERT row trigger only")));
+	return PointerGetDatum(pgtls_registry_merge_row(trigdata));
 }
 
 /*

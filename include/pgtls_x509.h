@@ -51,6 +51,7 @@ typedef struct PgtlsCertInfo
 	char	   *fingerprint_sha256;
 } PgtlsCertInfo;
 
+extern char *pgtls_fingerprint_sha256(X509 *cert);
 extern void pgtls_describe_cert(X509 *cert, PgtlsCertInfo *info);
 extern void pgtls_describe_cert_brief(X509 *cert, PgtlsCertInfo *info);
 extern Datum pgtls_text_array(List *items);
@@ -98,6 +99,7 @@ typedef struct PgtlsRevoked
 } PgtlsRevoked;
 
 extern const char *pgtls_reason_canonical(const char *reason);
+extern const char *pgtls_reason_name(int code);
 extern StringInfo pgtls_crl_der(X509 *ca_cert, EVP_PKEY *ca_key, List *revoked);
 
 /* ---- src/formats.c: key and certificate formats for drivers ---- */

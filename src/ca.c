@@ -40,7 +40,7 @@ pgtls_ca_init(const char *subject, int days, PgtlsKeyType key_type,
 	cert = pgtls_build_ca_cert(subject, days, key);
 
 	pgtls_ca_lock(replace);
-	pgtls_registry_insert(cert, "ca", NULL, InvalidOid, NULL);
+	pgtls_registry_insert(cert, "ca", NULL, InvalidOid, NULL, pgtls_fingerprint_sha256(cert));
 	write_ca_files(key, cert);
 	return pgtls_cert_pem(cert);
 }
@@ -61,7 +61,7 @@ pgtls_ca_import(const char *cert_pem, int cert_len, const char *key_pem, int key
 							"private_key does not match certificate");
 
 	pgtls_ca_lock(replace);
-	pgtls_registry_insert(cert, "ca", NULL, InvalidOid, NULL);
+	pgtls_registry_insert(cert, "ca", NULL, InvalidOid, NULL, pgtls_fingerprint_sha256(cert));
 	write_ca_files(key, cert);
 	return pgtls_cert_pem(cert);
 }

@@ -30,13 +30,6 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-typedef enum XactState
-{
-	XACT_RUNNING,
-	XACT_COMMITTED,
-	XACT_ABORTED
-} XactState;
-
 /* Files this backend wrote in the current transaction (in TopMemoryContext). */
 static List *own_files = NIL;
 static bool callback_registered = false;
@@ -67,26 +60,6 @@ static char *
 pending_dir(void)
 {
 	return psprintf("%s/pgtls/pending", DataDir);
-}
-
-/* A transaction too old to look up in the commit log counts as committed. */
-static XactState
-xact_state(FullTransactionId fxid)
-{
-	TransactionId xid = XidFromFullTransactionId(fxid);
-	XactState	state;
-
-	if (!FullTransactionIdPrecedes(fxid, ReadNextFullTransactionId()))
-		return XACT_COMMITTED;	/* not from this cluster's past: keep it */
-	if (TransactionIdIsInProgress(xid))
-		return XACT_RUNNING;
-	LWLockAcquire(XactTruncationLock, LW_SHARED);
-	if (TransactionIdPrecedes(xid, ShmemVariableCache->oldestClogXid))
-		state = XACT_COMMITTED;
-	else
-		state = TransactionIdDidCommit(xid) ? XACT_COMMITTED : XACT_ABORTED;
-	LWLockRelease(XactTruncationLock);
-	return state;
 }
 
 /* Record that this transaction revokes serial (with reason), durably. */
@@ -160,15 +133,15 @@ pgtls_pending_merge(List *revoked)
 		uint64		fxid;
 		char		serial[64];
 		char	   *path;
-		XactState	state;
+		PgtlsXactState state;
 		bool		in_registry;
 
 		if (sscanf(de->d_name, "%16" SCNx64 "-%40[0-9A-F]", &fxid, serial) != 2)
 			continue;
 		path = psprintf("%s/%s", dir, de->d_name);
-		state = xact_state(FullTransactionIdFromU64(fxid));
+		state = pgtls_xact_state(FullTransactionIdFromU64(fxid));
 		in_registry = listed(revoked, serial);
-		if (state == XACT_ABORTED || (state == XACT_COMMITTED && in_registry))
+		if (state == PGTLS_XACT_ABORTED || (state == PGTLS_XACT_COMMITTED && in_registry))
 		{
 			unlink(path);
 			continue;
