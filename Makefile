@@ -17,8 +17,16 @@ DATA = $(patsubst $(srcdir)/%,%,$(wildcard $(srcdir)/pgtls_admin--*.sql))
 SCRIPTS = bin/pgtls-client-cert
 PGFILEDESC = "pgtls_admin - TLS and certificate authentication from SQL"
 
-REGRESS = setup ca issue cert_info privileges lifecycle formats audit
+# Suites that run on any server: make installcheck, twice on the same cluster
+# if need be (they leave no role, extension or CA behind).
+REGRESS = setup ca issue cert_info privileges lifecycle formats cleanup
 TAP_TESTS = 1
+# Suites that need the server set up as sql/temp_instance.conf says (the fixed
+# pg_hba.conf of sql/hba/, ssl off) or that create roles whose names cannot
+# start with regress_: like pg_stat_statements' NO_INSTALLCHECK suites, make
+# installcheck does not run them.  make tempcheck runs them in a temporary
+# instance; make installcheck-temp against a server already set up so.
+REGRESS_TEMP = setup audit role_names cleanup
 
 PG_CPPFLAGS = -I$(srcdir)/include -Wall -Wextra -Wno-unused-parameter
 ifdef PGTLS_WERROR
@@ -26,6 +34,8 @@ PG_CPPFLAGS += -Werror
 endif
 # libssl/libcrypto exactly as the server links them (as contrib/sslinfo does)
 SHLIB_LINK = $(filter -lssl -lcrypto, $(LIBS))
+
+EXTRA_CLEAN = tmp_check_temp/
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -53,3 +63,15 @@ $(OBJS): $(wildcard $(srcdir)/include/*.h)
 pgtls-objdirs:
 	@$(MKDIR_P) src
 $(OBJS) $(OBJS:.o=.bc): | pgtls-objdirs
+
+# REGRESS_TEMP in a temporary instance that pg_regress creates with the
+# installed binaries and sql/temp_instance.conf (hba_file points at sql/hba/).
+.PHONY: tempcheck installcheck-temp
+tempcheck: submake
+	@$(MKDIR_P) tmp_check_temp
+	sed 's,@HBA_DIR@,$(abspath $(srcdir))/sql/hba,' $(srcdir)/sql/temp_instance.conf >tmp_check_temp/temp.conf
+	$(pg_regress_installcheck) $(REGRESS_OPTS) --outputdir=tmp_check_temp \
+		--temp-instance=tmp_check_temp/instance --temp-config=tmp_check_temp/temp.conf $(REGRESS_TEMP)
+
+installcheck-temp: submake
+	$(pg_regress_installcheck) $(REGRESS_OPTS) $(REGRESS_TEMP)
