@@ -37,6 +37,7 @@ SELECT regress_try($$SELECT * FROM pgtls_sign_client_csr('regress_user1', NULL)$
 SELECT regress_try($$SELECT * FROM pgtls_sign_client_csr('regress_no_such_role', 'x')$$);
 
 -- pgtls_revoke, at NOTICE level: the server does not use the extension's CRL here
+SELECT current_setting('ssl_crl_file') <> current_setting('pgtls_admin.crl_file') AS server_ignores_our_crl;
 CREATE TEMP TABLE c1 AS SELECT * FROM pgtls_issue_client('regress_user1');
 CREATE TEMP TABLE c3 AS SELECT * FROM pgtls_issue_client('regress_user1');
 SET client_min_messages = notice;
