@@ -61,12 +61,14 @@ keep_unsettled(PgtlsJournalEntry *e, void *arg)
 {
 	PgtlsJournalSettle *js = arg;
 
-	return !pgtls_serial_in_list(js->known, e->serial) || e->dboid != MyDatabaseId;
+	/* entries of another database belong to a registry that was dropped */
+	return e->dboid == MyDatabaseId && !pgtls_serial_in_list(js->known, e->serial);
 }
 
 /*
  * Drop from the journal the entries the registry records (committed, or
- * settled by a committed pgtls_settle_journal()).  Returns how many went,
+ * settled by a committed pgtls_settle_journal()), and those of other
+ * databases.  Returns how many went,
  * or -1 if an issuing backend held the journal just then.
  */
 int
