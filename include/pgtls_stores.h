@@ -42,6 +42,7 @@ extern bool pgtls_registry_insert_uncommitted(X509 *cert, const char *kind, Oid 
 extern bool pgtls_registry_revoke_unknown(const char *serial, const char *reason,
 										  TimestampTz revoked_at);
 extern List *pgtls_registry_known(List *serials);
+extern Oid	pgtls_registry_relid(void);
 extern HeapTuple pgtls_registry_merge_row(struct TriggerData *trigdata);
 extern FullTransactionId pgtls_registry_changes(FullTransactionId since,
 												void (*fn) (PgtlsRegistryChange *change, void *arg),
@@ -56,7 +57,7 @@ extern int	pgtls_registry_role_replaced(char **first_serial, char **first_role);
 typedef struct PgtlsJournalEntry
 {
 	FullTransactionId fxid;		/* the issuing transaction */
-	Oid			dboid;
+	Oid			registry;		/* the OID of the registry table it was issued into */
 	char		kind;			/* 'c' client, 's' server */
 	Oid			role_oid;
 	char	   *serial;
@@ -75,6 +76,7 @@ typedef struct PgtlsJournalSettle
 {
 	List	   *finished;		/* PgtlsJournalEntry * */
 	List	   *known;			/* serials of finished entries the registry records */
+	Oid			registry;		/* the registry they belong to */
 } PgtlsJournalSettle;
 
 extern void pgtls_journal_settle_state(List *entries, PgtlsJournalSettle *js);

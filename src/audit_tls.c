@@ -559,12 +559,14 @@ check_crl(PgtlsAudit *audit, const AuditFile *f, List *revoked)
 		serials = lappend(serials, ((PgtlsRevoked *) lfirst(lc))->serial);
 	missing = pgtls_crl_missing(crl, serials, &first);
 	if (missing > 0)
-		pgtls_finding(audit, PGTLS_SEV_HIGH, "ca.crl_stale", f->path, 0, NULL,
-					  psprintf("%d certificate%s revoked with pgtls_revoke() %s not in the CRL the server uses (\"%s\"; first missing serial %s), so %s still accepted",
+		pgtls_finding(audit, PGTLS_SEV_CRITICAL, "ca.crl_stale", f->path, 0, NULL,
+					  psprintf("%d certificate%s revoked in the registry %s not in the CRL the server uses (\"%s\"; first missing serial %s), so %s still accepted",
 							   missing, missing == 1 ? "" : "s", missing == 1 ? "is" : "are", f->path, first,
 							   missing == 1 ? "it is" : "they are"),
-					  psprintf("Point ssl_crl_file at pgtls_admin.crl_file (%s) and reload, or write SELECT pgtls_crl() to \"%s\".",
-							   pgtls_crl_file, f->path));
+					  strcmp(pgtls_resolve_path(ssl_crl_file), pgtls_resolve_path(pgtls_crl_file)) == 0 ?
+					  pstrdup("Run SELECT pgtls_refresh_crl(); on this node (it works on a standby too), and preload the library (shared_preload_libraries = 'pgtls_admin') so its background worker keeps the CRL current.") :
+					  psprintf("Point ssl_crl_file at pgtls_admin.crl_file (%s), run SELECT pgtls_refresh_crl(); and reload.",
+							   pgtls_crl_file));
 }
 
 /* ---------------------------------------------------------------------

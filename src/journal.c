@@ -9,7 +9,10 @@
  * and that no registry knows.  So each one is first appended to
  * pgtls/journal, one line each:
  *
- *   I <fxid> <database oid> <kind> <role oid> <serial> <DER, base64> <crc32c>
+ *   I <fxid> <registry oid> <kind> <role oid> <serial> <DER, base64> <crc32c>
+ *
+ * (the registry oid is pgtls_certificates' own: a registry dropped and
+ * created again is another registry, whose entries the old ones are not)
  *
  * A line is write()n at once (a killed backend cannot lose it) and fsynced
  * before any result row leaves the server: the executor's DestReceiver of
@@ -154,7 +157,7 @@ pgtls_journal_issued(X509 *cert, char kind, Oid role_oid)
 	initStringInfo(&line);
 	appendStringInfo(&line, "I %016llX %u %c %u %s ",
 					 (unsigned long long) U64FromFullTransactionId(GetTopFullTransactionId()),
-					 MyDatabaseId, kind, role_oid,
+					 pgtls_registry_relid(), kind, role_oid,
 					 pgtls_serial_hex(X509_get0_serialNumber(cert)));
 	appendBinaryStringInfo(&line, b64, b64_len);
 	append_crc(&line);
@@ -298,7 +301,7 @@ parse_entry(char *line, PgtlsJournalEntry *e)
 		sscanf(fields[1], "%llX", &fxid) != 1)
 		return false;
 	e->fxid = FullTransactionIdFromU64((uint64) fxid);
-	e->dboid = (Oid) strtoul(fields[2], NULL, 10);
+	e->registry = (Oid) strtoul(fields[2], NULL, 10);
 	e->kind = fields[3][0];
 	e->role_oid = (Oid) strtoul(fields[4], NULL, 10);
 	e->serial = pstrdup(fields[5]);
@@ -386,7 +389,7 @@ pgtls_journal_compact(bool (*keep) (PgtlsJournalEntry *e, void *arg), void *arg)
 		resetStringInfo(&line);
 		appendStringInfo(&line, "I %016llX %u %c %u %s %s",
 						 (unsigned long long) U64FromFullTransactionId(e->fxid),
-						 e->dboid, e->kind, e->role_oid, e->serial, e->der_b64);
+						 e->registry, e->kind, e->role_oid, e->serial, e->der_b64);
 		append_crc(&line);
 		appendBinaryStringInfo(&kept, line.data, line.len);
 	}
@@ -411,7 +414,7 @@ pgtls_serial_in_list(List *serials, const char *serial)
 }
 
 /*
- * The entries (of this database) whose issuing transaction has ended, and
+ * The entries of this registry whose issuing transaction has ended, and
  * the serials among them that the registry records.
  */
 void
@@ -419,13 +422,15 @@ pgtls_journal_settle_state(List *entries, PgtlsJournalSettle *js)
 {
 	List	   *serials = NIL;
 	ListCell   *lc;
+	Oid			registry = pgtls_registry_relid();
 
 	js->finished = NIL;
+	js->registry = registry;
 	foreach(lc, entries)
 	{
 		PgtlsJournalEntry *e = lfirst(lc);
 
-		if (e->dboid == MyDatabaseId && pgtls_xact_state(e->fxid) != PGTLS_XACT_RUNNING)
+		if (e->registry == registry && pgtls_xact_state(e->fxid) != PGTLS_XACT_RUNNING)
 		{
 			js->finished = lappend(js->finished, e);
 			serials = lappend(serials, e->serial);

@@ -61,14 +61,14 @@ keep_unsettled(PgtlsJournalEntry *e, void *arg)
 {
 	PgtlsJournalSettle *js = arg;
 
-	/* entries of another database belong to a registry that was dropped */
-	return e->dboid == MyDatabaseId && !pgtls_serial_in_list(js->known, e->serial);
+	/* entries of another registry belong to one that was dropped */
+	return e->registry == js->registry && !pgtls_serial_in_list(js->known, e->serial);
 }
 
 /*
  * Drop from the journal the entries the registry records (committed, or
- * settled by a committed pgtls_settle_journal()), and those of other
- * databases.  Returns how many went,
+ * settled by a committed pgtls_settle_journal()), and those of registries
+ * that were dropped.  Returns how many went,
  * or -1 if an issuing backend held the journal just then.
  */
 int
@@ -94,9 +94,11 @@ pgtls_crl_refresh(void)
 }
 
 /*
- * From CREATE EXTENSION: a new registry starts with every revocation of
- * the CRL file its CA signed, so dropping and creating the extension again
- * (or restoring into it) never un-revokes a certificate while the CA stays.
+ * From CREATE EXTENSION: a new registry starts with the CA already in the
+ * files, and with every revocation of the CRL file that CA signed, so
+ * dropping and creating the extension again (or restoring into it) never
+ * un-revokes a certificate while the CA stays.  Returns the revocations
+ * kept.
  */
 int
 pgtls_adopt_crl_revocations(void)
@@ -115,6 +117,7 @@ pgtls_adopt_crl_revocations(void)
 		!pgtls_try_read_file(pgtls_resolve_path(pgtls_crl_file), false, &f))
 		return 0;
 	pgtls_ca_load_cert(&ca);
+	(void) pgtls_registry_insert(ca.cert, "ca", NULL, InvalidOid, NULL, ca.fingerprint);
 	bio = pgtls_mem_bio(f.data, (int) f.len);
 	crl = pgtls_own_crl(PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL));
 	pgtls_ossl_clear();
@@ -138,9 +141,11 @@ pgtls_adopt_crl_revocations(void)
 										  pgtls_asn1_time_to_timestamptz(X509_REVOKED_get0_revocationDate(r))))
 			adopted++;
 	}
+	/* CREATE EXTENSION hides notices of its script: say it in the log */
 	if (adopted > 0)
-		ereport(NOTICE,
-				(errmsg("kept %d revocation%s of the existing CRL", adopted, adopted == 1 ? "" : "s"),
+		ereport(LOG,
+				(errmsg("pgtls_admin: the new registry keeps %d revocation%s of the existing CRL",
+						adopted, adopted == 1 ? "" : "s"),
 				 errdetail("They are listed in pgtls_revoked_serials.")));
 	return adopted;
 }

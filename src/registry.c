@@ -162,7 +162,7 @@ static const struct
 	},
 	[Q_MERGE] = {
 		"UPDATE %1$s.pgtls_certificates SET "
-		"revoked_at = pg_catalog.least(revoked_at, $2), "
+		"revoked_at = LEAST(revoked_at, $2), "
 		"revocation_reason = CASE WHEN revoked_at IS NULL OR revoked_at OPERATOR(pg_catalog.>) $2 "
 		"                    THEN $3 ELSE revocation_reason END, "
 		"change_xid = pg_catalog.pg_current_xact_id() "
@@ -212,6 +212,23 @@ extension_schema_owner(Oid *namespace, Oid *owner)
 	*owner = ((Form_pg_extension) GETSTRUCT(tup))->extowner;
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
+}
+
+/* The OID of this database's registry table (the extension must be installed). */
+Oid
+pgtls_registry_relid(void)
+{
+	Oid			namespace;
+	Oid			owner;
+	Oid			relid;
+
+	extension_schema_owner(&namespace, &owner);
+	relid = get_relname_relid("pgtls_certificates", namespace);
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("the pgtls_admin registry table is missing")));
+	return relid;
 }
 
 /*
@@ -413,6 +430,7 @@ pgtls_registry_revoke_unknown(const char *serial, const char *reason, TimestampT
 	Datum		values[4];
 	char		nulls[4] = {' ', ' ', ' ', ' '};
 	int			rc;
+	bool		listed;
 
 	namestrcpy(&revoked_by, GetUserNameFromId(GetUserId(), false));
 	values[0] = CStringGetTextDatum(serial);
@@ -424,8 +442,9 @@ pgtls_registry_revoke_unknown(const char *serial, const char *reason, TimestampT
 	rc = SPI_execute_plan(registry_plan(&call, Q_REVOKE_SERIAL), values, nulls, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "could not record a revocation: %s", SPI_result_code_string(rc));
+	listed = SPI_processed == 1;	/* SPI_finish() restores the caller's count */
 	registry_leave(&call);
-	return SPI_processed == 1;
+	return listed;
 }
 
 /* Which of serials (char *) are recorded; the result holds the same pointers. */

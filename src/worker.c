@@ -125,16 +125,23 @@ crl_next_update(void)
 	return next;
 }
 
-/* Re-sign before half of the validity has passed (never when it is 0: the CA's expiry). */
+/*
+ * Re-sign before half of the validity has passed (never when it is 0: the
+ * CA's expiry), and at once when the validity was shortened below what the
+ * CRL has left.
+ */
 static bool
 crl_due(WorkerState *ws)
 {
+	TimestampTz left;
+
 	if (ws->crl_next_update == 0)
 		return true;
 	if (pgtls_crl_validity <= 0)
 		return false;
-	return ws->crl_next_update - GetCurrentTimestamp() <
-		(TimestampTz) pgtls_crl_validity * USECS_PER_SEC / 2;
+	left = ws->crl_next_update - GetCurrentTimestamp();
+	return left < (TimestampTz) pgtls_crl_validity * USECS_PER_SEC / 2 ||
+		left > (TimestampTz) pgtls_crl_validity * USECS_PER_SEC;
 }
 
 /* Has the journal changed since it was last settled? */

@@ -136,6 +136,8 @@ like($fresh, qr/^function pgtls_issue_client\(name,integer,text\)$/m,
 	'the description lists the functions');
 like($fresh, qr/^table pgtls_certificates\n.*\n  column serial text not null/m,
 	'... and the tables with their columns');
+# one registry per cluster: the next database may hold it once this one does not
+sql('fresh', 'DROP EXTENSION pgtls_admin');
 
 # --- each released version, installed and updated
 for my $i (0 .. $#versions)
@@ -166,6 +168,7 @@ for my $i (0 .. $#versions)
 		"$v: the registry's rows are kept");
 	is(sql($db, q{SELECT pgtls_ca_cert() = certificate FROM pgtls_certificates WHERE kind = 'ca'}), 't',
 		"$v: the CA still works");
+	sql($db, 'DROP EXTENSION pgtls_admin');
 }
 
 # --- a definition of another version bound to this library gets a clear
