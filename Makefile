@@ -8,7 +8,7 @@ OBJS = pgtls_admin.o \
        src/registry.o src/pending.o src/ca_store.o src/roles.o src/server_config.o \
        src/ca.o src/issue.o src/revoke.o src/install.o src/renew.o \
        src/findings.o src/audit.o src/hba_read.o src/hba_match.o src/hba_audit.o src/hba_shadow.o \
-       src/audit_tls.o src/audit_probe.o
+       src/audit_tls.o src/audit_probe.o src/audit_handshake.o
 DATA = pgtls_admin--1.0.sql
 SCRIPTS = bin/pgtls-client-cert
 PGFILEDESC = "pgtls_admin - TLS and certificate authentication from SQL"
@@ -20,7 +20,8 @@ PG_CPPFLAGS = -I$(srcdir)/include -Wall -Wextra -Wno-unused-parameter
 ifdef PGTLS_WERROR
 PG_CPPFLAGS += -Werror
 endif
-SHLIB_LINK = -lcrypto
+# libssl for the audit's handshakes with the server's own SSL_CTX, as contrib/sslinfo links it
+SHLIB_LINK += $(filter -lssl -lcrypto, $(LIBS))
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)

@@ -14,6 +14,8 @@
 
 #include <sys/socket.h>
 
+#include <openssl/ssl.h>
+
 #include "libpq/hba.h"
 #include "utils/inet.h"
 
@@ -148,7 +150,55 @@ extern X509 *pgtls_audit_extension_ca(PgtlsAudit *audit);
 extern void pgtls_audit_server_files(PgtlsAudit *audit, X509 *our_ca);
 extern X509 *pgtls_server_cert(void);
 
+/* ---- src/audit_handshake.c: in-memory handshakes with the server's SSL_CTX ---- */
+#define PGTLS_NVERSIONS 4		/* TLS 1.0, 1.1, 1.2, 1.3 */
+extern const char *const pgtls_tls_version_names[PGTLS_NVERSIONS];
+
+/* Classes of suites nobody should be offered. */
+typedef enum PgtlsWeakClass
+{
+	PGTLS_WEAK_NULL,			/* no encryption */
+	PGTLS_WEAK_ANON,			/* no server authentication */
+	PGTLS_WEAK_LEGACY,			/* RC4, DES, 3DES, RC2, MD5, under 128 bits */
+	PGTLS_NWEAK
+} PgtlsWeakClass;
+
+typedef struct PgtlsHandshake
+{
+	bool		ok;				/* the server completed the handshake */
+	char		version[16];
+	char		cipher[64];
+	int			group;			/* NID of the key-exchange group; NID_undef for none */
+	long		verify_result;	/* the server's verdict on a client certificate */
+	char		server_error[128];	/* why the server failed, in OpenSSL's words */
+	char		client_error[128];	/* what the client saw, e.g. the alert */
+} PgtlsHandshake;
+
+/* What the server's loader made of the current files, and what it negotiates. */
+typedef struct PgtlsTlsProbe
+{
+	char	   *load_error;		/* the loader's first complaint, NULL when it loaded */
+	char	   *load_warning;	/* what it logged although it loaded (a bad DH file) */
+	bool		passphrase_needed;	/* the key wants a passphrase (never asked for) */
+	SSL_CTX    *ctx;			/* the loaded context, NULL when it failed */
+	int			security_level;
+	int			min_version;	/* the context's range; 0 = OpenSSL's own bound */
+	int			max_version;
+	PgtlsHandshake libpq;		/* a libpq 15 client */
+	PgtlsHandshake pinned[PGTLS_NVERSIONS];	/* a client offering everything, one version */
+	int			nsuites;		/* suites enabled for the server's key */
+	bool		library_has_legacy;	/* this OpenSSL has RC4, DES or 3DES suites at all */
+	int			weak_listed[PGTLS_NWEAK];	/* of those, weak ones per class */
+	PgtlsHandshake weak[PGTLS_NWEAK];	/* a client offering only that class */
+	double		cost_ms;		/* what loading and probing took */
+	bool		cached;			/* this answer came from the per-backend cache */
+} PgtlsTlsProbe;
+
+extern int	pgtls_tls_version_index(int version);
+extern void pgtls_handshake(SSL_CTX *server_ctx, SSL_CTX *client_ctx, PgtlsHandshake *h);
+extern void pgtls_negotiate(SSL_CTX *server_ctx, PgtlsTlsProbe *p);
+
 /* ---- src/audit_probe.c: a trial run of the server's own SSL loader ---- */
-extern char *pgtls_probe_server_load(void);
+extern const PgtlsTlsProbe *pgtls_tls_probe(void);
 
 #endif							/* PGTLS_AUDIT_H */

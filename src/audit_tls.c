@@ -49,10 +49,9 @@ is_set(const char *value)
 }
 
 /* ---------------------------------------------------------------------
- * ssl_ciphers, judged by name: libcrypto alone cannot expand a cipher
- * string, so each token is checked for the families that are weak
- * (no encryption, no authentication, export grade, DES/3DES, RC4, RC2,
- * MD5, IDEA, SEED) and for "@SECLEVEL=0"; "!" and "-" remove families.
+ * ssl_ciphers by name, only to say which weak families a string names
+ * when OpenSSL offers none of them: what is really offered comes from
+ * handshakes with the server's own context (check_negotiation).
  * --------------------------------------------------------------------- */
 static const char *const weak_families[] = {
 	"NULL", "eNULL", "aNULL", "ADH", "AECDH", "EXP", "EXPORT", "EXPORT40", "EXPORT56",
@@ -71,9 +70,9 @@ weak_family(const char *part)
 	return -1;
 }
 
-/* The weak families a cipher string leaves enabled, or NULL. */
+/* The weak families a cipher string names and does not take away again, or NULL. */
 static char *
-weak_ciphers(const char *suites)
+named_weak_families(const char *suites)
 {
 	bool		on[lengthof(weak_families)] = {false};
 	bool		banned[lengthof(weak_families)] = {false};
@@ -82,7 +81,6 @@ weak_ciphers(const char *suites)
 	char	   *save = NULL;
 	StringInfoData buf;
 	int			i;
-	bool		seclevel0 = false;
 
 	for (tok = strtok_r(copy, ": ,;", &save); tok; tok = strtok_r(NULL, ": ,;", &save))
 	{
@@ -91,11 +89,9 @@ weak_ciphers(const char *suites)
 		char	   *save2 = NULL;
 		char	   *body = pstrdup(op ? tok + 1 : tok);
 
-		if (pg_strcasecmp(tok, "@SECLEVEL=0") == 0)
-			seclevel0 = true;
 		if (op == '+')
 			continue;			/* only reorders */
-		for (part = strtok_r(body, "+-_", &save2); part; part = strtok_r(NULL, "+-_", &save2))
+		for (part = strtok_r(body, "+-_@", &save2); part; part = strtok_r(NULL, "+-_@", &save2))
 		{
 			int			f = weak_family(part);
 
@@ -113,30 +109,16 @@ weak_ciphers(const char *suites)
 	for (i = 0; i < (int) lengthof(weak_families); i++)
 		if (on[i])
 			appendStringInfo(&buf, "%s%s", buf.len ? ", " : "", weak_families[i]);
-	if (seclevel0)
-		appendStringInfo(&buf, "%s@SECLEVEL=0", buf.len ? ", " : "");
 	return buf.len ? buf.data : NULL;
 }
 
 void
 pgtls_audit_settings(PgtlsAudit *audit)
 {
-	char	   *weak;
-
 	if (!EnableSSL)
 		setting_finding(audit, PGTLS_SEV_HIGH, "ssl.off", "ssl",
 						pstrdup("ssl is off: every TCP connection, passwords included, travels unencrypted and no client certificate can be used"),
 						pstrdup("Run SELECT pgtls_enable_ssl(); (or set ssl = on with ssl_cert_file and ssl_key_file) and reload."));
-	if (ssl_min_protocol_version < PG_TLS1_2_VERSION)
-		setting_finding(audit, PGTLS_SEV_HIGH, "ssl.min_protocol", "ssl_min_protocol_version",
-						psprintf("ssl_min_protocol_version is %s: TLS 1.0 and 1.1 are broken and deprecated",
-								 GetConfigOption("ssl_min_protocol_version", false, false)),
-						pstrdup("Set ssl_min_protocol_version = 'TLSv1.2' (or TLSv1.3) and reload."));
-	weak = weak_ciphers(SSLCipherSuites);
-	if (weak != NULL)
-		setting_finding(audit, PGTLS_SEV_HIGH, "ssl.weak_ciphers", "ssl_ciphers",
-						psprintf("ssl_ciphers enables weak cipher suites (%s)", weak),
-						pstrdup("Set ssl_ciphers = 'HIGH:MEDIUM:+3DES:!aNULL' (the default) or stricter, and reload."));
 	if (Password_encryption == PASSWORD_TYPE_MD5)
 		setting_finding(audit, PGTLS_SEV_MEDIUM, "auth.password_encryption_md5", "password_encryption",
 						pstrdup("password_encryption is md5: new passwords are stored as weak MD5 hashes"),
@@ -145,6 +127,167 @@ pgtls_audit_settings(PgtlsAudit *audit)
 		setting_finding(audit, PGTLS_SEV_MEDIUM, "ssl.passphrase_command", "ssl_passphrase_command_supports_reload",
 						pstrdup("ssl_passphrase_command is set but ssl_passphrase_command_supports_reload is off: every reload that must load an encrypted key fails"),
 						pstrdup("Set ssl_passphrase_command_supports_reload = on if the command can run without a terminal, or use an unencrypted key file with mode 0600."));
+}
+
+/* ---------------------------------------------------------------------
+ * What the server negotiates: handshakes with its own context
+ * --------------------------------------------------------------------- */
+static const char *
+group_name(int nid)
+{
+	const char *name;
+
+	if (nid == NID_undef)
+		return "no elliptic-curve or finite-field group (RSA key exchange)";
+	name = OBJ_nid2sn(nid & ~TLSEXT_nid_unknown);
+	return (nid & TLSEXT_nid_unknown) || name == NULL ? psprintf("group 0x%04x", nid & 0xFFFF) : name;
+}
+
+static const char *
+version_setting(const char *name)
+{
+	const char *v = GetConfigOption(name, false, false);
+
+	return (v == NULL || v[0] == '\0') ? "unset" : v;
+}
+
+/* No handshake with a libpq client: say what fails, and what it does to clients. */
+static void
+check_no_handshake(PgtlsAudit *audit, const PgtlsTlsProbe *p)
+{
+	StringInfoData msg;
+	const char *hint;
+	const char *setting;
+	int			v;
+
+	initStringInfo(&msg);
+	appendStringInfo(&msg, "no TLS handshake succeeds with a libpq 15 client: the server fails with \"%s\" (ssl_min_protocol_version %s, ssl_max_protocol_version %s, ssl_ecdh_curve %s)",
+					 p->libpq.server_error, version_setting("ssl_min_protocol_version"),
+					 version_setting("ssl_max_protocol_version"), SSLECDHCurve);
+	for (v = 0; v < PGTLS_NVERSIONS; v++)
+		if (p->pinned[v].ok)
+		{
+			appendStringInfo(&msg, "; only a client limited to %s gets through (%s)",
+							 pgtls_tls_version_names[v], p->pinned[v].cipher);
+			break;
+		}
+	appendStringInfoString(&msg, ". Clients with sslmode=prefer (libpq's default) silently connect without TLS wherever a host or hostnossl line lets them; sslmode=require and stricter cannot connect");
+	if (ssl_max_protocol_version != PG_TLS_ANY && ssl_max_protocol_version < PG_TLS1_2_VERSION)
+	{
+		setting = "ssl_max_protocol_version";
+		hint = "Allow TLS 1.2 and 1.3: set ssl_min_protocol_version = 'TLSv1.2', reset ssl_max_protocol_version, and reload.";
+	}
+	else if (strstr(p->libpq.server_error, "key share") != NULL || strstr(p->libpq.server_error, "curve") != NULL)
+	{
+		setting = "ssl_ecdh_curve";
+		hint = "Set ssl_ecdh_curve = 'prime256v1' (the default) and reload: clients offer only X25519, P-256, X448, P-521 and P-384.";
+	}
+	else
+	{
+		setting = "ssl_ciphers";
+		hint = "Reset ssl_ciphers, ssl_ecdh_curve, ssl_min_protocol_version and ssl_max_protocol_version to their defaults, reload, and check this audit again.";
+	}
+	setting_finding(audit, PGTLS_SEV_CRITICAL, "ssl.no_handshake", setting, msg.data, pstrdup(hint));
+}
+
+static void
+check_versions(PgtlsAudit *audit, const PgtlsTlsProbe *p)
+{
+	int			tls12 = 2;
+
+	if (p->pinned[0].ok || p->pinned[1].ok)
+	{
+		int			v = p->pinned[0].ok ? 0 : 1;
+
+		setting_finding(audit, PGTLS_SEV_HIGH, "ssl.min_protocol", "ssl_min_protocol_version",
+						psprintf("the server really offers %s%s: a client limited to %s negotiated %s; TLS 1.0 and 1.1 are broken and deprecated",
+								 pgtls_tls_version_names[v], p->pinned[1].ok && v == 0 ? " and TLSv1.1" : "",
+								 pgtls_tls_version_names[v], p->pinned[v].cipher),
+						pstrdup("Set ssl_min_protocol_version = 'TLSv1.2' (or TLSv1.3) and reload."));
+	}
+	else if (ssl_min_protocol_version != PG_TLS_ANY && ssl_min_protocol_version < PG_TLS1_2_VERSION)
+		setting_finding(audit, PGTLS_SEV_LOW, "ssl.min_protocol", "ssl_min_protocol_version",
+						psprintf("ssl_min_protocol_version is %s, but OpenSSL refuses TLS 1.0 and 1.1 at security level %d (a TLS 1.0 client gets \"%s\"), so nothing below TLS 1.2 is offered",
+								 version_setting("ssl_min_protocol_version"), p->security_level,
+								 p->pinned[0].server_error),
+						pstrdup("Set ssl_min_protocol_version = 'TLSv1.2' so that a lower security level cannot bring TLS 1.0 back, and reload."));
+
+	/* TLS 1.2 allowed by the range, yet impossible */
+	if (!p->pinned[tls12].ok &&
+		(p->min_version == 0 || p->min_version <= TLS1_2_VERSION) &&
+		(p->max_version == 0 || p->max_version >= TLS1_2_VERSION))
+		setting_finding(audit, PGTLS_SEV_MEDIUM, "ssl.tls12_unavailable", "ssl_ciphers",
+						psprintf("TLS 1.2 is allowed but no TLS 1.2 handshake succeeds (the server fails with \"%s\"): only TLS 1.3 clients can connect, so drivers built on older TLS libraries cannot",
+								 p->pinned[tls12].server_error),
+						pstrdup("Set ssl_ciphers to suites TLS 1.2 clients share, such as the default 'HIGH:MEDIUM:+3DES:!aNULL', or set ssl_min_protocol_version = 'TLSv1.3' if that is intended."));
+}
+
+static void
+check_suites(PgtlsAudit *audit, const PgtlsTlsProbe *p)
+{
+	static const struct
+	{
+		PgtlsSeverity severity;
+		const char *what;
+	}			classes[PGTLS_NWEAK] = {
+		[PGTLS_WEAK_NULL] = {PGTLS_SEV_CRITICAL, "suites without encryption"},
+		[PGTLS_WEAK_ANON] = {PGTLS_SEV_HIGH, "anonymous suites, which authenticate no server, so a man in the middle needs no certificate"},
+		[PGTLS_WEAK_LEGACY] = {PGTLS_SEV_HIGH, "legacy suites (RC4, DES, 3DES, RC2, MD5 or under 128-bit keys)"},
+	};
+	bool		offered = false;
+	char	   *named;
+	int			w;
+
+	for (w = 0; w < PGTLS_NWEAK; w++)
+	{
+		if (!p->weak[w].ok)
+			continue;
+		offered = true;
+		setting_finding(audit, classes[w].severity, "ssl.weak_ciphers", "ssl_ciphers",
+						psprintf("the server really offers %s: a client offering only those negotiated %s (%s); ssl_ciphers is '%s'",
+								 classes[w].what, p->weak[w].cipher, p->weak[w].version, SSLCipherSuites),
+						pstrdup("Set ssl_ciphers = 'HIGH:MEDIUM:+3DES:!aNULL' (the default) or stricter, and reload."));
+	}
+	named = named_weak_families(SSLCipherSuites);
+	if (!offered && named != NULL)
+		setting_finding(audit, PGTLS_SEV_LOW, "ssl.weak_ciphers", "ssl_ciphers",
+						psprintf("ssl_ciphers names %s, but OpenSSL offers none of those suites here (security level %d%s): all %d suites the server can negotiate are strong",
+								 named, p->security_level,
+								 p->library_has_legacy ? "" : "; this OpenSSL build has no RC4, DES or 3DES suites at all",
+								 p->nsuites),
+						pstrdup("Remove the weak names from ssl_ciphers so that another OpenSSL build or security level cannot enable them."));
+}
+
+static void
+check_level_and_curve(PgtlsAudit *audit, const PgtlsTlsProbe *p)
+{
+	int			nid = OBJ_sn2nid(SSLECDHCurve);
+
+	if (p->security_level < 2)
+		setting_finding(audit, PGTLS_SEV_MEDIUM, "ssl.security_level", "ssl_ciphers",
+						psprintf("the server's OpenSSL security level is %d (%s): client certificates signed with SHA-1 or with RSA keys under 2048 bits are accepted, and weaker suites and key exchanges are allowed",
+								 p->security_level,
+								 strstr(SSLCipherSuites, "@SECLEVEL") ? "set by @SECLEVEL in ssl_ciphers" : "the system's OpenSSL configuration"),
+						pstrdup("Remove @SECLEVEL from ssl_ciphers (security level 2 is the default) and reload."));
+	if (p->libpq.ok && nid != NID_undef && (p->libpq.group & ~TLSEXT_nid_unknown) != nid)
+		setting_finding(audit, PGTLS_SEV_LOW, "ssl.ecdh_curve", "ssl_ecdh_curve",
+						psprintf("ssl_ecdh_curve = '%s' is not what clients get: a libpq 15 client negotiated %s with %s (OpenSSL refuses that curve for TLS or clients do not offer it)",
+								 SSLECDHCurve, p->libpq.cipher, group_name(p->libpq.group)),
+						pstrdup("Set ssl_ecdh_curve = 'prime256v1' (the default) or 'secp384r1', and reload."));
+}
+
+/* Judge protocols, suites and groups by handshakes with the server's own context. */
+static void
+check_negotiation(PgtlsAudit *audit, const PgtlsTlsProbe *p)
+{
+	if (!p->libpq.ok)
+	{
+		check_no_handshake(audit, p);
+		return;
+	}
+	check_versions(audit, p);
+	check_suites(audit, p);
+	check_level_and_curve(audit, p);
 }
 
 /* ---------------------------------------------------------------------
@@ -492,27 +635,45 @@ changed_at(const char *setting)
 	return time_t_to_timestamptz(t.tv_sec) + t.tv_nsec / 1000;
 }
 
+/*
+ * The server's own loader on the files as they are now; when it loads,
+ * what it negotiates.
+ */
 static void
 check_server_load(PgtlsAudit *audit)
 {
-	char	   *error;
+	const PgtlsTlsProbe *p = pgtls_tls_probe();
 	TimestampTz newest;
 
-	if (is_set(ssl_passphrase_command) && ssl_passphrase_command_supports_reload)
-		return;					/* trying would run the command */
-	error = pgtls_probe_server_load();
-	if (error == NULL)
+	if (p->passphrase_needed)
+	{
+		/* the key findings say what that means for reloads and restarts */
+		if (is_set(ssl_passphrase_command))
+			pgtls_finding(audit, PGTLS_SEV_INFO, "ssl.not_probed", pgtls_resolve_path(ssl_key_file), 0, NULL,
+						  pstrdup("the server's private key is encrypted, and the audit never runs ssl_passphrase_command: whether the files load and what the server negotiates were not checked"),
+						  pstrdup("Check the server log after the next reload or restart."));
 		return;
+	}
+	if (p->load_error == NULL)
+	{
+		if (p->load_warning != NULL)
+			setting_finding(audit, PGTLS_SEV_CRITICAL, "ssl.dh_params", "ssl_dh_params_file",
+							psprintf("the server loads its SSL files, but complains: %s. A reload falls back to the built-in DH group; the next restart fails",
+									 p->load_warning),
+							pstrdup("Point ssl_dh_params_file at a valid file of at least 2048-bit DH parameters (openssl dhparam -out dh.pem 2048), or reset it, then reload."));
+		check_negotiation(audit, p);
+		return;
+	}
 	newest = Max(Max(changed_at(ssl_cert_file), changed_at(ssl_key_file)),
 				 Max(changed_at(ssl_ca_file), changed_at(ssl_crl_file)));
 	if (PgReloadTime >= newest)
 		pgtls_finding(audit, PGTLS_SEV_CRITICAL, "ssl.reload_rejected", NULL, 0, NULL,
-					  psprintf("the server rejected its SSL files at the last configuration load (%s): %s. It keeps serving the certificate it had before, and will not start after a restart",
-							   timestamptz_to_str(PgReloadTime), error),
+					  psprintf("the server rejected its SSL configuration at the last configuration load (%s): %s. It keeps serving the certificate it had before, and will not start after a restart",
+							   timestamptz_to_str(PgReloadTime), p->load_error),
 					  pstrdup("Fix the findings for ssl_cert_file, ssl_key_file, ssl_ca_file and ssl_crl_file, then run SELECT pg_reload_conf(); and check this audit again."));
 	else
 		pgtls_finding(audit, PGTLS_SEV_CRITICAL, "ssl.load_failed", NULL, 0, NULL,
-					  psprintf("the server cannot load the SSL files as they are now: %s. The next reload will be rejected and a restart will fail", error),
+					  psprintf("the server cannot load the SSL files as they are now: %s. The next reload will be rejected and a restart will fail", p->load_error),
 					  pstrdup("Fix the findings for ssl_cert_file, ssl_key_file, ssl_ca_file and ssl_crl_file before reloading or restarting."));
 }
 
