@@ -150,6 +150,11 @@ extern X509 *pgtls_audit_extension_ca(PgtlsAudit *audit);
 extern void pgtls_audit_server_files(PgtlsAudit *audit, X509 *our_ca);
 extern X509 *pgtls_server_cert(void);
 
+/* ---- src/audit_crl.c: every CRL the server reads, per CA ---- */
+extern void pgtls_audit_crls(PgtlsAudit *audit, X509 *our_ca, List *revoked,
+							 const char *crl_data, size_t crl_len);
+extern X509_STORE *pgtls_server_client_store(void);
+
 /* ---- src/audit_handshake.c: in-memory handshakes with the server's SSL_CTX ---- */
 #define PGTLS_NVERSIONS 4		/* TLS 1.0, 1.1, 1.2, 1.3 */
 extern const char *const pgtls_tls_version_names[PGTLS_NVERSIONS];

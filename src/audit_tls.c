@@ -678,58 +678,6 @@ check_server_load(PgtlsAudit *audit)
 }
 
 /* ---------------------------------------------------------------------
- * CRL file against the registry
- * --------------------------------------------------------------------- */
-static void
-check_crl(PgtlsAudit *audit, const AuditFile *f, List *revoked)
-{
-	BIO		   *bio = pgtls_mem_bio(f->data, (int) f->len);
-	X509_CRL   *crl = pgtls_own_crl(PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL));
-	const ASN1_TIME *next;
-	ListCell   *lc;
-	int			missing = 0;
-	char	   *first = NULL;
-
-	pgtls_ossl_clear();
-	if (crl == NULL)
-	{
-		invalid_file(audit, f, PGTLS_SEV_CRITICAL, "certificate revocation list");
-		return;
-	}
-	next = X509_CRL_get0_nextUpdate(crl);
-	if (next != NULL && pgtls_asn1_time_to_timestamptz(next) < GetCurrentTimestamp())
-		pgtls_finding(audit, PGTLS_SEV_CRITICAL, "crl.expired", f->path, 0, NULL,
-					  psprintf("the CRL in \"%s\" expired on %s: every client certificate login fails", f->path,
-							   timestamptz_to_str(pgtls_asn1_time_to_timestamptz(next))),
-					  pstrdup("Publish a current CRL (pgtls_revoke() rewrites ours) and reload."));
-	foreach(lc, revoked)
-	{
-		PgtlsRevoked *r = lfirst(lc);
-		BIGNUM	   *bn = NULL;
-		ASN1_INTEGER *serial;
-		X509_REVOKED *entry = NULL;
-
-		if (!BN_hex2bn(&bn, r->serial))
-			continue;
-		pgtls_own_bn(bn);
-		serial = pgtls_own_asn1_integer(BN_to_ASN1_INTEGER(bn, NULL));
-		if (serial == NULL || X509_CRL_get0_by_serial(crl, &entry, serial) != 1)
-		{
-			missing++;
-			if (first == NULL)
-				first = r->serial;
-		}
-	}
-	if (missing > 0)
-		pgtls_finding(audit, PGTLS_SEV_HIGH, "ca.crl_stale", f->path, 0, NULL,
-					  psprintf("%d certificate%s revoked with pgtls_revoke() %s not in the CRL the server uses (\"%s\"; first missing serial %s), so %s still accepted",
-							   missing, missing == 1 ? "" : "s", missing == 1 ? "is" : "are", f->path, first,
-							   missing == 1 ? "it is" : "they are"),
-					  psprintf("Point ssl_crl_file at pgtls_admin.crl_file (%s) and reload, or write SELECT pgtls_crl() to \"%s\".",
-							   pgtls_crl_file, f->path));
-}
-
-/* ---------------------------------------------------------------------
  * Entry points
  * --------------------------------------------------------------------- */
 /* our_ca: the extension's CA certificate, or NULL; it is judged once, as ours */
@@ -773,7 +721,9 @@ pgtls_audit_server_files(PgtlsAudit *audit, X509 *our_ca)
 	}
 	if (is_set(ssl_crl_file) &&
 		read_audit_file(audit, &crl_file, "ssl_crl_file", ssl_crl_file, false, PGTLS_SEV_CRITICAL))
-		check_crl(audit, &crl_file, revoked);
+		pgtls_audit_crls(audit, our_ca, revoked, crl_file.data, crl_file.len);
+	else
+		pgtls_audit_crls(audit, our_ca, revoked, NULL, 0);
 
 	foreach(lc, chain)
 		check_cert(audit, cert_file.path, lfirst(lc), foreach_current_index(lc) == 0 ? CERT_SERVER : CERT_CHAIN);
