@@ -118,6 +118,8 @@ LANGUAGE C VOLATILE PARALLEL SAFE;
 CREATE TYPE pgtls_cert_details AS (
     subject             text,
     issuer              text,
+    subject_dn          text,
+    issuer_dn           text,
     serial              text,
     not_before          timestamptz,
     not_after           timestamptz,

@@ -488,27 +488,29 @@ static void
 put_cert_info_row(FunctionCallInfo fcinfo, X509 *cert)
 {
 	PgtlsCertInfo info;
-	Datum		values[13];
-	bool		nulls[13] = {false};
+	Datum		values[15];
+	bool		nulls[15] = {false};
 
 	pgtls_describe_cert(cert, &info);
 	values[0] = CStringGetTextDatum(info.subject);
 	values[1] = CStringGetTextDatum(info.issuer);
-	values[2] = CStringGetTextDatum(info.serial);
-	values[3] = TimestampTzGetDatum(info.not_before);
-	values[4] = TimestampTzGetDatum(info.not_after);
-	values[5] = pgtls_text_array(info.san);
-	nulls[5] = info.san == NIL;
-	values[6] = pgtls_text_array(info.eku);
-	nulls[6] = info.eku == NIL;
-	values[7] = pgtls_text_array(info.key_usage);
-	nulls[7] = info.key_usage == NIL;
-	nulls[8] = info.key_type == NULL;
-	values[8] = nulls[8] ? (Datum) 0 : CStringGetTextDatum(info.key_type);
-	values[9] = Int32GetDatum(info.key_bits);
-	values[10] = CStringGetTextDatum(info.signature_algorithm);
-	values[11] = BoolGetDatum(info.is_ca);
-	values[12] = CStringGetTextDatum(info.fingerprint_sha256);
+	values[2] = CStringGetTextDatum(info.subject_dn);
+	values[3] = CStringGetTextDatum(info.issuer_dn);
+	values[4] = CStringGetTextDatum(info.serial);
+	values[5] = TimestampTzGetDatum(info.not_before);
+	values[6] = TimestampTzGetDatum(info.not_after);
+	values[7] = pgtls_text_array(info.san);
+	nulls[7] = info.san == NIL;
+	values[8] = pgtls_text_array(info.eku);
+	nulls[8] = info.eku == NIL;
+	values[9] = pgtls_text_array(info.key_usage);
+	nulls[9] = info.key_usage == NIL;
+	nulls[10] = info.key_type == NULL;
+	values[10] = nulls[10] ? (Datum) 0 : CStringGetTextDatum(info.key_type);
+	values[11] = Int32GetDatum(info.key_bits);
+	values[12] = CStringGetTextDatum(info.signature_algorithm);
+	values[13] = BoolGetDatum(info.is_ca);
+	values[14] = CStringGetTextDatum(info.fingerprint_sha256);
 	srf_put(fcinfo, values, nulls);
 }
 
@@ -519,7 +521,7 @@ pgtls_cert_info(PG_FUNCTION_ARGS)
 	text	   *pem = PG_GETARG_TEXT_PP(0);
 	MemoryContext caller;
 
-	srf_begin(fcinfo, 13);
+	srf_begin(fcinfo, 15);
 	caller = pgtls_work_begin();
 	put_cert_info_row(fcinfo, pgtls_parse_cert(VARDATA_ANY(pem), VARSIZE_ANY_EXHDR(pem), "certificate",
 											   PGTLS_CERT_TEXT_HINT));
@@ -533,7 +535,7 @@ pgtls_server_cert_info(PG_FUNCTION_ARGS)
 {
 	MemoryContext caller;
 
-	srf_begin(fcinfo, 13);
+	srf_begin(fcinfo, 15);
 	caller = pgtls_work_begin();
 	put_cert_info_row(fcinfo, pgtls_server_cert());
 	pgtls_work_end(caller);

@@ -24,6 +24,8 @@ extern char *pgtls_serial_hex(const ASN1_INTEGER *serial);
 extern char *pgtls_normalize_serial(const char *serial);
 extern char *pgtls_key_type_of(EVP_PKEY *key, int *bits);
 extern char *pgtls_name_text(const X509_NAME *name);
+extern char *pgtls_name_dn(const X509_NAME *name, bool *embedded_nul);
+extern char *pgtls_name_cn(const X509_NAME *name, bool *embedded_nul);
 extern char *pgtls_safe_text(const unsigned char *data, int len);
 extern TimestampTz pgtls_asn1_time_to_timestamptz(const ASN1_TIME *t);
 extern text *pgtls_cert_pem(X509 *cert);
@@ -31,15 +33,17 @@ extern text *pgtls_cert_pem(X509 *cert);
 /* ---- src/x509_describe.c: what a certificate says ---- */
 typedef struct PgtlsCertInfo
 {
-	char	   *subject;
+	char	   *subject;		/* in certificate order, RFC 2253 escaping, UTF-8 kept */
 	char	   *issuer;
+	char	   *subject_dn;		/* as the server's peer_dn: XN_FLAG_RFC2253 */
+	char	   *issuer_dn;
 	char	   *serial;
 	TimestampTz not_before;
 	TimestampTz not_after;
-	List	   *san;			/* char *, "DNS:name", "IP:addr", ... */
+	List	   *san;			/* char *, "DNS:name", "IP:addr", "otherName:UPN:...", ... */
 	List	   *eku;			/* char *, short names such as clientAuth */
 	List	   *key_usage;		/* char * */
-	char	   *key_type;		/* ec-p256, rsa-2048, ed25519, ... */
+	char	   *key_type;		/* ec-p256, rsa-2048, rsa-pss-2048, ed25519, ... */
 	int			key_bits;
 	char	   *signature_algorithm;
 	bool		is_ca;
