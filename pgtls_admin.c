@@ -279,14 +279,23 @@ put_settings_rows(FunctionCallInfo fcinfo, List *changed)
 	}
 }
 
-/* Issuing works regardless, but say so when no rule would accept the certificate. */
+/*
+ * Issuing works regardless, but say so when no pg_hba.conf rule would let
+ * this certificate in as the role (following line order, clientname= and
+ * map=).
+ */
 static void
-notice_if_no_cert_rule(Oid roleid, const char *role)
+notice_if_no_cert_rule(Oid roleid, const char *role, X509 *cert)
 {
-	if (!pgtls_hba_admits_cert(roleid, role))
+	X509_NAME  *subject = X509_get_subject_name(cert);
+	char	   *problem = pgtls_hba_cert_problem(roleid, role, pgtls_name_cn(subject, NULL),
+												pgtls_name_dn(subject, NULL));
+
+	if (problem != NULL)
 		ereport(NOTICE,
 				(errmsg("no pg_hba.conf rule lets role \"%s\" log in with a certificate", role),
-				 errhint("Add a hostssl line with method cert for this role (or all) above any broader line, reload, and check with pgtls_hba_match().")));
+				 errdetail("%s", problem),
+				 errhint("Add a hostssl line with method cert for this role (or all) above any broader line, reload, and check with pgtls_hba_match() or pgtls_explain_login().")));
 }
 
 PG_FUNCTION_INFO_V1(pgtls_issue_client);
@@ -309,8 +318,8 @@ pgtls_issue_client(PG_FUNCTION_ARGS)
 	caller = pgtls_work_begin();
 	pgtls_issue_client_cert(role, roleid, days, key_type, &issued);
 	put_issued_row(fcinfo, &issued);
+	notice_if_no_cert_rule(roleid, role, issued.cert);
 	pgtls_work_end(caller);
-	notice_if_no_cert_rule(roleid, role);
 	return (Datum) 0;
 }
 
@@ -341,8 +350,8 @@ pgtls_sign_client_csr(PG_FUNCTION_ARGS)
 	values[2] = PointerGetDatum(issued.ca.pem);
 	values[3] = TimestampTzGetDatum(pgtls_asn1_time_to_timestamptz(X509_get0_notAfter(issued.cert)));
 	srf_put(fcinfo, values, nulls);
+	notice_if_no_cert_rule(roleid, role, issued.cert);
 	pgtls_work_end(caller);
-	notice_if_no_cert_rule(roleid, role);
 	return (Datum) 0;
 }
 
@@ -623,10 +632,7 @@ pgtls_hba_match(PG_FUNCTION_ARGS)
 		values[2] = CStringGetTextDatum(hba_authname(hba->auth_method));
 		values[3] = pgtls_text_array(options);
 		nulls[3] = options == NIL;
-		if (hba->auth_method != uaReject && !pgtls_role_can_login(conn.roleid))
-			values[4] = CStringGetTextDatum("role cannot log in");
-		else
-			values[4] = CStringGetTextDatum(pgtls_hba_verdict(hba));
+		values[4] = CStringGetTextDatum(pgtls_hba_verdict(hba, &conn, pgtls_ident_read()));
 	}
 	srf_put(fcinfo, values, nulls);
 	pgtls_work_end(caller);

@@ -93,8 +93,32 @@ extern bool pgtls_hostname_matches(const char *pattern, const char *actual);
 extern const char *pgtls_hba_type_name(ConnType type);
 extern bool pgtls_hba_is_password_method(UserAuth method);
 extern List *pgtls_hba_options(HbaLine *hba);
-extern const char *pgtls_hba_verdict(HbaLine *hba);
-extern bool pgtls_hba_admits_cert(Oid roleid, const char *role);
+typedef struct PgtlsIdentFile PgtlsIdentFile;
+extern bool pgtls_hba_checks_cert_name(HbaLine *hba);
+extern bool pgtls_hba_admits_identity(HbaLine *hba, PgtlsIdentFile *ident, const char *role,
+									  const char *cn, const char *dn, int *ident_line, char **why);
+extern char *pgtls_refusal_after_auth(const char *role, const char *database,
+									  bool physical_replication);
+extern char *pgtls_hba_verdict(HbaLine *hba, PgtlsConnection *conn, PgtlsIdentFile *ident);
+extern char *pgtls_hba_cert_problem(Oid roleid, const char *role, const char *cn, const char *dn);
+
+/* ---- src/hba_ident.c: pg_ident.conf and the user-name maps ---- */
+struct PgtlsIdentFile
+{
+	const char *path;
+	List	   *lines;			/* IdentLine *, the lines the server accepts */
+	char	   *error;			/* first invalid line: the server rejects the file */
+	int			error_line;
+	bool		missing;		/* no file: the server has no maps */
+};
+
+extern PgtlsIdentFile *pgtls_ident_read(void);
+extern PgtlsIdentFile *pgtls_ident_read_cached(void);
+extern bool pgtls_ident_changed_since_reload(void);
+extern bool pgtls_usermap_check(PgtlsIdentFile *file, const char *usermap, const char *pg_role,
+								const char *system_user, int *line, char **why);
+extern bool pgtls_usermap_exists(PgtlsIdentFile *file, const char *usermap);
+extern int	pgtls_usermap_can_reach(PgtlsIdentFile *file, const char *usermap, const char *pg_role);
 
 /* ---- src/hba_shadow.c: lines that can never match ---- */
 
@@ -137,7 +161,7 @@ typedef struct PgtlsReach
 } PgtlsReach;
 
 typedef struct PgtlsShadow PgtlsShadow;
-extern PgtlsShadow *pgtls_shadow_create(void);
+extern PgtlsShadow *pgtls_shadow_create(bool assume_ssl);
 extern void pgtls_shadow_reach(PgtlsShadow *s, HbaLine *hba, const PgtlsRuleAddr *addr,
 							   int line, PgtlsReach *reach);
 

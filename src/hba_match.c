@@ -14,9 +14,16 @@
 #include <netdb.h>
 #include <netinet/in.h>
 
+#include "access/htup_details.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_database.h"
+#include "commands/dbcommands.h"
 #include "common/ip.h"
 #include "libpq/ifaddr.h"
+#include "miscadmin.h"
 #include "utils/acl.h"
+#include "utils/memutils.h"
+#include "utils/syscache.h"
 
 /*
  * The connection's address from an inet; a Unix-domain socket when ip is
@@ -304,9 +311,9 @@ pgtls_hba_is_password_method(UserAuth m)
 		m == uaRADIUS || m == uaPAM || m == uaBSD;
 }
 
-/* What happens to a connection that hits this rule. */
-const char *
-pgtls_hba_verdict(HbaLine *hba)
+/* The method part of a verdict: "cert login", "password login", ... */
+static const char *
+method_words(HbaLine *hba)
 {
 	const char *base;
 
@@ -326,6 +333,146 @@ pgtls_hba_verdict(HbaLine *hba)
 	if (hba->clientcert != clientCertOff)
 		return psprintf("cert and %s login", base);
 	return psprintf("%s login", base);
+}
+
+/* Does the line compare a certificate's name with the role (CheckCertAuth)? */
+bool
+pgtls_hba_checks_cert_name(HbaLine *hba)
+{
+	return hba->auth_method == uaCert ||
+		(hba->auth_method != uaReject && hba->clientcert == clientCertFull);
+}
+
+/*
+ * What a certificate must name to pass this line's name check, or NULL when
+ * it is the plain "CN equals the role".  *impossible: no certificate can.
+ */
+static char *
+identity_requirement(HbaLine *hba, PgtlsIdentFile *ident, const char *role, bool *impossible)
+{
+	const char *field = hba->clientcertname == clientCertDN ? "subject DN" : "CN";
+	char	   *note = ident->error ?
+		psprintf("; pg_ident.conf %s is invalid, so the server keeps the maps it loaded before", ident->error) : "";
+	int			line;
+
+	*impossible = false;
+	if (!pgtls_hba_checks_cert_name(hba))
+		return NULL;
+	if (hba->usermap == NULL || hba->usermap[0] == '\0')
+		return hba->clientcertname == clientCertDN ?
+			psprintf("the certificate's subject DN must be exactly \"%s\"", role) : NULL;
+	*impossible = true;
+	if (ident->missing)
+		return psprintf("pg_ident.conf does not exist, so map \"%s\" is empty", hba->usermap);
+	if (!pgtls_usermap_exists(ident, hba->usermap))
+		return psprintf("pg_ident.conf has no map \"%s\"%s", hba->usermap, note);
+	line = pgtls_usermap_can_reach(ident, hba->usermap, role);
+	if (line == 0)
+		return psprintf("map \"%s\" in pg_ident.conf maps no certificate %s to role \"%s\"%s",
+						hba->usermap, field, role, note);
+	*impossible = false;
+	return psprintf("the certificate's %s through map \"%s\", pg_ident.conf line %d%s",
+					field, hba->usermap, line, note);
+}
+
+/*
+ * Does this line's name check let a certificate with this CN and subject
+ * DN in as role?  *ident_line: the pg_ident.conf line that decided; *why:
+ * the server's log line when not.  Lines without a name check admit any.
+ */
+bool
+pgtls_hba_admits_identity(HbaLine *hba, PgtlsIdentFile *ident, const char *role,
+						  const char *cn, const char *dn, int *ident_line, char **why)
+{
+	const char *name = hba->clientcertname == clientCertDN ? dn : cn;
+
+	*ident_line = 0;
+	*why = NULL;
+	if (!pgtls_hba_checks_cert_name(hba))
+		return true;
+	if (name == NULL || name[0] == '\0')
+	{
+		*why = psprintf("certificate authentication failed for user \"%s\": client certificate contains no user name", role);
+		return false;
+	}
+	return pgtls_usermap_check(ident, hba->usermap, role, name, ident_line, why);
+}
+
+/*
+ * What InitPostgres() refuses after a successful authentication
+ * (postinit.c and miscinit.c, PostgreSQL 15.x), in its order, in the
+ * server's words; NULL when nothing.  Connection limits and reserved slots
+ * depend on the moment and are not predicted.
+ */
+char *
+pgtls_refusal_after_auth(const char *role, const char *database, bool physical_replication)
+{
+	HeapTuple	tup = SearchSysCache1(AUTHNAME, CStringGetDatum(role));
+	Form_pg_authid r;
+	bool		super;
+	bool		replication;
+	Oid			roleid;
+	Oid			dbid;
+	Form_pg_database d;
+	char	   *refusal = NULL;
+
+	if (!HeapTupleIsValid(tup))
+		return psprintf("role \"%s\" does not exist", role);
+	r = (Form_pg_authid) GETSTRUCT(tup);
+	roleid = r->oid;
+	super = r->rolsuper;
+	replication = r->rolreplication;
+	if (!r->rolcanlogin)
+		refusal = psprintf("role \"%s\" is not permitted to log in", role);
+	ReleaseSysCache(tup);
+	if (refusal != NULL)
+		return refusal;
+	if (physical_replication)
+		return super || replication ? NULL : pstrdup("must be superuser or replication role to start walsender");
+
+	dbid = get_database_oid(database, true);
+	tup = OidIsValid(dbid) ? SearchSysCache1(DATABASEOID, ObjectIdGetDatum(dbid)) : NULL;
+	if (!HeapTupleIsValid(tup))
+		return psprintf("database \"%s\" does not exist", database);
+	d = (Form_pg_database) GETSTRUCT(tup);
+#ifdef DATCONNLIMIT_INVALID_DB
+	if (d->datconnlimit == DATCONNLIMIT_INVALID_DB)
+		refusal = psprintf("cannot connect to invalid database \"%s\"", database);
+	else
+#endif
+	if (!d->datallowconn)
+		refusal = psprintf("database \"%s\" is not currently accepting connections", database);
+	ReleaseSysCache(tup);
+	if (refusal == NULL && !super && pg_database_aclcheck(dbid, roleid, ACL_CONNECT) != ACLCHECK_OK)
+		refusal = psprintf("permission denied for database \"%s\"", database);
+	return refusal;
+}
+
+/*
+ * What happens to a connection that hits this rule: the method, what a
+ * certificate must name, and what the server refuses after authentication.
+ */
+char *
+pgtls_hba_verdict(HbaLine *hba, PgtlsConnection *conn, PgtlsIdentFile *ident)
+{
+	StringInfoData buf;
+	bool		impossible;
+	char	   *requirement;
+	char	   *refusal;
+
+	if (hba->auth_method == uaReject || hba->auth_method == uaImplicitReject)
+		return pstrdup("rejected");
+	requirement = identity_requirement(hba, ident, conn->role, &impossible);
+	if (impossible)
+		return psprintf("no certificate can log in: %s", requirement);
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, method_words(hba));
+	if (requirement != NULL)
+		appendStringInfo(&buf, " (%s)", requirement);
+	refusal = pgtls_refusal_after_auth(conn->role, conn->database, conn->physical_replication);
+	if (refusal != NULL)
+		appendStringInfo(&buf, "; refused after authentication: %s", refusal);
+	return buf.data;
 }
 
 static void
@@ -372,27 +519,77 @@ pgtls_hba_options(HbaLine *hba)
 }
 
 /* ---------------------------------------------------------------------
- * Does any rule let this role in with a certificate?  (NOTICE on issue)
+ * Does any rule let this role in with this certificate?  (NOTICE on issue)
  * --------------------------------------------------------------------- */
-bool
-pgtls_hba_admits_cert(Oid roleid, const char *role)
+static AuthToken all_roles = {"all", false};
+
+static bool
+replication_only(HbaLine *hba)
+{
+	ListCell   *lc;
+
+	foreach(lc, hba->databases)
+		if (!pgtls_token_is_keyword(lfirst(lc), "replication"))
+			return false;
+	return true;
+}
+
+/*
+ * NULL when some pg_hba.conf line lets role in over TLS with a certificate
+ * whose first CN is cn and whose subject DN is dn; otherwise why not.
+ * Lines are taken in order: a line every connection of this role reaches
+ * an earlier line for (over TLS, for any database and address it takes)
+ * never counts, and a line that checks names must admit this CN or DN,
+ * through its map when it has one.  NULL too when pg_hba.conf cannot be
+ * read.
+ */
+char *
+pgtls_hba_cert_problem(Oid roleid, const char *role, const char *cn, const char *dn)
 {
 	PgtlsHbaFile *file = pgtls_hba_read_cached();
+	PgtlsIdentFile *ident;
+	PgtlsShadow *shadow;
 	PgtlsConnection conn = {0};
+	char	   *first_reason = NULL;
 	int			i;
 
 	if (file == NULL)
-		return true;			/* nothing to say if we cannot read it */
+		return NULL;			/* nothing to say if we cannot read it */
+	ident = pgtls_ident_read_cached();
+	shadow = pgtls_shadow_create(true);
 	conn.role = role;
 	conn.roleid = roleid;
 	for (i = 0; i < file->nrules; i++)
 	{
 		HbaLine    *hba = file->rules[i].hba;
+		HbaLine		copy;
+		PgtlsRuleAddr addr;
+		PgtlsReach	reach;
+		int			ident_line;
+		char	   *why;
 
-		if (hba != NULL && hba->conntype == ctHostSSL && hba->auth_method != uaReject &&
-			(hba->auth_method == uaCert || hba->clientcert != clientCertOff) &&
-			match_role(&conn, hba->roles))
-			return true;
+		if (hba == NULL || hba->conntype == ctLocal || hba->conntype == ctHostNoSSL ||
+			hba->conntype == ctHostGSS || !match_role(&conn, hba->roles))
+			continue;
+		/* this role's TLS connections only */
+		copy = *hba;
+		copy.conntype = ctHostSSL;
+		copy.roles = list_make1(&all_roles);
+		pgtls_rule_addr(hba, &addr);
+		pgtls_shadow_reach(shadow, &copy, &addr, file->rules[i].line, &reach);
+		if (reach.all_covered || hba->auth_method == uaReject ||
+			(hba->auth_method != uaCert && hba->clientcert == clientCertOff))
+			continue;
+		/* a line only for physical replication lets in only roles that may replicate */
+		if (replication_only(hba) && pgtls_refusal_after_auth(role, "", true) != NULL)
+			continue;
+		if (pgtls_hba_admits_identity(hba, ident, role, cn, dn, &ident_line, &why))
+			return NULL;
+		if (first_reason == NULL)
+			first_reason = psprintf("Line %d checks the certificate's %s%s: %s.", file->rules[i].line,
+									hba->clientcertname == clientCertDN ? "subject DN" : "CN",
+									hba->usermap ? psprintf(" through map \"%s\"", hba->usermap) : "", why);
 	}
-	return false;
+	return first_reason ? first_reason :
+		pstrdup("No hostssl or host line with method cert (or a clientcert option) that this role reaches.");
 }

@@ -20,7 +20,7 @@
 #define KIND_PLAIN	3
 
 static int
-kinds_of(ConnType type)
+kinds_of(ConnType type, bool ssl)
 {
 	switch (type)
 	{
@@ -29,7 +29,7 @@ kinds_of(ConnType type)
 		case ctHost:
 			return (1 << KIND_SSL) | (1 << KIND_GSS) | (1 << KIND_PLAIN);
 		case ctHostSSL:
-			return EnableSSL ? (1 << KIND_SSL) : 0;
+			return ssl ? (1 << KIND_SSL) : 0;
 		case ctHostNoSSL:
 			return (1 << KIND_GSS) | (1 << KIND_PLAIN);
 		case ctHostGSS:
@@ -241,6 +241,7 @@ struct PgtlsShadow
 	int			groups_cap;
 	HTAB	   *postings;
 	HTAB	   *addrs;
+	bool		ssl;			/* hostssl lines can match (ssl on, or assumed) */
 };
 
 static HTAB *
@@ -557,10 +558,13 @@ shadow_add(PgtlsShadow *s, int kind, const TokenSet *db, const TokenSet *role,
 	}
 }
 
+/* assume_ssl: judge hostssl lines as if ssl were on */
 PgtlsShadow *
-pgtls_shadow_create(void)
+pgtls_shadow_create(bool assume_ssl)
 {
 	PgtlsShadow *s = palloc0(sizeof(PgtlsShadow));
+
+	s->ssl = assume_ssl || EnableSSL;
 
 	s->tokens = string_table("pgtls_admin hba tokens");
 	s->signatures = string_table("pgtls_admin hba groups");
@@ -581,7 +585,7 @@ pgtls_shadow_reach(PgtlsShadow *s, HbaLine *hba, const PgtlsRuleAddr *addr, int 
 {
 	TokenSet	db;
 	TokenSet	role;
-	int			kinds = kinds_of(hba->conntype);
+	int			kinds = kinds_of(hba->conntype, s->ssl);
 	int			k;
 
 	memset(reach, 0, sizeof(*reach));
