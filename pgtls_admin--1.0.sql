@@ -157,6 +157,13 @@ RETURNS TABLE (line_number int, type text, auth_method text, options text[],
 AS 'MODULE_PATHNAME', 'pgtls_hba_match'
 LANGUAGE C VOLATILE PARALLEL RESTRICTED ROWS 1;
 
+CREATE FUNCTION pgtls_explain_login(certificate text, role name,
+                                    database name DEFAULT current_database(),
+                                    address inet DEFAULT '127.0.0.1')
+RETURNS TABLE (step text, ok bool, detail text)
+AS 'MODULE_PATHNAME', 'pgtls_explain_login'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED ROWS 15;
+
 REVOKE ALL ON FUNCTION pgtls_init_ca(text, int, text, bool) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_import_ca(text, text, bool) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_ca_cert() FROM PUBLIC;
@@ -179,6 +186,8 @@ GRANT EXECUTE ON FUNCTION pgtls_cert_info(text) TO pg_monitor;
 GRANT EXECUTE ON FUNCTION pgtls_server_cert_info() TO pg_monitor;
 GRANT EXECUTE ON FUNCTION pgtls_hba_check() TO pg_monitor;
 GRANT EXECUTE ON FUNCTION pgtls_hba_match(name, name, inet, bool) TO pg_monitor;
+REVOKE ALL ON FUNCTION pgtls_explain_login(text, name, name, inet) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pgtls_explain_login(text, name, name, inet) TO pg_monitor;
 
 -- Views for dashboards.  "Valid" means not revoked and not expired.
 CREATE VIEW pgtls_expiring_certificates AS

@@ -639,6 +639,46 @@ pgtls_hba_match(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
+PG_FUNCTION_INFO_V1(pgtls_explain_login);
+Datum
+pgtls_explain_login(PG_FUNCTION_ARGS)
+{
+	text	   *pem;
+	List	   *certs;
+	inet	   *address;
+	char	   *host;
+	MemoryContext caller;
+	ListCell   *lc;
+
+	require_arg(fcinfo, 0, "certificate");
+	require_arg(fcinfo, 1, "role");
+	require_arg(fcinfo, 2, "database");
+	require_arg(fcinfo, 3, "address");
+	pem = PG_GETARG_TEXT_PP(0);
+	address = PG_GETARG_INET_PP(3);
+	srf_begin(fcinfo, 3);
+	caller = pgtls_work_begin();
+	certs = pgtls_read_cert_list(VARDATA_ANY(pem), VARSIZE_ANY_EXHDR(pem));
+	if (certs == NIL)
+		(void) pgtls_parse_cert(VARDATA_ANY(pem), VARSIZE_ANY_EXHDR(pem), "certificate", PGTLS_CERT_TEXT_HINT);
+	host = text_to_cstring(DatumGetTextPP(DirectFunctionCall1(network_host, InetPGetDatum(address))));
+	foreach(lc, pgtls_login_steps(certs, NameStr(*PG_GETARG_NAME(1)), NameStr(*PG_GETARG_NAME(2)),
+								  address, host))
+	{
+		PgtlsLoginStep *s = lfirst(lc);
+		Datum		values[3];
+		bool		nulls[3] = {false};
+
+		values[0] = CStringGetTextDatum(s->step);
+		nulls[1] = s->ok < 0;
+		values[1] = BoolGetDatum(s->ok == 1);
+		values[2] = CStringGetTextDatum(s->detail);
+		srf_put(fcinfo, values, nulls);
+	}
+	pgtls_work_end(caller);
+	return (Datum) 0;
+}
+
 /*
  * The client-format functions take private keys and passphrases: their
  * errors are logged without the statement.

@@ -97,6 +97,14 @@ typedef struct PgtlsIdentFile PgtlsIdentFile;
 extern bool pgtls_hba_checks_cert_name(HbaLine *hba);
 extern bool pgtls_hba_admits_identity(HbaLine *hba, PgtlsIdentFile *ident, const char *role,
 									  const char *cn, const char *dn, int *ident_line, char **why);
+typedef struct PgtlsAfterAuth
+{
+	char	   *role;			/* each: the server's refusal, or NULL */
+	char	   *replication;
+	char	   *database;
+} PgtlsAfterAuth;
+extern void pgtls_after_auth_checks(const char *role, const char *database,
+									bool physical_replication, PgtlsAfterAuth *out);
 extern char *pgtls_refusal_after_auth(const char *role, const char *database,
 									  bool physical_replication);
 extern char *pgtls_hba_verdict(HbaLine *hba, PgtlsConnection *conn, PgtlsIdentFile *ident);
@@ -178,6 +186,17 @@ extern X509 *pgtls_server_cert(void);
 extern void pgtls_audit_crls(PgtlsAudit *audit, X509 *our_ca, List *revoked,
 							 const char *crl_data, size_t crl_len);
 extern X509_STORE *pgtls_server_client_store(void);
+
+/* ---- src/audit_login.c: a certificate login, step by step ---- */
+typedef struct PgtlsLoginStep
+{
+	const char *step;
+	int			ok;				/* 1 passes, 0 fails, -1 cannot be judged or not reached */
+	char	   *detail;
+} PgtlsLoginStep;
+
+extern List *pgtls_login_steps(List *certs, const char *role, const char *database,
+							   inet *address, const char *host);
 
 /* ---- src/audit_handshake.c: in-memory handshakes with the server's SSL_CTX ---- */
 #define PGTLS_NVERSIONS 4		/* TLS 1.0, 1.1, 1.2, 1.3 */

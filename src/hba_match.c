@@ -400,52 +400,73 @@ pgtls_hba_admits_identity(HbaLine *hba, PgtlsIdentFile *ident, const char *role,
 
 /*
  * What InitPostgres() refuses after a successful authentication
- * (postinit.c and miscinit.c, PostgreSQL 15.x), in its order, in the
- * server's words; NULL when nothing.  Connection limits and reserved slots
- * depend on the moment and are not predicted.
+ * (postinit.c and miscinit.c, PostgreSQL 15.x), check by check in the
+ * server's words; NULL where it passes.  Connection limits and reserved
+ * slots depend on the moment and are not predicted.  The database checks
+ * do not apply to a physical replication connection, nor the replication
+ * check to others.
  */
-char *
-pgtls_refusal_after_auth(const char *role, const char *database, bool physical_replication)
+void
+pgtls_after_auth_checks(const char *role, const char *database, bool physical_replication,
+						PgtlsAfterAuth *out)
 {
 	HeapTuple	tup = SearchSysCache1(AUTHNAME, CStringGetDatum(role));
-	Form_pg_authid r;
-	bool		super;
-	bool		replication;
-	Oid			roleid;
+	bool		super = false;
+	bool		replication = false;
+	Oid			roleid = InvalidOid;
 	Oid			dbid;
 	Form_pg_database d;
-	char	   *refusal = NULL;
 
+	memset(out, 0, sizeof(*out));
 	if (!HeapTupleIsValid(tup))
-		return psprintf("role \"%s\" does not exist", role);
-	r = (Form_pg_authid) GETSTRUCT(tup);
-	roleid = r->oid;
-	super = r->rolsuper;
-	replication = r->rolreplication;
-	if (!r->rolcanlogin)
-		refusal = psprintf("role \"%s\" is not permitted to log in", role);
-	ReleaseSysCache(tup);
-	if (refusal != NULL)
-		return refusal;
+		out->role = psprintf("role \"%s\" does not exist", role);
+	else
+	{
+		Form_pg_authid r = (Form_pg_authid) GETSTRUCT(tup);
+
+		roleid = r->oid;
+		super = r->rolsuper;
+		replication = r->rolreplication;
+		if (!r->rolcanlogin)
+			out->role = psprintf("role \"%s\" is not permitted to log in", role);
+		ReleaseSysCache(tup);
+	}
 	if (physical_replication)
-		return super || replication ? NULL : pstrdup("must be superuser or replication role to start walsender");
+	{
+		if (OidIsValid(roleid) && !super && !replication)
+			out->replication = pstrdup("must be superuser or replication role to start walsender");
+		return;
+	}
 
 	dbid = get_database_oid(database, true);
 	tup = OidIsValid(dbid) ? SearchSysCache1(DATABASEOID, ObjectIdGetDatum(dbid)) : NULL;
 	if (!HeapTupleIsValid(tup))
-		return psprintf("database \"%s\" does not exist", database);
+	{
+		out->database = psprintf("database \"%s\" does not exist", database);
+		return;
+	}
 	d = (Form_pg_database) GETSTRUCT(tup);
 #ifdef DATCONNLIMIT_INVALID_DB
 	if (d->datconnlimit == DATCONNLIMIT_INVALID_DB)
-		refusal = psprintf("cannot connect to invalid database \"%s\"", database);
+		out->database = psprintf("cannot connect to invalid database \"%s\"", database);
 	else
 #endif
 	if (!d->datallowconn)
-		refusal = psprintf("database \"%s\" is not currently accepting connections", database);
+		out->database = psprintf("database \"%s\" is not currently accepting connections", database);
 	ReleaseSysCache(tup);
-	if (refusal == NULL && !super && pg_database_aclcheck(dbid, roleid, ACL_CONNECT) != ACLCHECK_OK)
-		refusal = psprintf("permission denied for database \"%s\"", database);
-	return refusal;
+	if (out->database == NULL && OidIsValid(roleid) && !super &&
+		pg_database_aclcheck(dbid, roleid, ACL_CONNECT) != ACLCHECK_OK)
+		out->database = psprintf("permission denied for database \"%s\"", database);
+}
+
+/* The first of them, or NULL. */
+char *
+pgtls_refusal_after_auth(const char *role, const char *database, bool physical_replication)
+{
+	PgtlsAfterAuth checks;
+
+	pgtls_after_auth_checks(role, database, physical_replication, &checks);
+	return checks.role ? checks.role : checks.replication ? checks.replication : checks.database;
 }
 
 /*
