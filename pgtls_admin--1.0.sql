@@ -49,7 +49,8 @@ LANGUAGE C VOLATILE PARALLEL SAFE;
 
 -- Issue
 CREATE FUNCTION pgtls_issue_client(role name, days int DEFAULT NULL,
-                                   key_type text DEFAULT NULL)
+                                   key_type text DEFAULT NULL,
+                                   subject text DEFAULT NULL)
 RETURNS TABLE (serial text, certificate text, private_key text,
                ca_certificate text, not_after timestamptz)
 AS 'MODULE_PATHNAME', 'pgtls_issue_client'
@@ -167,7 +168,7 @@ LANGUAGE C VOLATILE PARALLEL RESTRICTED ROWS 15;
 REVOKE ALL ON FUNCTION pgtls_init_ca(text, int, text, bool) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_import_ca(text, text, bool) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_ca_cert() FROM PUBLIC;
-REVOKE ALL ON FUNCTION pgtls_issue_client(name, int, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgtls_issue_client(name, int, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_cert_info(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_sign_client_csr(name, text, int) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_issue_server(text[], inet[], int, text) FROM PUBLIC;

@@ -298,6 +298,51 @@ notice_if_no_cert_rule(Oid roleid, const char *role, X509 *cert)
 				 errhint("Add a hostssl line with method cert for this role (or all) above any broader line, reload, and check with pgtls_hba_match() or pgtls_explain_login().")));
 }
 
+/*
+ * The subject argument of pgtls_issue_client, or NULL for CN = the role.
+ * Another subject must be one that pg_hba.conf and pg_ident.conf (as they
+ * are on disk) let in as this role, and as no other role, so the
+ * certificate is known to log in as the role it is issued for.
+ */
+static X509_NAME *
+subject_arg(FunctionCallInfo fcinfo, int n, Oid roleid, const char *role)
+{
+	char	   *subject;
+	X509_NAME  *name;
+	char	   *cn;
+	char	   *dn;
+	char	   *problem;
+	List	   *others;
+
+	if (PG_NARGS() <= n || PG_ARGISNULL(n))
+		return NULL;
+	subject = text_to_cstring(PG_GETARG_TEXT_PP(n));
+	name = pgtls_subject_name(subject);
+	cn = pgtls_name_cn(name, NULL);
+	dn = pgtls_name_dn(name, NULL);
+	problem = pgtls_hba_cert_problem(roleid, role, cn, dn);
+	if (problem != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a certificate with subject \"%s\" would not log in as role \"%s\"", subject, role),
+				 errdetail("%s", problem),
+				 errhint("Map that name to the role in pg_ident.conf (the map= of the pg_hba.conf line that should admit it) and reload, or leave out subject to issue CN=%s.",
+						 role)));
+	others = pgtls_cert_other_roles(role, cn, dn);
+	if (others != NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a certificate with subject \"%s\" would also log in as role \"%s\"", subject,
+						(char *) linitial(others)),
+				 errdetail("pg_hba.conf and pg_ident.conf let a certificate with that subject in as more roles than the one it is issued for."),
+				 errhint("Choose a subject that only the map of role \"%s\" admits.", role)));
+	if (pgtls_ident_changed_since_reload())
+		ereport(NOTICE,
+				(errmsg("pg_ident.conf changed after the last configuration reload"),
+				 errhint("Run SELECT pg_reload_conf(); so the server uses the map this certificate needs.")));
+	return name;
+}
+
 PG_FUNCTION_INFO_V1(pgtls_issue_client);
 Datum
 pgtls_issue_client(PG_FUNCTION_ARGS)
@@ -306,6 +351,7 @@ pgtls_issue_client(PG_FUNCTION_ARGS)
 	char	   *role;
 	int			days;
 	PgtlsKeyType key_type;
+	X509_NAME  *subject;
 	MemoryContext caller;
 	PgtlsIssued issued;
 
@@ -313,10 +359,11 @@ pgtls_issue_client(PG_FUNCTION_ARGS)
 	role = NameStr(*PG_GETARG_NAME(0));
 	days = days_arg(fcinfo, 1);
 	key_type = key_type_arg(fcinfo, 2);
+	subject = subject_arg(fcinfo, 3, roleid, role);
 	srf_begin(fcinfo, 5);
 
 	caller = pgtls_work_begin();
-	pgtls_issue_client_cert(role, roleid, days, key_type, &issued);
+	pgtls_issue_client_cert_as(role, roleid, subject, days, key_type, &issued);
 	put_issued_row(fcinfo, &issued);
 	notice_if_no_cert_rule(roleid, role, issued.cert);
 	pgtls_work_end(caller);

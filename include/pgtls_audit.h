@@ -109,6 +109,7 @@ extern char *pgtls_refusal_after_auth(const char *role, const char *database,
 									  bool physical_replication);
 extern char *pgtls_hba_verdict(HbaLine *hba, PgtlsConnection *conn, PgtlsIdentFile *ident);
 extern char *pgtls_hba_cert_problem(Oid roleid, const char *role, const char *cn, const char *dn);
+extern List *pgtls_cert_other_roles(const char *role, const char *cn, const char *dn);
 
 /* ---- src/hba_ident.c: pg_ident.conf and the user-name maps ---- */
 struct PgtlsIdentFile
@@ -127,6 +128,7 @@ extern bool pgtls_usermap_check(PgtlsIdentFile *file, const char *usermap, const
 								const char *system_user, int *line, char **why);
 extern bool pgtls_usermap_exists(PgtlsIdentFile *file, const char *usermap);
 extern int	pgtls_usermap_can_reach(PgtlsIdentFile *file, const char *usermap, const char *pg_role);
+extern List *pgtls_usermap_roles(PgtlsIdentFile *file, const char *system_user);
 
 /* ---- src/hba_shadow.c: lines that can never match ---- */
 

@@ -18,6 +18,7 @@ typedef struct PgtlsRegistryRow
 	List	   *san;			/* char *, "DNS:..." / "IP:..." */
 	char	   *key_type;
 	bool		revoked;
+	char	   *subject;		/* as pgtls_name_text() printed it */
 } PgtlsRegistryRow;
 
 extern text *pgtls_registry_insert(X509 *cert, const char *kind, const char *role,

@@ -81,6 +81,10 @@ extern int	pgtls_validity_days(int days, bool days_isnull);
 extern X509 *pgtls_build_ca_cert(const char *subject, int days, EVP_PKEY *key);
 extern X509 *pgtls_build_client_cert(const char *role_name, int days, EVP_PKEY *key,
 									 X509 *ca_cert, EVP_PKEY *ca_key);
+extern X509 *pgtls_build_client_cert_as(const char *role_name, const X509_NAME *subject, int days,
+										EVP_PKEY *key, X509 *ca_cert, EVP_PKEY *ca_key);
+extern X509_NAME *pgtls_subject_name(const char *subject);
+extern X509_NAME *pgtls_role_subject_name(const char *role_name);
 extern void pgtls_check_server_names(List *dns_names, List *addresses);
 extern X509 *pgtls_build_server_cert(List *dns_names, List *addresses, int days,
 									 EVP_PKEY *key, X509 *ca_cert, EVP_PKEY *ca_key);

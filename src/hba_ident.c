@@ -189,6 +189,56 @@ pgtls_usermap_check(PgtlsIdentFile *file, const char *usermap, const char *pg_ro
 	return false;
 }
 
+/*
+ * The role one line makes of system_user, or NULL: the matching of
+ * check_ident_usermap() above without the comparison with a requested
+ * role (so also the server's character offsets used as byte offsets).
+ */
+static char *
+line_role(IdentLine *il, const char *system_user)
+{
+	regmatch_t	matches[2];
+	pg_wchar   *wstr;
+	int			wlen;
+	char	   *ofs;
+	char	   *role;
+	int			offset;
+
+	if (il->ident_user[0] != '/')
+		return strcmp(il->ident_user, system_user) == 0 ? pstrdup(il->pg_role) : NULL;
+	wstr = palloc((strlen(system_user) + 1) * sizeof(pg_wchar));
+	wlen = pg_mb2wchar_with_len(system_user, wstr, strlen(system_user));
+	if (pg_regexec(&il->re, wstr, wlen, 0, NULL, 2, matches, 0) != 0)
+		return NULL;
+	if ((ofs = strstr(il->pg_role, "\\1")) == NULL)
+		return pstrdup(il->pg_role);
+	if (matches[1].rm_so < 0)
+		return NULL;
+	role = palloc0(strlen(il->pg_role) - 2 + (matches[1].rm_eo - matches[1].rm_so) + 1);
+	offset = ofs - il->pg_role;
+	memcpy(role, il->pg_role, offset);
+	memcpy(role + offset, system_user + matches[1].rm_so, matches[1].rm_eo - matches[1].rm_so);
+	strcat(role, ofs + 2);
+	return role;
+}
+
+/* Every role a line of any map makes of system_user. */
+List *
+pgtls_usermap_roles(PgtlsIdentFile *file, const char *system_user)
+{
+	List	   *roles = NIL;
+	ListCell   *lc;
+
+	foreach(lc, file->lines)
+	{
+		char	   *role = line_role(lfirst(lc), system_user);
+
+		if (role != NULL)
+			roles = lappend(roles, role);
+	}
+	return roles;
+}
+
 /* Does the map exist at all (a line with this map name)? */
 bool
 pgtls_usermap_exists(PgtlsIdentFile *file, const char *usermap)

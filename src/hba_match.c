@@ -614,3 +614,37 @@ pgtls_hba_cert_problem(Oid roleid, const char *role, const char *cn, const char 
 	return first_reason ? first_reason :
 		pstrdup("No hostssl or host line with method cert (or a clientcert option) that this role reaches.");
 }
+
+/*
+ * Other existing roles a certificate with this CN and subject DN could log
+ * in as: names it carries itself (lines without a map) and names any map
+ * makes of them, each checked like the issuance NOTICE does.
+ */
+List *
+pgtls_cert_other_roles(const char *role, const char *cn, const char *dn)
+{
+	PgtlsIdentFile *ident = pgtls_ident_read_cached();
+	List	   *candidates = NIL;
+	List	   *others = NIL;
+	ListCell   *lc;
+
+	if (cn != NULL)
+		candidates = lappend(list_concat(candidates, pgtls_usermap_roles(ident, cn)), (char *) cn);
+	candidates = lappend(list_concat(candidates, pgtls_usermap_roles(ident, dn)), (char *) dn);
+	foreach(lc, candidates)
+	{
+		const char *name = lfirst(lc);
+		Oid			oid;
+		ListCell   *seen;
+		bool		dup = false;
+
+		if (strcmp(name, role) == 0 || strlen(name) >= NAMEDATALEN)
+			continue;
+		foreach(seen, others)
+			dup |= strcmp(lfirst(seen), name) == 0;
+		oid = dup ? InvalidOid : get_role_oid(name, true);
+		if (OidIsValid(oid) && pgtls_hba_cert_problem(oid, name, cn, dn) == NULL)
+			others = lappend(others, (char *) name);
+	}
+	return others;
+}

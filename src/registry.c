@@ -85,7 +85,7 @@ static const struct
 		0, {InvalidOid}
 	},
 	[Q_LOOKUP] = {
-		"SELECT kind, role, san, key_type, revoked_at IS NOT NULL, role_oid "
+		"SELECT kind, role, san, key_type, revoked_at IS NOT NULL, role_oid, subject "
 		"FROM %1$s.pgtls_certificates WHERE serial OPERATOR(pg_catalog.=) $1",
 		1, {TEXTOID}
 	},
@@ -398,6 +398,7 @@ pgtls_registry_lookup(const char *serial, PgtlsRegistryRow *row)
 		row->revoked = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
 		d = SPI_getbinval(tup, desc, 6, &isnull);
 		row->role_oid = isnull ? InvalidOid : DatumGetObjectId(d);
+		row->subject = TextDatumGetCString(SPI_getbinval(tup, desc, 7, &isnull));
 		MemoryContextSwitchTo(old);
 	}
 	registry_leave(&call);
