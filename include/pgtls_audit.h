@@ -129,6 +129,7 @@ extern bool pgtls_usermap_check(PgtlsIdentFile *file, const char *usermap, const
 extern bool pgtls_usermap_exists(PgtlsIdentFile *file, const char *usermap);
 extern int	pgtls_usermap_can_reach(PgtlsIdentFile *file, const char *usermap, const char *pg_role);
 extern List *pgtls_usermap_roles(PgtlsIdentFile *file, const char *system_user);
+extern void pgtls_audit_ident(PgtlsAudit *audit, PgtlsHbaFile *hba);
 
 /* ---- src/hba_shadow.c: lines that can never match ---- */
 

@@ -28,6 +28,15 @@ extern List *pgtls_registry_revoked(void);
 extern bool pgtls_registry_lookup(const char *serial, PgtlsRegistryRow *row);
 extern bool pgtls_registry_expiring(int days, int *count, TimestampTz *first);
 
+/* A client certificate that is neither revoked nor expired. */
+typedef struct PgtlsLiveCert
+{
+	char	   *serial;
+	char	   *role;
+	char	   *pem;
+} PgtlsLiveCert;
+extern List *pgtls_registry_live_clients(void);
+
 /* ---- src/pending.c: revocations whose transaction has not ended ---- */
 extern void pgtls_pending_add(const char *serial, const char *reason);
 extern List *pgtls_pending_merge(List *revoked);
