@@ -13,6 +13,7 @@
  */
 #include "pgtls_audit.h"
 
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -462,6 +463,74 @@ check_cert(PgtlsAudit *audit, const char *path, X509 *cert, CertRole role)
  * Server certificate: purpose, names, chain
  * --------------------------------------------------------------------- */
 
+/* wildcard_certificate_match() of libpq 15 (fe-secure-common.c): "*.example.com" matches one label. */
+static bool
+wildcard_matches(const char *pattern, const char *host)
+{
+	size_t		lenpat = strlen(pattern);
+	size_t		lenstr = strlen(host);
+	const char *dot;
+
+	if (lenpat < 3 || pattern[0] != '*' || pattern[1] != '.' || lenpat > lenstr)
+		return false;
+	if (pg_strcasecmp(pattern + 1, host + lenstr - lenpat + 1) != 0)
+		return false;
+	dot = strchr(host, '.');
+	return dot != NULL && dot >= host + lenstr - lenpat;
+}
+
+static bool
+name_matches(const ASN1_STRING *name, const char *host)
+{
+	const char *data = (const char *) ASN1_STRING_get0_data(name);
+	int			len = ASN1_STRING_length(name);
+	char	   *copy = pnstrdup(data, len);
+
+	if ((int) strlen(copy) != len)
+		return false;			/* libpq: "SSL certificate's name contains embedded null" */
+	return pg_strcasecmp(copy, host) == 0 || wildcard_matches(copy, host);
+}
+
+/*
+ * Would libpq 15 with sslmode=verify-full accept this certificate for host
+ * (pgtls_verify_peer_name_matches_certificate_guts)?  SAN entries of the
+ * host's kind (DNS names, or IP addresses for an address) are compared;
+ * when the certificate has none of that kind, its first CN is.
+ */
+static bool
+libpq_accepts_host(X509 *leaf, const char *host)
+{
+	GENERAL_NAMES *san = pgtls_own_general_names(X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL));
+	unsigned char ip[16];
+	int			iplen = 0;
+	bool		check_cn = true;
+	int			i;
+	X509_NAME  *subject;
+	int			cn;
+
+	if (inet_pton(AF_INET, host, ip) == 1)
+		iplen = 4;
+	else if (inet_pton(AF_INET6, host, ip) == 1)
+		iplen = 16;
+	for (i = 0; san != NULL && i < sk_GENERAL_NAME_num(san); i++)
+	{
+		const GENERAL_NAME *gn = sk_GENERAL_NAME_value(san, i);
+
+		if (gn->type == (iplen ? GEN_IPADD : GEN_DNS))
+			check_cn = false;
+		if (gn->type == GEN_DNS && name_matches(gn->d.dNSName, host))
+			return true;
+		if (gn->type == GEN_IPADD && iplen && ASN1_STRING_length(gn->d.iPAddress) == iplen &&
+			memcmp(ASN1_STRING_get0_data(gn->d.iPAddress), ip, iplen) == 0)
+			return true;
+	}
+	if (!check_cn)
+		return false;
+	subject = X509_get_subject_name(leaf);
+	cn = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
+	return cn >= 0 && name_matches(X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, cn)), host);
+}
+
 /* Names clients use to reach this server: listen_addresses, or our host name. */
 static void
 check_names(PgtlsAudit *audit, const char *path, X509 *leaf)
@@ -470,41 +539,43 @@ check_names(PgtlsAudit *audit, const char *path, X509 *leaf)
 	char	   *tok;
 	char	   *save = NULL;
 	bool		wildcard = false;
-	GENERAL_NAMES *san = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
+	bool		all_ok = true;
+	GENERAL_NAMES *san = pgtls_own_general_names(X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL));
+	char	   *cn = pgtls_name_cn(X509_get_subject_name(leaf), NULL);
 
-	if (san == NULL)
-	{
-		pgtls_finding(audit, PGTLS_SEV_MEDIUM, "cert.san_missing", path, 0, NULL,
-					  pstrdup("the server certificate has no subjectAltName: clients that follow RFC 6125 (and libpq 17 with sslmode=verify-full for IP addresses) cannot verify the host name"),
-					  pstrdup("Issue a server certificate with the names clients use: SELECT pgtls_enable_ssl(ARRAY['db.example.com','localhost']);"));
-		return;
-	}
-	GENERAL_NAMES_free(san);
 	for (tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save))
 	{
-		bool		ok;
-
 		if (strcmp(tok, "*") == 0 || strcmp(tok, "0.0.0.0") == 0 || strcmp(tok, "::") == 0)
 		{
 			wildcard = true;
 			continue;
 		}
-		ok = (X509_check_ip_asc(leaf, tok, 0) == 1) || X509_check_host(leaf, tok, 0, 0, NULL) == 1;
-		if (!ok)
-			pgtls_finding(audit, PGTLS_SEV_MEDIUM, "cert.san_missing", path, 0, NULL,
-						  psprintf("the server listens on \"%s\" (listen_addresses) but its certificate has no subjectAltName for it, so sslmode=verify-full clients using that name fail", tok),
-						  psprintf("Issue a server certificate that includes \"%s\" with pgtls_enable_ssl().", tok));
+		if (libpq_accepts_host(leaf, tok))
+			continue;
+		all_ok = false;
+		pgtls_finding(audit, PGTLS_SEV_MEDIUM, "cert.san_missing", path, 0, NULL,
+					  psprintf("the server listens on \"%s\" (listen_addresses) but its certificate names neither it in a subjectAltName nor%s, so sslmode=verify-full clients using that name fail",
+							   tok, san ? " (with a subjectAltName present, libpq ignores the CN) anything libpq accepts" :
+							   cn ? psprintf(" in its CN \"%s\"", pgtls_safe_text((unsigned char *) cn, strlen(cn))) : " in a CN"),
+					  psprintf("Issue a server certificate that includes \"%s\" with pgtls_enable_ssl().", tok));
 	}
 	if (wildcard)
 	{
 		char		host[256];
 
-		if (gethostname(host, sizeof(host)) == 0 && host[0] != '\0' &&
-			X509_check_host(leaf, host, 0, 0, NULL) != 1)
+		if (gethostname(host, sizeof(host)) == 0 && host[0] != '\0' && !libpq_accepts_host(leaf, host))
+		{
+			all_ok = false;
 			pgtls_finding(audit, PGTLS_SEV_LOW, "cert.san_missing", path, 0, NULL,
-						  psprintf("the server listens on all addresses but its certificate has no subjectAltName for this machine's host name \"%s\"", host),
+						  psprintf("the server listens on all addresses but its certificate has no name for this machine's host name \"%s\"", host),
 						  pstrdup("Include the names clients use in the certificate: SELECT pgtls_enable_ssl(ARRAY['<name>', ...]);"));
+		}
 	}
+	if (san == NULL && all_ok)
+		pgtls_finding(audit, PGTLS_SEV_LOW, "cert.san_missing", path, 0, NULL,
+					  psprintf("the server certificate has no subjectAltName: libpq and most drivers fall back to its CN%s%s%s, but clients that ignore the CN (Go since 1.15, browsers, RFC 9525 checkers) cannot verify the host name",
+							   cn ? " \"" : "", cn ? pgtls_safe_text((unsigned char *) cn, strlen(cn)) : "", cn ? "\"" : ""),
+					  pstrdup("Issue a server certificate with the names clients use: SELECT pgtls_enable_ssl(ARRAY['db.example.com','localhost']);"));
 }
 
 static void
@@ -537,19 +608,45 @@ cert_stack(List *certs, int skip)
 	return sk;
 }
 
-/* Does the server chain verify against ssl_ca_file, as a verify-full client holding it would? */
+/*
+ * The server's chain.  ssl_ca_file is the set of CAs client certificates
+ * must chain to; the server certificate may legitimately come from another
+ * CA, so a chain that does not verify against it (or the pgtls_admin CA) is
+ * information for the clients' sslrootcert, not a fault.  A fault is a
+ * ssl_cert_file whose certificates do not form a chain.
+ */
 static void
-check_chain(PgtlsAudit *audit, const char *path, List *chain, List *trusted, const char *ca_path)
+check_chain(PgtlsAudit *audit, const char *path, List *chain, List *trusted, X509 *our_ca)
 {
 	X509_STORE *store = pgtls_own_store(X509_STORE_new());
 	X509_STORE_CTX *ctx = pgtls_own_store_ctx(X509_STORE_CTX_new());
 	ListCell   *lc;
 	int			err;
+	X509	   *top = llast(chain);
 
 	if (store == NULL || ctx == NULL)
 		pgtls_ossl_raise(ERRCODE_OUT_OF_MEMORY, "could not allocate a certificate store");
+	for (lc = list_head(chain); lnext(chain, lc) != NULL; lc = lnext(chain, lc))
+	{
+		X509	   *child = lfirst(lc);
+		X509	   *parent = lfirst(lnext(chain, lc));
+
+		if (X509_check_issued(parent, child) != X509_V_OK)
+		{
+			pgtls_ossl_clear();
+			pgtls_finding(audit, PGTLS_SEV_MEDIUM, "cert.chain", path, 0, NULL,
+						  psprintf("the certificates in ssl_cert_file \"%s\" do not form a chain: \"%s\" did not issue \"%s\", so clients cannot build a path to their root from what the server sends",
+								   path, pgtls_name_text(X509_get_subject_name(parent)),
+								   pgtls_name_text(X509_get_subject_name(child))),
+						  pstrdup("Put the server certificate first in ssl_cert_file, then its issuer, then that one's issuer, and reload."));
+			return;
+		}
+	}
 	foreach(lc, trusted)
 		X509_STORE_add_cert(store, lfirst(lc));
+	if (our_ca != NULL)
+		X509_STORE_add_cert(store, our_ca);
+	pgtls_ossl_clear();
 	if (!X509_STORE_CTX_init(ctx, store, linitial(chain), cert_stack(chain, 1)))
 		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not set up certificate verification");
 	/* validity and purpose have findings of their own */
@@ -558,10 +655,10 @@ check_chain(PgtlsAudit *audit, const char *path, List *chain, List *trusted, con
 		return;
 	err = X509_STORE_CTX_get_error(ctx);
 	pgtls_ossl_clear();
-	pgtls_finding(audit, PGTLS_SEV_HIGH, "cert.chain", path, 0, NULL,
-				  psprintf("the server certificate does not verify against ssl_ca_file \"%s\": %s",
-						   ca_path, X509_verify_cert_error_string(err)),
-				  pstrdup("Install a server certificate issued by the CA in ssl_ca_file (SELECT pgtls_enable_ssl(); does), or add its intermediates to ssl_cert_file."));
+	pgtls_finding(audit, PGTLS_SEV_INFO, "cert.chain", path, 0, NULL,
+				  psprintf("the server certificate does not chain to ssl_ca_file or the pgtls_admin CA (%s; its chain ends at \"%s\"): fine when server and client certificates come from different CAs, but clients with sslmode=verify-full need that CA's root in their sslrootcert, and pgtls_ca_cert() is not it",
+						   X509_verify_cert_error_string(err), pgtls_name_text(X509_get_issuer_name(top))),
+				  pstrdup("Give clients the root of the server certificate's CA as sslrootcert, or issue the server certificate from the pgtls_admin CA with SELECT pgtls_enable_ssl();."));
 }
 
 /* ---------------------------------------------------------------------
@@ -731,8 +828,7 @@ pgtls_audit_server_files(PgtlsAudit *audit, X509 *our_ca)
 	{
 		check_purpose(audit, cert_file.path, linitial(chain));
 		check_names(audit, cert_file.path, linitial(chain));
-		if (trusted != NIL)
-			check_chain(audit, cert_file.path, chain, trusted, ca_file.path);
+		check_chain(audit, cert_file.path, chain, trusted, our_ca);
 	}
 	foreach(lc, trusted)
 	{
