@@ -99,6 +99,7 @@ extern bool pgtls_hba_admits_identity(HbaLine *hba, PgtlsIdentFile *ident, const
 									  const char *cn, const char *dn, int *ident_line, char **why);
 typedef struct PgtlsAfterAuth
 {
+	char	   *walsender;		/* before authentication: no walsender slot at all */
 	char	   *role;			/* each: the server's refusal, or NULL */
 	char	   *replication;
 	char	   *database;

@@ -520,6 +520,15 @@ explain_hba_and_after(Explain *ex, X509 *leaf, PgtlsConnection *conn, const char
 		psprintf(" (pg_hba.conf has %d invalid line%s, which the server ignores only while it keeps its previous rules)",
 				 file->nerrors, file->nerrors == 1 ? "" : "s") : "";
 
+	/* the startup packet asked for a walsender: InitProcess() wants a slot before authentication */
+	pgtls_after_auth_checks(conn->role, conn->database, conn->physical_replication, &after);
+	if (conn->physical_replication)
+		add_step(ex, "walsender", after.walsender ? 0 : 1,
+				 after.walsender ? pstrdup("max_wal_senders is 0: every replication connection is turned away before pg_hba.conf is looked at") :
+				 pstrdup("max_wal_senders allows walsenders (whether one is free depends on the moment)"),
+				 after.walsender ? psprintf("FATAL:  %s", after.walsender) : NULL,
+				 "Set max_wal_senders (and wal_level = replica) and restart.", true);
+
 	if (i < 0)
 	{
 		add_step(ex, "hba", 0, psprintf("no pg_hba.conf line matches a TLS connection from %s for this role and database%s", host, errors),
@@ -565,7 +574,6 @@ explain_hba_and_after(Explain *ex, X509 *leaf, PgtlsConnection *conn, const char
 	explain_method(ex, hba, line);
 	explain_identity(ex, hba, line, leaf, conn->role);
 
-	pgtls_after_auth_checks(conn->role, conn->database, conn->physical_replication, &after);
 	add_step(ex, "role", after.role ? 0 : 1,
 			 after.role ? psprintf("after authentication: %s", after.role) : psprintf("role \"%s\" exists and may log in", conn->role),
 			 after.role ? psprintf("FATAL:  %s", after.role) : NULL,

@@ -21,6 +21,7 @@
 #include "common/ip.h"
 #include "libpq/ifaddr.h"
 #include "miscadmin.h"
+#include "replication/walsender.h"
 #include "utils/acl.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
@@ -404,7 +405,8 @@ pgtls_hba_admits_identity(HbaLine *hba, PgtlsIdentFile *ident, const char *role,
  * server's words; NULL where it passes.  Connection limits and reserved
  * slots depend on the moment and are not predicted.  The database checks
  * do not apply to a physical replication connection, nor the replication
- * check to others.
+ * checks to others.  One refusal comes before authentication: with
+ * max_wal_senders = 0, InitProcess() turns every walsender away.
  */
 void
 pgtls_after_auth_checks(const char *role, const char *database, bool physical_replication,
@@ -418,6 +420,9 @@ pgtls_after_auth_checks(const char *role, const char *database, bool physical_re
 	Form_pg_database d;
 
 	memset(out, 0, sizeof(*out));
+	if (physical_replication && max_wal_senders == 0)
+		out->walsender = psprintf("number of requested standby connections exceeds max_wal_senders (currently %d)",
+								  max_wal_senders);
 	if (!HeapTupleIsValid(tup))
 		out->role = psprintf("role \"%s\" does not exist", role);
 	else
@@ -466,7 +471,8 @@ pgtls_refusal_after_auth(const char *role, const char *database, bool physical_r
 	PgtlsAfterAuth checks;
 
 	pgtls_after_auth_checks(role, database, physical_replication, &checks);
-	return checks.role ? checks.role : checks.replication ? checks.replication : checks.database;
+	return checks.walsender ? checks.walsender : checks.role ? checks.role :
+		checks.replication ? checks.replication : checks.database;
 }
 
 /*
@@ -492,7 +498,8 @@ pgtls_hba_verdict(HbaLine *hba, PgtlsConnection *conn, PgtlsIdentFile *ident)
 		appendStringInfo(&buf, " (%s)", requirement);
 	refusal = pgtls_refusal_after_auth(conn->role, conn->database, conn->physical_replication);
 	if (refusal != NULL)
-		appendStringInfo(&buf, "; refused after authentication: %s", refusal);
+		appendStringInfo(&buf, "; refused %s authentication: %s",
+						 conn->physical_replication && max_wal_senders == 0 ? "before" : "after", refusal);
 	return buf.data;
 }
 
