@@ -7,7 +7,7 @@ OBJS = pgtls_admin.o \
        src/x509_parse.o src/x509_describe.o src/x509_build.o src/x509_csr.o src/crl_der.o src/formats.o \
        src/registry.o src/pending.o src/ca_store.o src/roles.o src/server_config.o \
        src/ca.o src/issue.o src/revoke.o src/install.o src/renew.o \
-       src/findings.o src/audit.o src/hba_read.o src/hba_match.o src/hba_audit.o src/hba_shadow.o src/hba_ident.o \
+       src/findings.o src/audit.o src/hba_read.o src/hba_match.o src/hba_audit.o src/hba_shadow.o src/hba_ident.o src/hba_admit.o src/hba_ident_audit.o \
        src/audit_tls.o src/audit_probe.o src/audit_handshake.o src/audit_crl.o src/audit_login.o
 DATA = pgtls_admin--1.0.sql
 SCRIPTS = bin/pgtls-client-cert

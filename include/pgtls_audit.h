@@ -94,6 +94,7 @@ extern const char *pgtls_hba_type_name(ConnType type);
 extern bool pgtls_hba_is_password_method(UserAuth method);
 extern List *pgtls_hba_options(HbaLine *hba);
 typedef struct PgtlsIdentFile PgtlsIdentFile;
+extern bool pgtls_hba_match_role(PgtlsConnection *conn, List *tokens);
 extern bool pgtls_hba_checks_cert_name(HbaLine *hba);
 extern bool pgtls_hba_admits_identity(HbaLine *hba, PgtlsIdentFile *ident, const char *role,
 									  const char *cn, const char *dn, int *ident_line, char **why);
@@ -109,8 +110,7 @@ extern void pgtls_after_auth_checks(const char *role, const char *database,
 extern char *pgtls_refusal_after_auth(const char *role, const char *database,
 									  bool physical_replication);
 extern char *pgtls_hba_verdict(HbaLine *hba, PgtlsConnection *conn, PgtlsIdentFile *ident);
-extern char *pgtls_hba_cert_problem(Oid roleid, const char *role, const char *cn, const char *dn);
-extern List *pgtls_cert_other_roles(const char *role, const char *cn, const char *dn);
+
 
 /* ---- src/hba_ident.c: pg_ident.conf and the user-name maps ---- */
 struct PgtlsIdentFile
@@ -130,6 +130,12 @@ extern bool pgtls_usermap_check(PgtlsIdentFile *file, const char *usermap, const
 extern bool pgtls_usermap_exists(PgtlsIdentFile *file, const char *usermap);
 extern int	pgtls_usermap_can_reach(PgtlsIdentFile *file, const char *usermap, const char *pg_role);
 extern List *pgtls_usermap_roles(PgtlsIdentFile *file, const char *system_user);
+
+/* ---- src/hba_admit.c: which lines let a certificate in as a role ---- */
+extern char *pgtls_hba_cert_problem(Oid roleid, const char *role, const char *cn, const char *dn);
+extern List *pgtls_cert_other_roles(const char *role, const char *cn, const char *dn);
+
+/* ---- src/hba_ident_audit.c: findings about pg_ident.conf ---- */
 extern void pgtls_audit_ident(PgtlsAudit *audit, PgtlsHbaFile *hba);
 
 /* ---- src/hba_shadow.c: lines that can never match ---- */

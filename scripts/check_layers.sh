@@ -16,7 +16,7 @@ layer() {
 	src/x509_* | src/crl_der | src/formats) echo x509 ;;
 	src/registry | src/pending | src/ca_store | src/roles | src/server_config) echo stores ;;
 	src/ca | src/issue | src/revoke | src/install | src/renew) echo operations ;;
-	src/findings | src/audit | src/hba_* | src/audit_tls | src/audit_probe) echo audit ;;
+	src/findings | src/audit | src/hba_* | src/audit_tls | src/audit_probe | src/audit_handshake | src/audit_crl | src/audit_login) echo audit ;;
 	pgtls_admin) echo entry ;;
 	*) echo unknown ;;
 	esac
