@@ -3,7 +3,10 @@
 -- complain if script is sourced in psql, rather than via CREATE EXTENSION
 \echo Use "CREATE EXTENSION pgtls_admin" to load this file. \quit
 
--- Every certificate issued, never a private key.
+-- Every certificate issued, never a private key.  change_xid is the
+-- transaction that last changed a row: the background workers follow the
+-- registry by it.  uncommitted marks a certificate of the issuance journal
+-- whose issuing transaction did not commit it (recorded revoked).
 CREATE TABLE pgtls_certificates (
     serial             text PRIMARY KEY,
     kind               text NOT NULL CHECK (kind IN ('ca', 'server', 'client')),
@@ -19,13 +22,62 @@ CREATE TABLE pgtls_certificates (
     issued_at          timestamptz NOT NULL DEFAULT now(),
     revoked_at         timestamptz,
     revocation_reason  text,
-    role_oid           oid
+    role_oid           oid,
+    issuer_fingerprint text,
+    uncommitted        bool NOT NULL DEFAULT false,
+    change_xid         xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id()
 );
 CREATE INDEX pgtls_certificates_role_idx ON pgtls_certificates (role);
 CREATE INDEX pgtls_certificates_not_after_idx ON pgtls_certificates (not_after);
+CREATE INDEX pgtls_certificates_change_xid_idx ON pgtls_certificates (change_xid);
 SELECT pg_catalog.pg_extension_config_dump('pgtls_certificates', '');
 REVOKE ALL ON TABLE pgtls_certificates FROM PUBLIC;
 GRANT SELECT ON TABLE pgtls_certificates TO pg_monitor;
+
+-- Serials revoked without a record of their certificate: kept from the CRL a
+-- new registry found, or revoked by a superuser although nothing here knows
+-- them (a certificate lost with an asynchronous failover, say).
+CREATE TABLE pgtls_revoked_serials (
+    serial             text PRIMARY KEY,
+    revoked_at         timestamptz NOT NULL DEFAULT now(),
+    revocation_reason  text NOT NULL,
+    revoked_by         name NOT NULL,
+    change_xid         xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id()
+);
+CREATE INDEX pgtls_revoked_serials_change_xid_idx ON pgtls_revoked_serials (change_xid);
+SELECT pg_catalog.pg_extension_config_dump('pgtls_revoked_serials', '');
+REVOKE ALL ON TABLE pgtls_revoked_serials FROM PUBLIC;
+GRANT SELECT ON TABLE pgtls_revoked_serials TO pg_monitor;
+
+-- A restored row whose serial is recorded already is merged, not a failure.
+CREATE FUNCTION pgtls_registry_merge()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'pgtls_registry_merge'
+LANGUAGE C;
+CREATE TRIGGER pgtls_certificates_merge BEFORE INSERT ON pgtls_certificates
+    FOR EACH ROW EXECUTE FUNCTION pgtls_registry_merge();
+CREATE TRIGGER pgtls_revoked_serials_merge BEFORE INSERT ON pgtls_revoked_serials
+    FOR EACH ROW EXECUTE FUNCTION pgtls_registry_merge();
+REVOKE ALL ON FUNCTION pgtls_registry_merge() FROM PUBLIC;
+
+-- One registry per cluster: claim it for this database, and keep every
+-- revocation of the CRL this cluster's CA signed.  A DROP of the extension
+-- releases the claim.
+CREATE FUNCTION pgtls_claim_registry()
+RETURNS void
+AS 'MODULE_PATHNAME', 'pgtls_claim_registry'
+LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION pgtls_claim_registry() FROM PUBLIC;
+SELECT pgtls_claim_registry();
+
+CREATE FUNCTION pgtls_drop_guard()
+RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'pgtls_drop_guard'
+LANGUAGE C;
+REVOKE ALL ON FUNCTION pgtls_drop_guard() FROM PUBLIC;
+CREATE EVENT TRIGGER pgtls_admin_drop ON ddl_command_start
+    WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA', 'DROP OWNED')
+    EXECUTE FUNCTION pgtls_drop_guard();
 
 -- CA
 CREATE FUNCTION pgtls_init_ca(subject text DEFAULT 'CN=PostgreSQL pgtls_admin CA',
@@ -40,6 +92,12 @@ CREATE FUNCTION pgtls_import_ca(certificate text, private_key text,
                                 replace bool DEFAULT false)
 RETURNS text
 AS 'MODULE_PATHNAME', 'pgtls_import_ca'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtls_import_ca_files(certificate_file text, key_file text,
+                                      replace bool DEFAULT false)
+RETURNS text
+AS 'MODULE_PATHNAME', 'pgtls_import_ca_files'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 CREATE FUNCTION pgtls_ca_cert()
@@ -80,10 +138,25 @@ RETURNS TABLE (setting text, value text)
 AS 'MODULE_PATHNAME', 'pgtls_install_server_cert'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
+CREATE FUNCTION pgtls_install_server_cert_files(certificate_file text, key_file text)
+RETURNS TABLE (setting text, value text)
+AS 'MODULE_PATHNAME', 'pgtls_install_server_cert_files'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
 -- Lifecycle
 CREATE FUNCTION pgtls_revoke(serial text, reason text DEFAULT 'unspecified')
 RETURNS bool
 AS 'MODULE_PATHNAME', 'pgtls_revoke'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtls_revoke_unrecorded(serial text, reason text DEFAULT 'unspecified')
+RETURNS bool
+AS 'MODULE_PATHNAME', 'pgtls_revoke_unrecorded'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtls_refresh_crl()
+RETURNS int
+AS 'MODULE_PATHNAME', 'pgtls_refresh_crl'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 CREATE FUNCTION pgtls_crl()
@@ -167,6 +240,8 @@ LANGUAGE C VOLATILE PARALLEL RESTRICTED ROWS 15;
 
 REVOKE ALL ON FUNCTION pgtls_init_ca(text, int, text, bool) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_import_ca(text, text, bool) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgtls_import_ca_files(text, text, bool) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgtls_install_server_cert_files(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_ca_cert() FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_issue_client(name, int, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_cert_info(text) FROM PUBLIC;
@@ -176,6 +251,8 @@ REVOKE ALL ON FUNCTION pgtls_enable_ssl(text[], inet[], int, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_install_server_cert(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_revoke(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_crl() FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgtls_refresh_crl() FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgtls_revoke_unrecorded(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_renew(text, int) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_pkcs8_der(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_pkcs12(text, text, text, text) FROM PUBLIC;
@@ -205,6 +282,10 @@ CREATE VIEW pgtls_revoked_certificates AS
 SELECT serial, kind, role, subject, revoked_at, revocation_reason, not_after
 FROM pgtls_certificates
 WHERE revoked_at IS NOT NULL
+UNION ALL
+SELECT s.serial, NULL, NULL, NULL, s.revoked_at, s.revocation_reason, NULL
+FROM pgtls_revoked_serials s
+WHERE NOT EXISTS (SELECT FROM pgtls_certificates c WHERE c.serial = s.serial)
 ORDER BY revoked_at DESC;
 
 CREATE VIEW pgtls_certificates_by_role AS

@@ -8,9 +8,15 @@
 #include "pgtls_audit.h"
 #include "pgtls_compat.h"
 
+#include "access/detoast.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "commands/event_trigger.h"
+#include "commands/trigger.h"
+#include "miscadmin.h"
+#include "postmaster/bgworker.h"
 #include "postmaster/postmaster.h"
 #include "utils/acl.h"
 #include "utils/array.h"
@@ -24,7 +30,30 @@ PG_MODULE_MAGIC;
 /* pgtls_admin.default_key_type's values: the key types of x509_build.c */
 static struct config_enum_entry key_type_options[PGTLS_KEY_NTYPES + 1];
 
+static const struct config_enum_entry enforce_options[] = {
+	{"crl", PGTLS_ENFORCE_CRL, false},
+	{"registry", PGTLS_ENFORCE_REGISTRY, false},
+	{NULL, 0, false}
+};
+
 void		_PG_init(void);
+
+/* The background worker, one per node, started once the node is consistent. */
+static void
+register_worker(void)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	snprintf(worker.bgw_name, BGW_MAXLEN, "pgtls_admin worker");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "pgtls_admin worker");
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_ConsistentState;
+	worker.bgw_restart_time = 5;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "pgtls_admin");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "pgtls_worker_main");
+	RegisterBackgroundWorker(&worker);
+}
 
 void
 _PG_init(void)
@@ -73,7 +102,46 @@ _PG_init(void)
 							"0 disables. Used by the crash-safety tests.",
 							&pgtls_debug_pause_at, 0, 0, 4,
 							PGC_SUSET, GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
+	DefineCustomEnumVariable("pgtls_admin.enforce",
+							 "What decides whether a certificate of the extension's CAs may log in.",
+							 "crl: the server's checks with the CRL; registry: also a live registry entry for the role (needs the library preloaded).",
+							 &pgtls_enforce, PGTLS_ENFORCE_CRL, enforce_options,
+							 PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+	/* with the worker re-signing it, a CRL expires in a week; without, with the CA */
+	DefineCustomIntVariable("pgtls_admin.crl_validity",
+							"How long a CRL is valid (its nextUpdate); 0 means until the CA expires.",
+							"The background worker re-signs it half-way. Without the worker the default is 0.",
+							&pgtls_crl_validity,
+							process_shared_preload_libraries_in_progress ? 7 * 86400 : 0,
+							0, INT_MAX, PGC_SIGHUP, GUC_SUPERUSER_ONLY | GUC_UNIT_S,
+							NULL, NULL, NULL);
+	/* sizes shared memory: exists only where the library is preloaded */
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomIntVariable("pgtls_admin.max_certificates",
+								"Live client certificates the shared set for registry-enforced logins holds.",
+								NULL, &pgtls_max_certificates, 100000, 1000, 50000000,
+								PGC_POSTMASTER, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+	DefineCustomIntVariable("pgtls_admin.maintenance_interval",
+							"How often the background worker runs pgtls_maintain() on the primary.",
+							NULL, &pgtls_maintenance_interval, 60, 1, 7 * 86400,
+							PGC_SIGHUP, GUC_SUPERUSER_ONLY | GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("pgtls_admin.server_renew_before",
+							"pgtls_maintain() renews the server certificate when it expires within this time.",
+							NULL, &pgtls_server_renew_before, 30 * 86400, 0, INT_MAX,
+							PGC_SIGHUP, GUC_SUPERUSER_ONLY | GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("pgtls_admin.retain_expired",
+							"pgtls_maintain() deletes registry rows of certificates expired this long ago; -1 keeps them.",
+							NULL, &pgtls_retain_expired, -1, -1, INT_MAX,
+							PGC_SIGHUP, GUC_SUPERUSER_ONLY | GUC_UNIT_S, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("pgtls_admin");
+
+	pgtls_journal_install_hooks();
+	if (process_shared_preload_libraries_in_progress)
+	{
+		pgtls_live_install_hooks();
+		pgtls_enforce_install_hook();
+		register_worker();
+	}
 }
 
 static void
@@ -83,6 +151,23 @@ require_arg(FunctionCallInfo fcinfo, int n, const char *name)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("%s must not be null", name)));
+}
+
+/*
+ * A PEM argument (certificate, key, request), refused before it is detoasted
+ * or parsed when it is larger than PGTLS_MAX_PEM_INPUT.
+ */
+static text *
+pem_arg(FunctionCallInfo fcinfo, int n, const char *name)
+{
+	require_arg(fcinfo, n, name);
+	if (toast_raw_datum_size(PG_GETARG_DATUM(n)) - VARHDRSZ > PGTLS_MAX_PEM_INPUT)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("%s is larger than %d kB", name, PGTLS_MAX_PEM_INPUT / 1024),
+				 errdetail("Certificates, keys, requests and passphrases are limited to %d kB.",
+						   PGTLS_MAX_PEM_INPUT / 1024)));
+	return PG_GETARG_TEXT_PP(n);
 }
 
 static PgtlsKeyType
@@ -197,6 +282,7 @@ pgtls_init_ca(PG_FUNCTION_ARGS)
 	MemoryContext caller;
 	text	   *pem;
 
+	pgtls_require_primary("create a CA");
 	pgtls_require_superuser("create a CA");
 	require_arg(fcinfo, 0, "subject");
 	require_arg(fcinfo, 1, "days");
@@ -212,23 +298,57 @@ pgtls_init_ca(PG_FUNCTION_ARGS)
 static void *
 import_ca_work(FunctionCallInfo fcinfo)
 {
-	text	   *cert = PG_GETARG_TEXT_PP(0);
-	text	   *key = PG_GETARG_TEXT_PP(1);
+	text	   *cert;
+	text	   *key;
 
+	pgtls_require_primary("import a CA");
+	pgtls_require_superuser("import a CA");
+	cert = pem_arg(fcinfo, 0, "certificate");
+	key = pem_arg(fcinfo, 1, "private_key");
+	require_arg(fcinfo, 2, "replace");
 	return pgtls_ca_import(VARDATA_ANY(cert), VARSIZE_ANY_EXHDR(cert),
 						   VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key),
 						   PG_GETARG_BOOL(2));
 }
 
+/*
+ * The key is an argument, so every check runs inside the statement-hiding
+ * wrapper.  The documented way is pgtls_import_ca_files().
+ */
 PG_FUNCTION_INFO_V1(pgtls_import_ca);
 Datum
 pgtls_import_ca(PG_FUNCTION_ARGS)
 {
-	pgtls_require_superuser("import a CA");
-	require_arg(fcinfo, 0, "certificate");
-	require_arg(fcinfo, 1, "private_key");
-	require_arg(fcinfo, 2, "replace");
 	return run_with_secret_args(fcinfo, import_ca_work);
+}
+
+/* A server file named by a function argument: absolute, or under the data directory. */
+static char *
+file_arg(FunctionCallInfo fcinfo, int n, const char *name)
+{
+	require_arg(fcinfo, n, name);
+	return pgtls_resolve_path(text_to_cstring(PG_GETARG_TEXT_PP(n)));
+}
+
+PG_FUNCTION_INFO_V1(pgtls_import_ca_files);
+Datum
+pgtls_import_ca_files(PG_FUNCTION_ARGS)
+{
+	MemoryContext caller;
+	text	   *pem;
+	char	   *cert_path;
+	char	   *key_path;
+
+	pgtls_require_primary("import a CA");
+	pgtls_require_superuser("import a CA");
+	cert_path = file_arg(fcinfo, 0, "certificate_file");
+	key_path = file_arg(fcinfo, 1, "key_file");
+	require_arg(fcinfo, 2, "replace");
+	caller = pgtls_work_begin();
+	pem = pgtls_ca_import_files(cert_path, key_path, PG_GETARG_BOOL(2));
+	pem = copy_varlena_to(caller, pem);
+	pgtls_work_end(caller);
+	PG_RETURN_TEXT_P(pem);
 }
 
 PG_FUNCTION_INFO_V1(pgtls_ca_cert);
@@ -355,6 +475,7 @@ pgtls_issue_client(PG_FUNCTION_ARGS)
 	MemoryContext caller;
 	PgtlsIssued issued;
 
+	pgtls_require_primary("issue certificates");
 	roleid = pgtls_check_issue_target(PG_ARGISNULL(0) ? NULL : PG_GETARG_NAME(0), PG_ARGISNULL(0));
 	role = NameStr(*PG_GETARG_NAME(0));
 	days = days_arg(fcinfo, 1);
@@ -383,10 +504,10 @@ pgtls_sign_client_csr(PG_FUNCTION_ARGS)
 	Datum		values[4];
 	bool		nulls[4] = {false};
 
+	pgtls_require_primary("issue certificates");
 	roleid = pgtls_check_issue_target(PG_ARGISNULL(0) ? NULL : PG_GETARG_NAME(0), PG_ARGISNULL(0));
 	role = NameStr(*PG_GETARG_NAME(0));
-	require_arg(fcinfo, 1, "csr");
-	csr = PG_GETARG_TEXT_PP(1);
+	csr = pem_arg(fcinfo, 1, "csr");
 	days = days_arg(fcinfo, 2);
 	srf_begin(fcinfo, 4);
 
@@ -423,6 +544,7 @@ pgtls_issue_server(PG_FUNCTION_ARGS)
 	Datum		values[4];
 	bool		nulls[4] = {false};
 
+	pgtls_require_primary("issue certificates");
 	pgtls_require_superuser("issue server certificates");
 	srf_begin(fcinfo, 4);
 	caller = pgtls_work_begin();
@@ -443,8 +565,8 @@ pgtls_enable_ssl(PG_FUNCTION_ARGS)
 	MemoryContext caller;
 	PgtlsIssued issued;
 
+	pgtls_require_primary("issue certificates");
 	pgtls_require_superuser("enable TLS");
-	pgtls_require_primary();
 	PreventInTransactionBlock(true, "pgtls_enable_ssl()");
 	srf_begin(fcinfo, 2);
 	caller = pgtls_work_begin();
@@ -454,43 +576,90 @@ pgtls_enable_ssl(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
+/* Install a certificate (with its chain) and key given as PEM; the caller is checked. */
+static void
+install_pem(FunctionCallInfo fcinfo, const char *cert_pem, int cert_len,
+			const char *key_pem, int key_len)
+{
+	STACK_OF(X509) *chain;
+	X509	   *leaf = pgtls_parse_cert_chain(cert_pem, cert_len, &chain);
+	EVP_PKEY   *key = pgtls_parse_private_key(key_pem, key_len, "private_key", PGTLS_KEY_TEXT_HINT);
+	PgtlsCA		ca;
+	PgtlsRegistryRow row;
+
+	pgtls_ca_load(&ca);
+	if (!pgtls_registry_lookup(pgtls_serial_hex(X509_get0_serialNumber(leaf)), &row))
+	{
+		/* a standby installs only what the primary recorded, with this node's names */
+		if (RecoveryInProgress())
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("certificate %s is not in the registry", pgtls_serial_hex(X509_get0_serialNumber(leaf))),
+					 errdetail("A standby installs server certificates the primary issued and recorded."),
+					 errhint("On the primary, issue this node's certificate with pgtls_issue_server(dns_names, ip_addresses), then install its files here.")));
+		pgtls_registry_insert(leaf, "server", NULL, InvalidOid, NULL, ca.fingerprint);
+	}
+	put_settings_rows(fcinfo, pgtls_install_server(leaf, chain, key, &ca));
+}
+
+static void
+require_install_rights(const char *function)
+{
+	pgtls_require_superuser("install a server certificate");
+	PreventInTransactionBlock(true, function);
+}
+
+/*
+ * The key is an argument, so every check runs inside the statement-hiding
+ * block.  The documented way is pgtls_install_server_cert_files().
+ */
 PG_FUNCTION_INFO_V1(pgtls_install_server_cert);
 Datum
 pgtls_install_server_cert(PG_FUNCTION_ARGS)
 {
-	MemoryContext caller;
-	text	   *cert_text;
-	text	   *key_text;
+	MemoryContext caller = pgtls_work_begin();
 
-	pgtls_require_superuser("install a server certificate");
-	pgtls_require_primary();
-	PreventInTransactionBlock(true, "pgtls_install_server_cert()");
-	require_arg(fcinfo, 0, "certificate");
-	require_arg(fcinfo, 1, "private_key");
-	cert_text = PG_GETARG_TEXT_PP(0);
-	key_text = PG_GETARG_TEXT_PP(1);
-	srf_begin(fcinfo, 2);
-	caller = pgtls_work_begin();
 	PG_TRY();
 	{
-		STACK_OF(X509) *chain;
-		X509	   *leaf = pgtls_parse_cert_chain(VARDATA_ANY(cert_text), VARSIZE_ANY_EXHDR(cert_text),
-												  &chain);
-		EVP_PKEY   *key = pgtls_parse_private_key(VARDATA_ANY(key_text), VARSIZE_ANY_EXHDR(key_text),
-												  "private_key", PGTLS_KEY_TEXT_HINT);
-		PgtlsCA		ca;
-		PgtlsRegistryRow row;
+		text	   *cert_text;
+		text	   *key_text;
 
-		pgtls_ca_load(&ca);
-		if (!pgtls_registry_lookup(pgtls_serial_hex(X509_get0_serialNumber(leaf)), &row))
-			pgtls_registry_insert(leaf, "server", NULL, InvalidOid, NULL);
-		put_settings_rows(fcinfo, pgtls_install_server(leaf, chain, key, &ca));
+		require_install_rights("pgtls_install_server_cert()");
+		cert_text = pem_arg(fcinfo, 0, "certificate");
+		key_text = pem_arg(fcinfo, 1, "private_key");
+		srf_begin(fcinfo, 2);
+		install_pem(fcinfo, VARDATA_ANY(cert_text), VARSIZE_ANY_EXHDR(cert_text),
+					VARDATA_ANY(key_text), VARSIZE_ANY_EXHDR(key_text));
 	}
 	PG_CATCH();
 	{
 		pgtls_rethrow_hiding_statement(caller);
 	}
 	PG_END_TRY();
+	pgtls_work_end(caller);
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(pgtls_install_server_cert_files);
+Datum
+pgtls_install_server_cert_files(PG_FUNCTION_ARGS)
+{
+	MemoryContext caller;
+	char	   *cert_path;
+	char	   *key_path;
+	char	   *cert_pem;
+	char	   *key_pem;
+	size_t		cert_len;
+	size_t		key_len;
+
+	require_install_rights("pgtls_install_server_cert_files()");
+	cert_path = file_arg(fcinfo, 0, "certificate_file");
+	key_path = file_arg(fcinfo, 1, "key_file");
+	srf_begin(fcinfo, 2);
+	caller = pgtls_work_begin();
+	cert_pem = pgtls_read_file(cert_path, "certificate file", NULL, false, &cert_len);
+	key_pem = pgtls_read_key_file(key_path, "private key file", &key_len);
+	install_pem(fcinfo, cert_pem, (int) cert_len, key_pem, (int) key_len);
 	pgtls_work_end(caller);
 	return (Datum) 0;
 }
@@ -514,6 +683,22 @@ pgtls_revoke(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(result);
 }
 
+PG_FUNCTION_INFO_V1(pgtls_revoke_unrecorded);
+Datum
+pgtls_revoke_unrecorded(PG_FUNCTION_ARGS)
+{
+	MemoryContext caller;
+	bool		result;
+
+	require_arg(fcinfo, 0, "serial");
+	require_arg(fcinfo, 1, "reason");
+	caller = pgtls_work_begin();
+	result = pgtls_revoke_unrecorded_serial(pgtls_normalize_serial(text_to_cstring(PG_GETARG_TEXT_PP(0))),
+									 pgtls_reason_canonical(text_to_cstring(PG_GETARG_TEXT_PP(1))));
+	pgtls_work_end(caller);
+	PG_RETURN_BOOL(result);
+}
+
 PG_FUNCTION_INFO_V1(pgtls_crl);
 Datum
 pgtls_crl(PG_FUNCTION_ARGS)
@@ -529,6 +714,7 @@ pgtls_renew(PG_FUNCTION_ARGS)
 	int			days;
 	PgtlsIssued issued;
 
+	pgtls_require_primary("renew certificates");
 	require_arg(fcinfo, 0, "serial");
 	days = days_arg(fcinfo, 1);
 	srf_begin(fcinfo, 5);
@@ -574,7 +760,7 @@ PG_FUNCTION_INFO_V1(pgtls_cert_info);
 Datum
 pgtls_cert_info(PG_FUNCTION_ARGS)
 {
-	text	   *pem = PG_GETARG_TEXT_PP(0);
+	text	   *pem = pem_arg(fcinfo, 0, "certificate");
 	MemoryContext caller;
 
 	srf_begin(fcinfo, 15);
@@ -726,6 +912,62 @@ pgtls_explain_login(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
+PG_FUNCTION_INFO_V1(pgtls_refresh_crl);
+Datum
+pgtls_refresh_crl(PG_FUNCTION_ARGS)
+{
+	MemoryContext caller;
+	int			listed;
+
+	pgtls_require_superuser("rewrite the CRL");
+	caller = pgtls_work_begin();
+	if (!RecoveryInProgress())
+		(void) pgtls_settle_journal();
+	listed = pgtls_crl_refresh();
+	pgtls_work_end(caller);
+	PG_RETURN_INT32(listed);
+}
+
+PG_FUNCTION_INFO_V1(pgtls_claim_registry);
+Datum
+pgtls_claim_registry(PG_FUNCTION_ARGS)
+{
+	MemoryContext caller;
+
+	pgtls_require_superuser("create the registry");
+	caller = pgtls_work_begin();
+	pgtls_registry_claim();
+	(void) pgtls_adopt_crl_revocations();
+	pgtls_work_end(caller);
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(pgtls_drop_guard);
+Datum
+pgtls_drop_guard(PG_FUNCTION_ARGS)
+{
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("pgtls_drop_guard() runs as an event trigger only")));
+	pgtls_release_registry_if_dropped();
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(pgtls_registry_merge);
+Datum
+pgtls_registry_merge(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) || !TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("pgtls_registry_merge() runs as a BEFORE INSERT row trigger only")));
+	return PointerGetDatum(pgtls_registry_merge_row(trigdata));
+}
+
 /*
  * The client-format functions take private keys and passphrases: their
  * errors are logged without the statement.
@@ -735,8 +977,7 @@ key_arg(FunctionCallInfo fcinfo, int n)
 {
 	text	   *pem;
 
-	require_arg(fcinfo, n, "private_key");
-	pem = PG_GETARG_TEXT_PP(n);
+	pem = pem_arg(fcinfo, n, "private_key");
 	return pgtls_parse_private_key(VARDATA_ANY(pem), VARSIZE_ANY_EXHDR(pem),
 								   "private_key", PGTLS_KEY_TEXT_HINT);
 }
@@ -746,8 +987,7 @@ passphrase_arg(FunctionCallInfo fcinfo, int n)
 {
 	char	   *passphrase;
 
-	require_arg(fcinfo, n, "passphrase");
-	passphrase = text_to_cstring(PG_GETARG_TEXT_PP(n));
+	passphrase = text_to_cstring(pem_arg(fcinfo, n, "passphrase"));
 	pgtls_own_secret(passphrase, strlen(passphrase));
 	return passphrase;
 }
@@ -757,8 +997,7 @@ cert_arg(FunctionCallInfo fcinfo, int n, const char *name)
 {
 	text	   *pem;
 
-	require_arg(fcinfo, n, name);
-	pem = PG_GETARG_TEXT_PP(n);
+	pem = pem_arg(fcinfo, n, name);
 	return pgtls_parse_cert(VARDATA_ANY(pem), VARSIZE_ANY_EXHDR(pem), name, PGTLS_CERT_TEXT_HINT);
 }
 

@@ -19,6 +19,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "access/transam.h"
 #include "datatype/timestamp.h"
 #include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
@@ -32,6 +33,15 @@ extern int	pgtls_max_days;
 extern int	pgtls_default_key_type;
 extern int	pgtls_expiry_warning_days;
 extern int	pgtls_debug_pause_at;
+extern int	pgtls_enforce;			/* PGTLS_ENFORCE_* */
+extern int	pgtls_crl_validity;		/* seconds; 0: until the CA expires */
+extern int	pgtls_max_certificates;
+extern int	pgtls_maintenance_interval;	/* seconds */
+extern int	pgtls_server_renew_before;	/* seconds */
+extern int	pgtls_retain_expired;	/* seconds; -1: keep for ever */
+
+#define PGTLS_ENFORCE_CRL 0
+#define PGTLS_ENFORCE_REGISTRY 1
 
 /* ---- src/ossl.c: OpenSSL errors and object lifetime ---- */
 typedef enum PgtlsDigest
@@ -90,6 +100,7 @@ typedef struct PgtlsFileRead
 extern char *pgtls_read_file(const char *path, const char *what, const char *hint,
 							 bool secret, size_t *len);
 extern bool pgtls_try_read_file(const char *path, bool secret, PgtlsFileRead *out);
+extern char *pgtls_read_key_file(const char *path, const char *what, size_t *len);
 
 /* The identity of a file's contents as a cache sees it: changes when it is replaced or written. */
 typedef struct PgtlsFileIdentity
@@ -116,6 +127,14 @@ extern void pgtls_commit_file(PgtlsStagedFile *staged);
 extern void pgtls_lock(uint32 key1, uint32 key2, const char *what);
 extern void pgtls_unlock(uint32 key1, uint32 key2);
 extern void pgtls_wait_for_xact(TransactionId xid, const char *what);
+
+typedef enum PgtlsXactState
+{
+	PGTLS_XACT_RUNNING,
+	PGTLS_XACT_COMMITTED,
+	PGTLS_XACT_ABORTED
+} PgtlsXactState;
+extern PgtlsXactState pgtls_xact_state(FullTransactionId fxid);
 
 /* ---- src/compat.c: server APIs that differ between majors (see pgtls_compat.h) ---- */
 extern void pgtls_setting_source(const char *name, const char **file, int *line);

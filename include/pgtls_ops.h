@@ -14,6 +14,7 @@ extern text *pgtls_ca_init(const char *subject, int days, PgtlsKeyType key_type,
 extern text *pgtls_ca_import(const char *cert_pem, int cert_len,
 							 const char *key_pem, int key_len,
 							 bool replace);
+extern text *pgtls_ca_import_files(const char *cert_path, const char *key_path, bool replace);
 
 /* ---- src/issue.c: client and server certificates ---- */
 
@@ -39,8 +40,19 @@ extern void pgtls_issue_server_cert(List *dns_names, List *addresses, int days,
 /* ---- src/revoke.c: revocation and the CRL file ---- */
 extern PgtlsStagedFile *pgtls_crl_stage(X509 *ca_cert, EVP_PKEY *ca_key);
 extern void pgtls_crl_unlock(void);
+extern int	pgtls_crl_publish(bool notice);
 extern bool pgtls_revoke_serial(const char *serial, const char *reason);
+extern bool pgtls_revoke_unrecorded_serial(const char *serial, const char *reason);
 extern text *pgtls_crl_text(void);
+
+/* ---- src/refresh.c: the node's files kept equal to the registry ---- */
+extern int	pgtls_settle_journal(void);
+extern int	pgtls_compact_journal(void);
+extern int	pgtls_crl_refresh(void);
+extern int	pgtls_adopt_crl_revocations(void);
+
+/* ---- src/enforce.c: registry-enforced logins ---- */
+extern void pgtls_enforce_install_hook(void);
 
 /* ---- src/install.c: the server's TLS identity ---- */
 extern List *pgtls_install_server(X509 *leaf, STACK_OF(X509) *chain, EVP_PKEY *key,

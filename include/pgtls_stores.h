@@ -9,6 +9,10 @@
 
 #include "pgtls_x509.h"
 
+#include "access/htup.h"
+
+struct TriggerData;
+
 /* ---- src/registry.c: the pgtls_certificates table ---- */
 typedef struct PgtlsRegistryRow
 {
@@ -21,12 +25,104 @@ typedef struct PgtlsRegistryRow
 	char	   *subject;		/* as pgtls_name_text() printed it */
 } PgtlsRegistryRow;
 
+/* A registry row as the background worker follows it. */
+typedef struct PgtlsRegistryChange
+{
+	char	   *serial;
+	char	   *kind;			/* ca, server, client; "serial" for a bare revoked serial */
+	Oid			role_oid;
+	TimestampTz not_after;
+	bool		revoked;
+} PgtlsRegistryChange;
+
 extern text *pgtls_registry_insert(X509 *cert, const char *kind, const char *role,
-								   Oid role_oid, const char *key_type);
+								   Oid role_oid, const char *key_type,
+								   const char *issuer_fingerprint);
+extern bool pgtls_registry_insert_uncommitted(X509 *cert, const char *kind, Oid role_oid,
+											  const char *issuer_fingerprint);
+extern bool pgtls_registry_revoke_unknown(const char *serial, const char *reason,
+										  TimestampTz revoked_at);
+extern List *pgtls_registry_known(List *serials);
+extern HeapTuple pgtls_registry_merge_row(struct TriggerData *trigdata);
+extern FullTransactionId pgtls_registry_changes(FullTransactionId since,
+												void (*fn) (PgtlsRegistryChange *change, void *arg),
+												void *arg);
 extern bool pgtls_registry_revoke(const char *serial, const char *reason);
 extern List *pgtls_registry_revoked(void);
 extern bool pgtls_registry_lookup(const char *serial, PgtlsRegistryRow *row);
 extern bool pgtls_registry_expiring(int days, int *count, TimestampTz *first);
+extern int	pgtls_registry_role_replaced(char **first_serial, char **first_role);
+
+/* ---- src/journal.c: every certificate issued here, durable before it leaves ---- */
+typedef struct PgtlsJournalEntry
+{
+	FullTransactionId fxid;		/* the issuing transaction */
+	Oid			dboid;
+	char		kind;			/* 'c' client, 's' server */
+	Oid			role_oid;
+	char	   *serial;
+	char	   *der_b64;
+} PgtlsJournalEntry;
+
+extern void pgtls_journal_issued(X509 *cert, char kind, Oid role_oid);
+extern void pgtls_journal_flush(void);
+extern void pgtls_journal_install_hooks(void);
+extern List *pgtls_journal_read(void);
+extern X509 *pgtls_journal_cert(PgtlsJournalEntry *e);
+extern int	pgtls_journal_compact(bool (*keep) (PgtlsJournalEntry *e, void *arg), void *arg);
+
+/* Entries whose transaction ended, and which of them the registry records. */
+typedef struct PgtlsJournalSettle
+{
+	List	   *finished;		/* PgtlsJournalEntry * */
+	List	   *known;			/* serials of finished entries the registry records */
+} PgtlsJournalSettle;
+
+extern void pgtls_journal_settle_state(List *entries, PgtlsJournalSettle *js);
+extern List *pgtls_journal_strays(void);
+extern bool pgtls_serial_in_list(List *serials, const char *serial);
+
+/* ---- src/live.c: the shared-memory set of live client certificates ---- */
+
+/* A CA as the certificates it issued name it (issuer name hash, authority key id). */
+typedef struct PgtlsCAIdentity
+{
+	unsigned long name_hash;
+	int			keyid_len;
+	uint8		keyid[32];
+} PgtlsCAIdentity;
+
+typedef enum PgtlsWorkerState
+{
+	PGTLS_WORKER_STARTING,		/* not reported yet, or between registries */
+	PGTLS_WORKER_NO_REGISTRY,	/* no database of the cluster holds a registry */
+	PGTLS_WORKER_READY			/* following the registry */
+} PgtlsWorkerState;
+
+typedef enum PgtlsLiveVerdict
+{
+	PGTLS_LIVE_UNAVAILABLE,		/* no shared set: the library is not preloaded */
+	PGTLS_LIVE_NO_REGISTRY,		/* no registry to enforce */
+	PGTLS_LIVE_NOT_LOADED,		/* the worker has not (yet) loaded the registry */
+	PGTLS_LIVE_NOT_OURS,		/* issued by a CA the extension does not manage */
+	PGTLS_LIVE_OVERFLOW,		/* more live certificates than fit */
+	PGTLS_LIVE_UNKNOWN,			/* ours, but not a live registry entry */
+	PGTLS_LIVE_FOUND
+} PgtlsLiveVerdict;
+
+extern void pgtls_live_install_hooks(void);
+extern bool pgtls_live_available(void);
+extern void pgtls_live_set(const char *serial, bool is_live, Oid role_oid, TimestampTz not_after);
+extern void pgtls_live_reset(void);
+extern void pgtls_live_publish(PgtlsWorkerState state, bool loaded, const PgtlsCAIdentity *cas,
+							   int ncas);
+extern PgtlsLiveVerdict pgtls_live_check(const char *serial, const PgtlsCAIdentity *issuer,
+										 Oid *role_oid, TimestampTz *not_after,
+										 TimestampTz *heartbeat, int64 *count);
+extern void pgtls_live_at_commit(const char *serial, bool add, Oid role_oid, TimestampTz not_after);
+extern void pgtls_ca_identity_of_ca(X509 *ca, PgtlsCAIdentity *id);
+extern void pgtls_ca_identity_of_issuer(X509 *cert, PgtlsCAIdentity *id);
+extern Size pgtls_live_shmem_size(void);
 
 /* A client certificate that is neither revoked nor expired. */
 typedef struct PgtlsLiveCert
@@ -41,12 +137,18 @@ extern List *pgtls_registry_live_clients(void);
 extern void pgtls_pending_add(const char *serial, const char *reason);
 extern List *pgtls_pending_merge(List *revoked);
 
+/* ---- src/cluster.c: the one database that holds the cluster's registry ---- */
+extern bool pgtls_registry_database(Oid *dboid);
+extern void pgtls_registry_claim(void);
+extern void pgtls_release_registry_if_dropped(void);
+
 /* ---- src/ca_store.c: the extension's CA files ---- */
 typedef struct PgtlsCA
 {
 	X509	   *cert;			/* owned by the current context */
 	EVP_PKEY   *key;			/* NULL when only the certificate was loaded */
 	text	   *pem;			/* the certificate's PEM */
+	char	   *fingerprint;	/* its SHA-256 fingerprint, as the registry records issuers */
 } PgtlsCA;
 
 extern void pgtls_ca_load_cert(PgtlsCA *ca);
@@ -71,6 +173,6 @@ typedef struct PgtlsSetting
 
 extern List *pgtls_write_auto_conf(const char *const *names, const char *const *values, int n);
 extern void pgtls_reload_server(void);
-extern void pgtls_require_primary(void);
+extern void pgtls_require_primary(const char *action);
 
 #endif							/* PGTLS_STORES_H */

@@ -10,6 +10,10 @@
 #include "pgtls_base.h"
 
 /* ---- src/x509_parse.c: PEM input, serials, names ---- */
+
+/* Largest PEM text a function takes (a certificate with its chain, a key, a request). */
+#define PGTLS_MAX_PEM_INPUT (1024 * 1024)
+
 #define PGTLS_CERT_TEXT_HINT "Pass the whole PEM text of a certificate, BEGIN and END lines included."
 #define PGTLS_KEY_TEXT_HINT "Pass the whole PEM text of an unencrypted private key, BEGIN and END lines included."
 extern X509 *pgtls_parse_cert(const char *pem, int len, const char *what, const char *hint);
@@ -22,6 +26,7 @@ extern void pgtls_require_key_match(X509 *cert, EVP_PKEY *key, int sqlstate, con
 extern void pgtls_check_role_cn(const char *role_name);
 extern char *pgtls_serial_hex(const ASN1_INTEGER *serial);
 extern char *pgtls_normalize_serial(const char *serial);
+extern int	pgtls_crl_missing(X509_CRL *crl, List *serials, char **first_missing);
 extern char *pgtls_key_type_of(EVP_PKEY *key, int *bits);
 extern char *pgtls_name_text(const X509_NAME *name);
 extern char *pgtls_name_dn(const X509_NAME *name, bool *embedded_nul);
@@ -50,6 +55,7 @@ typedef struct PgtlsCertInfo
 	char	   *fingerprint_sha256;
 } PgtlsCertInfo;
 
+extern char *pgtls_fingerprint_sha256(X509 *cert);
 extern void pgtls_describe_cert(X509 *cert, PgtlsCertInfo *info);
 extern void pgtls_describe_cert_brief(X509 *cert, PgtlsCertInfo *info);
 extern Datum pgtls_text_array(List *items);
@@ -101,6 +107,7 @@ typedef struct PgtlsRevoked
 } PgtlsRevoked;
 
 extern const char *pgtls_reason_canonical(const char *reason);
+extern const char *pgtls_reason_name(int code);
 extern StringInfo pgtls_crl_der(X509 *ca_cert, EVP_PKEY *ca_key, List *revoked);
 
 /* ---- src/formats.c: key and certificate formats for drivers ---- */

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run the pg_regress suites against a server under valgrind memcheck, then
+# Run the pg_regress suites (REGRESS and REGRESS_TEMP: the server gets the
+# fixed pg_hba.conf of sql/hba/) against a server under valgrind memcheck, then
 # fail on any memory error or definitely-lost block whose stack passes
 # through pgtls_admin (our functions are all named pgtls_*; the library is
 # built with -g so frames carry names).
@@ -37,8 +38,10 @@ done
 as_pg "$PGBIN/pg_isready" -h "$DIR/sock" -p "$PORT"
 
 rc=0
-as_pg env PGHOST="$DIR/sock" PGPORT="$PORT" PGUSER=postgres \
-	make -C "$SRC" -s installcheck TAP_TESTS= || rc=1
+for target in installcheck installcheck-temp; do
+	as_pg env PGHOST="$DIR/sock" PGPORT="$PORT" PGUSER=postgres \
+		make -C "$SRC" -s $target TAP_TESTS= || rc=1
+done
 as_pg "$PGBIN/pg_ctl" -D "$DIR/data" -m fast -w -t 300 stop >/dev/null || rc=1
 wait || true
 

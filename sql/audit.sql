@@ -1,10 +1,16 @@
 -- pgtls_hba_match(): check_hba()'s matching rules, against the fixed
--- pg_hba.conf in sql/hba/ (installed into the regression cluster by
--- scripts/cluster.sh), and the pg_hba.conf findings of pgtls_hba_check().
+-- pg_hba.conf in sql/hba/ (the server's hba_file in make tempcheck's
+-- temporary instance; copied into the data directory by scripts/cluster.sh),
+-- and the pg_hba.conf findings of pgtls_hba_check().
 SELECT count(*) AS hba_lines FROM pg_hba_file_rules;
 -- the WARNINGs and hba.rule_warning rows below are there because ssl is off here
 SHOW ssl;
 
+-- not regress_-prefixed (sql/hba/regress_hba_users.txt names it): dropped
+-- first too, should an earlier run have stopped half-way
+SET client_min_messages = warning;
+DROP ROLE IF EXISTS "Regress Hba B";
+RESET client_min_messages;
 CREATE ROLE regress_hba_group NOLOGIN;
 CREATE ROLE regress_hba_in LOGIN IN ROLE regress_hba_group;
 CREATE ROLE regress_hba_out LOGIN;
@@ -15,6 +21,7 @@ CREATE ROLE "Regress Hba B" LOGIN;
 CREATE ROLE regress_hba_repl LOGIN REPLICATION;
 CREATE ROLE regress_hba_nologin NOLOGIN;
 CREATE ROLE regress_hba_super LOGIN SUPERUSER;
+CREATE ROLE regress_hba_watcher LOGIN IN ROLE pg_monitor;
 
 CREATE FUNCTION regress_match(r name, d name, a inet, s bool DEFAULT true) RETURNS text
 LANGUAGE sql AS $$
@@ -80,7 +87,7 @@ SELECT bool_and(ok) AS ordered FROM (
 SELECT regress_try($$SELECT * FROM pgtls_server_cert_info()$$);
 
 -- pg_monitor may run the audit functions; others may not
-SET ROLE regress_watcher;
+SET ROLE regress_hba_watcher;
 SELECT count(*) > 0 AS audited FROM pgtls_hba_check();
 SELECT regress_match('regress_hba_in', 'postgres', '10.1.2.3');
 RESET ROLE;
@@ -93,4 +100,4 @@ RESET ROLE;
 DROP FUNCTION regress_match(name, name, inet, bool);
 DROP ROLE regress_hba_group, regress_hba_in, regress_hba_out, regress_hba_dbrole,
     regress_hba_member, regress_hba_a, "Regress Hba B", regress_hba_repl,
-    regress_hba_nologin, regress_hba_super;
+    regress_hba_nologin, regress_hba_super, regress_hba_watcher;

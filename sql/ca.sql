@@ -1,3 +1,8 @@
+-- Issuing gives a NOTICE when no line of the cluster's pg_hba.conf admits the role
+-- with a certificate; it depends on the cluster, so it is checked where pg_hba.conf
+-- is fixed (role_names.sql in a temporary instance, t/007), not here.
+SET client_min_messages = warning;
+
 -- pgtls_init_ca, pgtls_import_ca, pgtls_ca_cert
 SELECT pgtls_init_ca() LIKE E'-----BEGIN CERTIFICATE-----\n%-----END CERTIFICATE-----\n' AS pem;
 SELECT pgtls_ca_cert() = certificate AS same_as_registry FROM pgtls_certificates WHERE kind = 'ca';
@@ -35,9 +40,10 @@ SELECT subject FROM pgtls_cert_info(pgtls_init_ca(subject => 'CN=Example CA,O=Ex
 SELECT subject FROM pgtls_cert_info(pgtls_init_ca(subject => '/CN=Slash CA/OU=a,b', replace => true));
 SELECT subject FROM pgtls_cert_info(pgtls_init_ca(subject => 'CN=Zürich CA €', replace => true));
 
--- Every key type, each CA signing with its curve's hash (none for Ed25519).
+-- Every key type, each CA signing with its curve's hash (none for Ed25519); an
+-- RSA CA is made in t/020_rsa_keys.pl (one RSA key generation in pg_regress).
 SELECT kt, ci.key_type, ci.key_bits, ci.signature_algorithm
-FROM unnest(ARRAY['ec-p256', 'ec-p384', 'ed25519', 'rsa-2048']) AS kt,
+FROM unnest(ARRAY['ec-p256', 'ec-p384', 'ed25519']) AS kt,
      LATERAL pgtls_cert_info(pgtls_init_ca(key_type => kt, replace => true)) AS ci;
 
 -- Import: adopt the current CA again (same serial: recorded once).

@@ -1,3 +1,8 @@
+-- Issuing gives a NOTICE when no line of the cluster's pg_hba.conf admits the role
+-- with a certificate; it depends on the cluster, so it is checked where pg_hba.conf
+-- is fixed (role_names.sql in a temporary instance, t/007), not here.
+SET client_min_messages = warning;
+
 -- pgtls_issue_client: shape of the result, the certificate's content, the registry.
 CREATE TEMP TABLE issued AS SELECT * FROM pgtls_issue_client('regress_user1');
 SELECT serial ~ '^[0-9A-F]{32}$' AS serial_is_128_bit_hex,
@@ -24,12 +29,20 @@ SELECT count(*) AS rows_with_private_keys FROM pgtls_certificates WHERE certific
 SELECT count(DISTINCT serial) AS distinct_serials
 FROM generate_series(1, 20) AS g, LATERAL pgtls_issue_client('regress_user1', days => g) AS i;
 
--- All six key types; the CA (ec-p256) always signs with SHA-256.
-SELECT kt, ci.key_type, ci.key_bits, ci.signature_algorithm,
+-- Key types; the CA (ec-p256) always signs with SHA-256.  This rsa-2048 key is
+-- the only RSA key generated in all of pg_regress (generating RSA keys was
+-- most of its time, above all under valgrind): formats.sql uses it too, and
+-- t/020_rsa_keys.pl issues rsa-3072 and rsa-4096 and checks them the same way.
+CREATE TABLE regress_rsa_client AS
+SELECT * FROM pgtls_issue_client('regress_user1', key_type => 'rsa-2048');
+SELECT i.kt, ci.key_type, ci.key_bits, ci.signature_algorithm,
        i.private_key ~ '^-{5}BEGIN PRIVATE KEY-{5}\n' AS pkcs8
-FROM unnest(ARRAY['ec-p256', 'ec-p384', 'ed25519', 'rsa-2048', 'rsa-3072', 'rsa-4096']) AS kt,
-     LATERAL pgtls_issue_client('regress_user1', key_type => kt) AS i,
-     LATERAL pgtls_cert_info(i.certificate) AS ci;
+FROM (SELECT kt, c.* FROM unnest(ARRAY['ec-p256', 'ec-p384', 'ed25519']) AS kt,
+                          LATERAL pgtls_issue_client('regress_user1', key_type => kt) AS c
+      UNION ALL
+      SELECT 'rsa-2048', r.* FROM regress_rsa_client r) AS i,
+     LATERAL pgtls_cert_info(i.certificate) AS ci
+ORDER BY array_position(ARRAY['ec-p256', 'ec-p384', 'ed25519', 'rsa-2048'], i.kt);
 
 -- Validity: days, the default, max_days, the CA's own expiry.
 SELECT not_after BETWEEN now() + interval '23:59' AND now() + interval '24:01' AS one_day
@@ -50,19 +63,20 @@ SELECT regress_try($$SELECT * FROM pgtls_issue_client('regress_user1', key_type 
 SELECT regress_try($$SELECT * FROM pgtls_issue_client('regress_user1', key_type => '')$$);
 SELECT count(*) - :rows_before AS new_rows FROM pgtls_certificates;
 
--- Hostile role names: the CN is the role name, one attribute, no DN syntax interpreted.
-CREATE ROLE "a,CN=postgres" LOGIN;
-CREATE ROLE "x/CN=admin" LOGIN;
-CREATE ROLE "it's ""quoted""" LOGIN;
-CREATE ROLE " leading space" LOGIN;
-CREATE ROLE "#hash" LOGIN;
-CREATE ROLE "semi;colon+plus<gt>\back" LOGIN;
-CREATE ROLE "€€€€€€€€€€€€€€€€€€€€€" LOGIN;
-SELECT octet_length('€€€€€€€€€€€€€€€€€€€€€') AS utf8_bytes;
+-- Hostile role names: the CN is the role name, one attribute, no DN syntax
+-- interpreted.  Role names here start with regress_; role_names.sql (run in a
+-- temporary instance) has these names without the prefix, and the ones that
+-- matter only at the start of a value (a leading space or #).
+CREATE ROLE "regress_a,CN=postgres" LOGIN;
+CREATE ROLE "regress_x/CN=admin" LOGIN;
+CREATE ROLE "regress_it's ""quoted""" LOGIN;
+CREATE ROLE "regress_semi;colon+plus<gt>\back" LOGIN;
+CREATE ROLE "regress_€€€€€€€€€€€€€€€€€€x" LOGIN;
+SELECT octet_length('regress_€€€€€€€€€€€€€€€€€€x') AS utf8_bytes;
 CREATE TEMP TABLE hostile AS
 SELECT r.rolname, i.serial, i.certificate
-FROM (VALUES ('a,CN=postgres'), ('x/CN=admin'), ('it''s "quoted"'), (' leading space'), ('#hash'),
-             ('semi;colon+plus<gt>\back'), ('€€€€€€€€€€€€€€€€€€€€€')) AS v(name)
+FROM (VALUES ('regress_a,CN=postgres'), ('regress_x/CN=admin'), ('regress_it''s "quoted"'),
+             ('regress_semi;colon+plus<gt>\back'), ('regress_€€€€€€€€€€€€€€€€€€x')) AS v(name)
      JOIN pg_roles r ON r.rolname = v.name,
      LATERAL pgtls_issue_client(r.rolname) AS i;
 SELECT '[' || h.rolname || ']' AS role, ci.subject, reg.role = h.rolname AS registry_role

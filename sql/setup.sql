@@ -1,4 +1,7 @@
 -- Extension, helpers and roles shared by the other suites; the state before any CA exists.
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS pgtls_admin CASCADE;
+RESET client_min_messages;
 CREATE EXTENSION pgtls_admin;
 \dx pgtls_admin
 
@@ -71,6 +74,25 @@ LOAD 'pgtls_admin';
 SELECT name, setting, context FROM pg_settings WHERE name LIKE 'pgtls_admin.%' ORDER BY name;
 SELECT regress_try('SET pgtls_admin.default_days = 10');
 SELECT regress_try('SET pgtls_admin.no_such_setting = 1');
+
+-- Start from a known state on a cluster that ran these suites before, or was
+-- interrupted in them: no regress_ role, and no CA files (they live in the
+-- data directory, outside any database; removing them takes a program run by
+-- the server, so the suites run as a superuser).  cleanup.sql ends the same way.
+CREATE FUNCTION regress_reset_cluster() RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    r name;
+    files text;
+BEGIN
+    FOR r IN SELECT rolname FROM pg_roles WHERE rolname LIKE 'regress\_%' ORDER BY rolname LOOP
+        EXECUTE format('DROP OWNED BY %I', r);
+        EXECUTE format('DROP ROLE %I', r);
+    END LOOP;
+    SELECT string_agg('''' || replace(current_setting(g), '''', '''\''''') || '''', ' ') INTO files
+    FROM unnest(ARRAY['pgtls_admin.ca_cert_file', 'pgtls_admin.ca_key_file', 'pgtls_admin.crl_file']) AS g;
+    EXECUTE format('COPY (SELECT WHERE false) TO PROGRAM %L', 'rm -f -- ' || files);
+END $$;
+SELECT regress_reset_cluster();
 
 -- Without a CA: 58P01 and a hint naming pgtls_init_ca().
 SELECT regress_try('SELECT pgtls_ca_cert()');

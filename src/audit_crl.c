@@ -222,29 +222,15 @@ check_registry(PgtlsAudit *audit, X509_STORE *store, X509 *our_ca, List *revoked
 	X509_CRL   *crl;
 	CrlState	state = best_crl(store, our_ca, &crl);
 	ListCell   *lc;
-	int			missing = 0;
-	char	   *first = NULL;
+	List	   *serials = NIL;
+	int			missing;
+	char	   *first;
 
 	if (crl == NULL || state != CRL_CURRENT)
 		return;					/* check_ca_crl says what is wrong, if the CA is trusted */
 	foreach(lc, revoked)
-	{
-		PgtlsRevoked *r = lfirst(lc);
-		BIGNUM	   *bn = NULL;
-		ASN1_INTEGER *serial;
-		X509_REVOKED *entry = NULL;
-
-		if (!BN_hex2bn(&bn, r->serial))
-			continue;
-		pgtls_own_bn(bn);
-		serial = pgtls_own_asn1_integer(BN_to_ASN1_INTEGER(bn, NULL));
-		if (serial == NULL || X509_CRL_get0_by_serial(crl, &entry, serial) != 1)
-		{
-			missing++;
-			if (first == NULL)
-				first = r->serial;
-		}
-	}
+		serials = lappend(serials, ((PgtlsRevoked *) lfirst(lc))->serial);
+	missing = pgtls_crl_missing(crl, serials, &first);
 	if (missing > 0)
 		pgtls_finding(audit, PGTLS_SEV_HIGH, "ca.crl_stale", where_crl(disk, crl), 0, NULL,
 					  psprintf("%d certificate%s revoked with pgtls_revoke() %s not in the CRL the server uses for the pgtls_admin CA (\"%s\"; first missing serial %s), so %s still accepted",

@@ -578,6 +578,19 @@ check_names(PgtlsAudit *audit, const char *path, X509 *leaf)
 					  pstrdup("Issue a server certificate with the names clients use: SELECT pgtls_enable_ssl(ARRAY['db.example.com','localhost']);"));
 }
 
+/* A server certificate revoked with pgtls_revoke() is still accepted by clients. */
+static void
+check_revoked(PgtlsAudit *audit, const char *path, X509 *leaf)
+{
+	char	   *serial = pgtls_serial_hex(X509_get0_serialNumber(leaf));
+	PgtlsRegistryRow row;
+
+	if (pgtls_registry_lookup(serial, &row) && row.revoked)
+		pgtls_finding(audit, PGTLS_SEV_HIGH, "cert.server_revoked", path, 0, NULL,
+					  psprintf("the server presents certificate %s, which was revoked with pgtls_revoke(); clients do not check a server certificate against a CRL, so they still accept it", serial),
+					  pstrdup("Install a new server certificate: SELECT * FROM pgtls_enable_ssl();"));
+}
+
 static void
 check_purpose(PgtlsAudit *audit, const char *path, X509 *leaf)
 {
@@ -826,6 +839,7 @@ pgtls_audit_server_files(PgtlsAudit *audit, X509 *our_ca)
 		check_cert(audit, cert_file.path, lfirst(lc), foreach_current_index(lc) == 0 ? CERT_SERVER : CERT_CHAIN);
 	if (chain != NIL)
 	{
+		check_revoked(audit, cert_file.path, linitial(chain));
 		check_purpose(audit, cert_file.path, linitial(chain));
 		check_names(audit, cert_file.path, linitial(chain));
 		check_chain(audit, cert_file.path, chain, trusted, our_ca);
@@ -865,6 +879,8 @@ pgtls_audit_extension_ca(PgtlsAudit *audit)
 	int			count;
 	TimestampTz first;
 	X509	   *our_ca;
+	char	   *serial;
+	char	   *role;
 
 	if (!have_cert && !have_key)
 	{
@@ -904,6 +920,13 @@ pgtls_audit_extension_ca(PgtlsAudit *audit)
 	our_ca = linitial(certs);
 	check_cert(audit, f.path, our_ca, CERT_OUR_CA);
 
+	count = pgtls_registry_role_replaced(&serial, &role);
+	if (count > 0)
+		pgtls_finding(audit, PGTLS_SEV_CRITICAL, "cert.role_replaced", NULL, 0, NULL,
+					  psprintf("%d live client certificate%s %s issued for a role that was then dropped and created again under the same name (first: serial %s, role \"%s\"): %s in as the new role",
+							   count, count == 1 ? "" : "s", count == 1 ? "was" : "were", serial, role,
+							   count == 1 ? "it logs" : "they log"),
+					  pstrdup("Revoke them: SELECT pgtls_revoke(c.serial) FROM pgtls_certificates c JOIN pg_roles r ON r.rolname = c.role WHERE c.kind = 'client' AND c.revoked_at IS NULL AND c.role_oid <> r.oid;"));
 	if (pgtls_registry_expiring(pgtls_expiry_warning_days, &count, &first) && count > 0)
 		pgtls_finding(audit, PGTLS_SEV_LOW, "client.expiring", NULL, 0, NULL,
 					  psprintf("%d client certificate%s issued by pgtls_admin expire%s within %d days (the first on %s)",

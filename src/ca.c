@@ -40,7 +40,7 @@ pgtls_ca_init(const char *subject, int days, PgtlsKeyType key_type,
 	cert = pgtls_build_ca_cert(subject, days, key);
 
 	pgtls_ca_lock(replace);
-	pgtls_registry_insert(cert, "ca", NULL, InvalidOid, NULL);
+	pgtls_registry_insert(cert, "ca", NULL, InvalidOid, NULL, pgtls_fingerprint_sha256(cert));
 	write_ca_files(key, cert);
 	return pgtls_cert_pem(cert);
 }
@@ -61,7 +61,23 @@ pgtls_ca_import(const char *cert_pem, int cert_len, const char *key_pem, int key
 							"private_key does not match certificate");
 
 	pgtls_ca_lock(replace);
-	pgtls_registry_insert(cert, "ca", NULL, InvalidOid, NULL);
+	pgtls_registry_insert(cert, "ca", NULL, InvalidOid, NULL, pgtls_fingerprint_sha256(cert));
 	write_ca_files(key, cert);
 	return pgtls_cert_pem(cert);
+}
+
+/*
+ * The same, from files the server can read: the key never passes through
+ * SQL text, so no statement log, auto_explain or pg_stat_activity sees it.
+ * The key file must pass the rule PostgreSQL applies to ssl_key_file.
+ */
+text *
+pgtls_ca_import_files(const char *cert_path, const char *key_path, bool replace)
+{
+	size_t		cert_len;
+	size_t		key_len;
+	char	   *cert_pem = pgtls_read_file(cert_path, "certificate file", NULL, false, &cert_len);
+	char	   *key_pem = pgtls_read_key_file(key_path, "private key file", &key_len);
+
+	return pgtls_ca_import(cert_pem, (int) cert_len, key_pem, (int) key_len, replace);
 }

@@ -36,9 +36,10 @@ static CachedFile cached_key;
 /* true once the cached key is known to match the cached certificate */
 static bool cached_pair_checked = false;
 
-/* PEM of cached_cert.object, encoded once per load (malloc'd) */
+/* PEM and fingerprint of cached_cert.object, made once per load (malloc'd) */
 static char *cached_cert_pem;
 static size_t cached_cert_pem_len;
+static char cached_cert_fingerprint[96];
 
 static bool
 cache_matches(const CachedFile *c, const char *path, const struct stat *st)
@@ -139,6 +140,7 @@ pgtls_ca_load_cert(PgtlsCA *ca)
 		cached_cert_pem = copy;
 		cached_pair_checked = false;
 		cached_cert_pem_len = VARSIZE_ANY_EXHDR(cert_pem);
+		strlcpy(cached_cert_fingerprint, pgtls_fingerprint_sha256(cert), sizeof(cached_cert_fingerprint));
 		cache_store(&cached_cert, path, &st, cert);
 	}
 	if (X509_up_ref(cached_cert.object) != 1)
@@ -146,6 +148,7 @@ pgtls_ca_load_cert(PgtlsCA *ca)
 	ca->cert = pgtls_own_x509(cached_cert.object);
 	ca->key = NULL;
 	ca->pem = cstring_to_text_with_len(cached_cert_pem, (int) cached_cert_pem_len);
+	ca->fingerprint = pstrdup(cached_cert_fingerprint);
 }
 
 /*

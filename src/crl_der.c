@@ -2,8 +2,11 @@
  * crl_der.c
  *		A CRL, as DER, from a list of revocations and the CA that signs it.
  *
- * The CRL is valid until the CA itself expires (a CRL whose nextUpdate has
- * passed would make the server refuse every client certificate).
+ * Its nextUpdate is pgtls_admin.crl_validity from now (never past the CA's
+ * own expiry), or the CA's expiry when that setting is 0.  A CRL past its
+ * nextUpdate makes the server refuse every client certificate: with the
+ * background worker re-signing it well before, that is how a node whose
+ * worker stopped fails closed.
  */
 #include "pgtls_x509.h"
 
@@ -41,6 +44,16 @@ pgtls_reason_canonical(const char *reason)
 			 errmsg("unknown revocation reason \"%s\"", reason),
 			 errhint("Use one of unspecified, keyCompromise, cACompromise, affiliationChanged, superseded, cessationOfOperation, certificateHold, privilegeWithdrawn, aACompromise.")));
 	pg_unreachable();
+}
+
+/* The name of an RFC 5280 reason code ("unspecified" for one we do not offer). */
+const char *
+pgtls_reason_name(int code)
+{
+	for (int i = 0; i < (int) lengthof(reasons); i++)
+		if (reasons[i].code == code)
+			return reasons[i].name;
+	return "unspecified";
 }
 
 static int
@@ -221,6 +234,7 @@ crl_template(X509 *ca_cert, EVP_PKEY *ca_key)
 {
 	X509_CRL   *crl = pgtls_own_crl(X509_CRL_new());
 	ASN1_TIME  *now = NULL;
+	ASN1_TIME  *next = NULL;
 	ASN1_INTEGER *number = NULL;
 	AUTHORITY_KEYID *akid = NULL;
 	const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(ca_cert);
@@ -230,9 +244,15 @@ crl_template(X509 *ca_cert, EVP_PKEY *ca_key)
 		X509_CRL_set_version(crl, X509_CRL_VERSION_2) == 1 &&
 		X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca_cert)) == 1 &&
 		(now = X509_gmtime_adj(NULL, 0)) != NULL &&
-		X509_CRL_set1_lastUpdate(crl, now) == 1 &&
-		X509_CRL_set1_nextUpdate(crl, X509_get0_notAfter(ca_cert)) == 1;
+		X509_CRL_set1_lastUpdate(crl, now) == 1;
+	if (ok && pgtls_crl_validity > 0)
+		ok = (next = X509_gmtime_adj(NULL, pgtls_crl_validity)) != NULL;
+	if (ok && (next == NULL || ASN1_TIME_compare(next, X509_get0_notAfter(ca_cert)) > 0))
+		ok = X509_CRL_set1_nextUpdate(crl, X509_get0_notAfter(ca_cert)) == 1;
+	else if (ok)
+		ok = X509_CRL_set1_nextUpdate(crl, next) == 1;
 	ASN1_TIME_free(now);
+	ASN1_TIME_free(next);
 	/* a CRL number that grows with time needs no stored state */
 	ok = ok && (number = ASN1_INTEGER_new()) != NULL &&
 		ASN1_INTEGER_set_int64(number, GetCurrentTimestamp()) == 1 &&

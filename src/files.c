@@ -124,6 +124,23 @@ pgtls_read_file(const char *path, const char *what, const char *hint,
 	return f.data;
 }
 
+/*
+ * Read a private key file that must pass the key-file permission rule; the
+ * buffer is wiped when its context goes away.
+ */
+char *
+pgtls_read_key_file(const char *path, const char *what, size_t *len)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open %s \"%s\": %m", what, path)));
+	pgtls_require_key_permissions(path, what, &st);
+	return pgtls_read_file(path, what, NULL, true, len);
+}
+
 bool
 pgtls_file_identity_same(const PgtlsFileIdentity *id, const struct stat *st)
 {
@@ -206,24 +223,65 @@ ensure_parent_directory(const char *path)
 	fsync_fname(dir, true);
 }
 
+static const char *
+base_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? slash + 1 : path;
+}
+
 /*
- * Remove temporary files that a crashed backend left in dir: ours are named
- * <target>.pgtls_tmp.<pid>, and one whose process is gone is garbage (it may
- * hold a private key that was never installed).
+ * Is name (in the directory of target) one of the files this extension
+ * writes: the target itself, the files its settings name, or a server
+ * certificate or key written by an install (server-<serial>.crt/.key)?
+ */
+static bool
+ours(const char *name, size_t len, const char *target)
+{
+	const char *const settings[] = {pgtls_ca_cert_file, pgtls_ca_key_file, pgtls_crl_file};
+
+	if (strlen(base_name(target)) == len && strncmp(name, base_name(target), len) == 0)
+		return true;
+	for (int i = 0; i < (int) lengthof(settings); i++)
+		if (settings[i] != NULL && strlen(base_name(settings[i])) == len &&
+			strncmp(name, base_name(settings[i]), len) == 0)
+			return true;
+	if (len > 11 && strncmp(name, "server-", 7) == 0 &&
+		(strncmp(name + len - 4, ".crt", 4) == 0 || strncmp(name + len - 4, ".key", 4) == 0))
+	{
+		for (size_t i = 7; i < len - 4; i++)
+			if (!isxdigit((unsigned char) name[i]))
+				return false;
+		return true;
+	}
+	return false;
+}
+
+/*
+ * Remove temporary files that crashed backends left beside target: a
+ * <name>.pgtls_tmp.<pid> of a process that is gone is garbage (it may hold
+ * a private key that was never installed).  Only names of files this
+ * extension writes are touched, never anything else in the directory.
  */
 static void
-sweep_stale_temp_files(const char *dir)
+sweep_stale_temp_files(const char *target)
 {
-	DIR		   *d = AllocateDir(dir);
+	char	   *dir = pstrdup(target);
+	DIR		   *d;
 	struct dirent *de;
 
+	get_parent_directory(dir);
+	if (dir[0] == '\0')
+		dir = pstrdup(".");
+	d = AllocateDir(dir);
 	while ((de = ReadDirExtended(d, dir, LOG)) != NULL)
 	{
 		const char *mark = strstr(de->d_name, ".pgtls_tmp.");
 		char	   *end;
 		long		pid;
 
-		if (mark == NULL)
+		if (mark == NULL || !ours(de->d_name, mark - de->d_name, target))
 			continue;
 		pid = strtol(mark + strlen(".pgtls_tmp."), &end, 10);
 		if (*end != '\0' || pid <= 0 || pid == MyProcPid ||
@@ -247,12 +305,7 @@ pgtls_stage_file(const char *path, const char *data, size_t len, mode_t mode)
 	int			fd;
 
 	ensure_parent_directory(path);
-	{
-		char	   *dir = pstrdup(path);
-
-		get_parent_directory(dir);
-		sweep_stale_temp_files(dir[0] ? dir : ".");
-	}
+	sweep_stale_temp_files(path);
 	staged->dst = pstrdup(path);
 	staged->tmp = psprintf("%s.pgtls_tmp.%d", path, MyProcPid);
 

@@ -127,7 +127,6 @@ pgtls_install_server(X509 *leaf, STACK_OF(X509) *chain, EVP_PKEY *key, PgtlsCA *
 	List	   *changed;
 	List	   *keep;
 
-	pgtls_require_primary();
 	validate_server_cert(leaf, chain, key, ca->cert);
 
 	if (PEM_write_bio_X509(cert_bio, leaf) != 1)

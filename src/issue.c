@@ -6,6 +6,24 @@
  */
 #include "pgtls_ops.h"
 
+/*
+ * Record a certificate just built, before it can leave the server: in the
+ * issuance journal (durable whatever becomes of this transaction) and the
+ * registry, and, for a client certificate, in the shared set of live ones
+ * when this transaction commits.
+ */
+static void
+recorded(PgtlsIssued *out, const char *kind, const char *role_name, Oid role_oid,
+		 const char *key_type)
+{
+	pgtls_journal_issued(out->cert, kind[0], role_oid);
+	out->cert_pem = pgtls_registry_insert(out->cert, kind, role_name, role_oid, key_type,
+										  out->ca.fingerprint);
+	if (strcmp(kind, "client") == 0)
+		pgtls_live_at_commit(pgtls_serial_hex(X509_get0_serialNumber(out->cert)), true, role_oid,
+							 pgtls_asn1_time_to_timestamptz(X509_get0_notAfter(out->cert)));
+}
+
 /* A new key and a client certificate for role_name, whose OID is role_oid. */
 void
 pgtls_issue_client_cert(const char *role_name, Oid role_oid, int days, PgtlsKeyType key_type,
@@ -24,8 +42,7 @@ pgtls_issue_client_cert_as(const char *role_name, Oid role_oid, const X509_NAME 
 	pgtls_ca_load(&out->ca);
 	out->key = pgtls_generate_key(key_type);
 	out->cert = pgtls_build_client_cert_as(role_name, subject, days, out->key, out->ca.cert, out->ca.key);
-	out->cert_pem = pgtls_registry_insert(out->cert, "client", role_name, role_oid,
-										  pgtls_key_type_name(key_type));
+	recorded(out, "client", role_name, role_oid, pgtls_key_type_name(key_type));
 }
 
 /*
@@ -42,7 +59,7 @@ pgtls_issue_csr_cert(const char *role_name, Oid role_oid, const char *csr, int c
 	out->key = NULL;
 	out->cert = pgtls_build_client_cert(role_name, days, X509_REQ_get0_pubkey(req),
 										out->ca.cert, out->ca.key);
-	out->cert_pem = pgtls_registry_insert(out->cert, "client", role_name, role_oid, NULL);
+	recorded(out, "client", role_name, role_oid, NULL);
 }
 
 /* A new server key and certificate for these names; the caller is a superuser. */
@@ -55,5 +72,5 @@ pgtls_issue_server_cert(List *dns_names, List *addresses, int days,
 	out->key = pgtls_generate_key(key_type);
 	out->cert = pgtls_build_server_cert(dns_names, addresses, days, out->key,
 										out->ca.cert, out->ca.key);
-	out->cert_pem = pgtls_registry_insert(out->cert, "server", NULL, InvalidOid, NULL);
+	recorded(out, "server", NULL, InvalidOid, NULL);
 }

@@ -10,10 +10,12 @@
  */
 #include "pgtls_base.h"
 
+#include "access/transam.h"
 #include "access/xact.h"
 #include "miscadmin.h"
 #include "storage/latch.h"
 #include "storage/lock.h"
+#include "storage/lwlock.h"
 #include "storage/proc.h"
 #include "storage/procarray.h"
 #include "storage/sinvaladt.h"
@@ -120,4 +122,28 @@ pgtls_wait_for_xact(TransactionId xid, const char *what)
 		CHECK_FOR_INTERRUPTS();
 		waited_ms += 20;
 	}
+}
+
+/*
+ * Whether the (top-level) transaction fxid runs, committed or aborted.  One
+ * too old to look up in the commit log, or not from this cluster's past,
+ * counts as committed: callers use this to keep revocations, fail closed.
+ */
+PgtlsXactState
+pgtls_xact_state(FullTransactionId fxid)
+{
+	TransactionId xid = XidFromFullTransactionId(fxid);
+	PgtlsXactState state;
+
+	if (!FullTransactionIdPrecedes(fxid, ReadNextFullTransactionId()))
+		return PGTLS_XACT_COMMITTED;
+	if (TransactionIdIsInProgress(xid))
+		return PGTLS_XACT_RUNNING;
+	LWLockAcquire(XactTruncationLock, LW_SHARED);
+	if (TransactionIdPrecedes(xid, ShmemVariableCache->oldestClogXid))
+		state = PGTLS_XACT_COMMITTED;
+	else
+		state = TransactionIdDidCommit(xid) ? PGTLS_XACT_COMMITTED : PGTLS_XACT_ABORTED;
+	LWLockRelease(XactTruncationLock);
+	return state;
 }

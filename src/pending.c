@@ -9,7 +9,8 @@
  * (fsynced) before its CRL is written; every CRL build lists the serials of
  * the files whose transaction is still running or has committed.  Files of
  * aborted transactions are removed by the next build, and so are those of
- * committed ones once the registry shows them revoked.  No lock is held
+ * committed ones once the registry shows them revoked; the transaction that
+ * wrote a file removes it itself when it ends.  No lock is held
  * from the revocation to the commit, so an idle revoking transaction never
  * holds up another revocation.
  */
@@ -26,39 +27,39 @@
 #include "storage/fd.h"
 #include "storage/lwlock.h"
 #include "storage/procarray.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-typedef enum XactState
+/* Files this backend wrote in the current transaction (in TopMemoryContext). */
+static List *own_files = NIL;
+static bool callback_registered = false;
+
+/*
+ * At commit the registry row carries the revocation, and after an abort it
+ * must go: either way this transaction's files are done with.  (A crash
+ * leaves them to the next CRL build.)
+ */
+static void
+pending_xact_callback(XactEvent event, void *arg)
 {
-	XACT_RUNNING,
-	XACT_COMMITTED,
-	XACT_ABORTED
-} XactState;
+	ListCell   *lc;
+
+	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
+		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT)
+		return;
+	foreach(lc, own_files)
+	{
+		(void) unlink(lfirst(lc));
+		pfree(lfirst(lc));
+	}
+	list_free(own_files);
+	own_files = NIL;
+}
 
 static char *
 pending_dir(void)
 {
 	return psprintf("%s/pgtls/pending", DataDir);
-}
-
-/* A transaction too old to look up in the commit log counts as committed. */
-static XactState
-xact_state(FullTransactionId fxid)
-{
-	TransactionId xid = XidFromFullTransactionId(fxid);
-	XactState	state;
-
-	if (!FullTransactionIdPrecedes(fxid, ReadNextFullTransactionId()))
-		return XACT_COMMITTED;	/* not from this cluster's past: keep it */
-	if (TransactionIdIsInProgress(xid))
-		return XACT_RUNNING;
-	LWLockAcquire(XactTruncationLock, LW_SHARED);
-	if (TransactionIdPrecedes(xid, ShmemVariableCache->oldestClogXid))
-		state = XACT_COMMITTED;
-	else
-		state = TransactionIdDidCommit(xid) ? XACT_COMMITTED : XACT_ABORTED;
-	LWLockRelease(XactTruncationLock);
-	return state;
 }
 
 /* Record that this transaction revokes serial (with reason), durably. */
@@ -86,6 +87,18 @@ pgtls_pending_add(const char *serial, const char *reason)
 				 errmsg("could not write file \"%s\": %m", path)));
 	CloseTransientFile(fd);
 	fsync_fname(dir, true);
+
+	if (!callback_registered)
+	{
+		RegisterXactCallback(pending_xact_callback, NULL);
+		callback_registered = true;
+	}
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		own_files = lappend(own_files, pstrdup(path));
+		MemoryContextSwitchTo(old);
+	}
 }
 
 static bool
@@ -120,15 +133,15 @@ pgtls_pending_merge(List *revoked)
 		uint64		fxid;
 		char		serial[64];
 		char	   *path;
-		XactState	state;
+		PgtlsXactState state;
 		bool		in_registry;
 
 		if (sscanf(de->d_name, "%16" SCNx64 "-%40[0-9A-F]", &fxid, serial) != 2)
 			continue;
 		path = psprintf("%s/%s", dir, de->d_name);
-		state = xact_state(FullTransactionIdFromU64(fxid));
+		state = pgtls_xact_state(FullTransactionIdFromU64(fxid));
 		in_registry = listed(revoked, serial);
-		if (state == XACT_ABORTED || (state == XACT_COMMITTED && in_registry))
+		if (state == PGTLS_XACT_ABORTED || (state == PGTLS_XACT_COMMITTED && in_registry))
 		{
 			unlink(path);
 			continue;

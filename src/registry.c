@@ -29,7 +29,11 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "access/xact.h"
+#include "commands/trigger.h"
 #include "utils/guc.h"
+#include "utils/xid8.h"
+#include "utils/rel.h"
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -43,6 +47,14 @@ typedef enum RegistryQuery
 	Q_LOOKUP,
 	Q_EXPIRING,
 	Q_ROW_XMAX,
+	Q_ROLE_REPLACED,
+	Q_REVOKE_SERIAL,
+	Q_INSERT_SETTLED,
+	Q_KNOWN,
+	Q_XMIN,
+	Q_CHANGES,
+	Q_MERGE,
+	Q_SERIAL_STATE,
 	Q_LIVE_CLIENTS,
 	Q_COUNT
 } RegistryQuery;
@@ -56,21 +68,22 @@ static const struct
 {
 	const char *sql;
 	int			nargs;
-	Oid			argtypes[12];
+	Oid			argtypes[13];
 }			queries[Q_COUNT] =
 {
 	[Q_INSERT] = {
 		"INSERT INTO %1$s.pgtls_certificates "
 		"(serial, kind, role, subject, san, key_type, not_before, not_after, "
-		" fingerprint_sha256, certificate, issued_by, issued_at, role_oid) "
-		"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, pg_catalog.now(), $12) "
+		" fingerprint_sha256, certificate, issued_by, issued_at, role_oid, issuer_fingerprint) "
+		"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, pg_catalog.now(), $12, $13) "
 		"ON CONFLICT (serial) DO NOTHING",
-		12, {TEXTOID, TEXTOID, NAMEOID, TEXTOID, TEXTARRAYOID, TEXTOID,
-		TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, NAMEOID, OIDOID}
+		13, {TEXTOID, TEXTOID, NAMEOID, TEXTOID, TEXTARRAYOID, TEXTOID,
+		TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, NAMEOID, OIDOID, TEXTOID}
 	},
 	[Q_REVOKE] = {
 		"UPDATE %1$s.pgtls_certificates "
-		"SET revoked_at = pg_catalog.now(), revocation_reason = $2 "
+		"SET revoked_at = pg_catalog.now(), revocation_reason = $2, "
+		"change_xid = pg_catalog.pg_current_xact_id() "
 		"WHERE serial OPERATOR(pg_catalog.=) $1 AND revoked_at IS NULL "
 		"AND kind OPERATOR(pg_catalog.<>) 'ca'",
 		2, {TEXTOID, TEXTOID}
@@ -82,7 +95,12 @@ static const struct
 	},
 	[Q_REVOKED_LIST] = {
 		"SELECT serial, revoked_at, revocation_reason FROM %1$s.pgtls_certificates "
-		"WHERE revoked_at IS NOT NULL AND kind OPERATOR(pg_catalog.<>) 'ca'",
+		"WHERE revoked_at IS NOT NULL AND kind OPERATOR(pg_catalog.<>) 'ca' "
+		"UNION ALL "
+		"SELECT s.serial, s.revoked_at, s.revocation_reason FROM %1$s.pgtls_revoked_serials s "
+		"WHERE NOT EXISTS (SELECT FROM %1$s.pgtls_certificates c "
+		"                  WHERE c.serial OPERATOR(pg_catalog.=) s.serial "
+		"                  AND c.revoked_at IS NOT NULL)",
 		0, {InvalidOid}
 	},
 	[Q_LOOKUP] = {
@@ -98,6 +116,63 @@ static const struct
 		"AND not_after OPERATOR(pg_catalog.<=) "
 		"(pg_catalog.now() OPERATOR(pg_catalog.+) pg_catalog.make_interval(days => $1))",
 		1, {INT4OID}
+	},
+	[Q_ROLE_REPLACED] = {
+		"SELECT pg_catalog.count(*)::pg_catalog.int4, pg_catalog.min(c.serial), "
+		"pg_catalog.min(c.role::pg_catalog.text) "
+		"FROM %1$s.pgtls_certificates c JOIN pg_catalog.pg_authid a "
+		"ON a.rolname OPERATOR(pg_catalog.=) c.role "
+		"WHERE c.kind OPERATOR(pg_catalog.=) 'client' AND c.revoked_at IS NULL "
+		"AND c.not_after OPERATOR(pg_catalog.>) pg_catalog.now() "
+		"AND a.oid OPERATOR(pg_catalog.<>) c.role_oid",
+		0, {InvalidOid}
+	},
+	[Q_REVOKE_SERIAL] = {
+		"INSERT INTO %1$s.pgtls_revoked_serials (serial, revocation_reason, revoked_by, revoked_at) "
+		"VALUES ($1, $2, $3, COALESCE($4, pg_catalog.now())) ON CONFLICT (serial) DO NOTHING",
+		4, {TEXTOID, TEXTOID, NAMEOID, TIMESTAMPTZOID}
+	},
+	[Q_INSERT_SETTLED] = {
+		"INSERT INTO %1$s.pgtls_certificates "
+		"(serial, kind, role, subject, san, key_type, not_before, not_after, "
+		" fingerprint_sha256, certificate, issued_by, issued_at, role_oid, issuer_fingerprint, "
+		" revoked_at, revocation_reason, uncommitted) "
+		"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, pg_catalog.now(), $12, $13, "
+		" pg_catalog.now(), 'unspecified', true) "
+		"ON CONFLICT (serial) DO NOTHING",
+		13, {TEXTOID, TEXTOID, NAMEOID, TEXTOID, TEXTARRAYOID, TEXTOID,
+		TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, NAMEOID, OIDOID, TEXTOID}
+	},
+	[Q_KNOWN] = {
+		"SELECT serial FROM %1$s.pgtls_certificates "
+		"WHERE serial OPERATOR(pg_catalog.=) ANY ($1)",
+		1, {TEXTARRAYOID}
+	},
+	[Q_XMIN] = {
+		"SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::pg_catalog.text",
+		0, {InvalidOid}
+	},
+	[Q_CHANGES] = {
+		"SELECT serial, kind, role_oid, not_after, revoked_at IS NOT NULL "
+		"FROM %1$s.pgtls_certificates "
+		"WHERE change_xid OPERATOR(pg_catalog.>=) $1::pg_catalog.text::pg_catalog.xid8 "
+		"UNION ALL "
+		"SELECT serial, 'serial', NULL, NULL, true FROM %1$s.pgtls_revoked_serials "
+		"WHERE change_xid OPERATOR(pg_catalog.>=) $1::pg_catalog.text::pg_catalog.xid8",
+		1, {TEXTOID}
+	},
+	[Q_MERGE] = {
+		"UPDATE %1$s.pgtls_certificates SET "
+		"revoked_at = pg_catalog.least(revoked_at, $2), "
+		"revocation_reason = CASE WHEN revoked_at IS NULL OR revoked_at OPERATOR(pg_catalog.>) $2 "
+		"                    THEN $3 ELSE revocation_reason END, "
+		"change_xid = pg_catalog.pg_current_xact_id() "
+		"WHERE serial OPERATOR(pg_catalog.=) $1",
+		3, {TEXTOID, TIMESTAMPTZOID, TEXTOID}
+	},
+	[Q_SERIAL_STATE] = {
+		"SELECT 1 FROM %1$s.pgtls_revoked_serials WHERE serial OPERATOR(pg_catalog.=) $1",
+		1, {TEXTOID}
 	},
 	[Q_ROW_XMAX] = {
 		"SELECT xmax FROM %1$s.pgtls_certificates WHERE serial OPERATOR(pg_catalog.=) $1",
@@ -204,26 +279,22 @@ registry_plan(RegistryCall *call, RegistryQuery q)
 	return plans[q];
 }
 
+/* True while this backend's own INSERT runs: the merge trigger lets it through. */
+static bool own_insert = false;
+
 /*
- * Record cert and return its PEM, which callers reuse rather than encode
- * again.  role and role_oid: the role a client certificate is for, whose
- * OID tells a dropped and re-created role of the same name apart.
- * key_type NULL: derive it from the certificate.  A serial that is
- * already recorded is kept for a CA (re-importing the same CA) and is an
- * error for anything else.
+ * The 13 values of an INSERT of cert (Q_INSERT, Q_INSERT_SETTLED); returns
+ * its PEM.  role and role_oid: the role a client certificate is for, whose
+ * OID tells a dropped and re-created role of the same name apart.  key_type
+ * NULL: derive it from the certificate.
  */
-text *
-pgtls_registry_insert(X509 *cert, const char *kind, const char *role, Oid role_oid,
-					  const char *key_type)
+static text *
+cert_values(X509 *cert, const char *kind, const char *role, Oid role_oid,
+			const char *key_type, const char *issuer_fingerprint,
+			Datum *values, char *nulls, NameData *role_name, NameData *issued_by)
 {
-	RegistryCall call;
 	PgtlsCertInfo info;
-	Datum		values[12];
-	char		nulls[12];
-	NameData	role_name;
-	NameData	issued_by;
 	text	   *pem = pgtls_cert_pem(cert);
-	int			rc;
 
 	pgtls_describe_cert_brief(cert, &info);
 	if (key_type == NULL && X509_get0_pubkey(cert) != NULL)
@@ -232,17 +303,16 @@ pgtls_registry_insert(X509 *cert, const char *kind, const char *role, Oid role_o
 
 		key_type = pgtls_key_type_of(X509_get0_pubkey(cert), &bits);
 	}
-	memset(nulls, ' ', sizeof(nulls));
+	memset(nulls, ' ', 13);
 	values[0] = CStringGetTextDatum(info.serial);
 	values[1] = CStringGetTextDatum(kind);
 	if (role != NULL)
 	{
-		namestrcpy(&role_name, role);
-		values[2] = NameGetDatum(&role_name);
-		values[11] = ObjectIdGetDatum(role_oid);
+		namestrcpy(role_name, role);
+		values[2] = NameGetDatum(role_name);
 	}
 	else
-		nulls[2] = nulls[11] = 'n';
+		nulls[2] = 'n';
 	values[3] = CStringGetTextDatum(info.subject);
 	if (info.san != NIL)
 		values[4] = pgtls_text_array(info.san);
@@ -253,19 +323,202 @@ pgtls_registry_insert(X509 *cert, const char *kind, const char *role, Oid role_o
 	values[7] = TimestampTzGetDatum(info.not_after);
 	values[8] = CStringGetTextDatum(info.fingerprint_sha256);
 	values[9] = PointerGetDatum(pem);
-	namestrcpy(&issued_by, GetUserNameFromId(GetUserId(), false));
-	values[10] = NameGetDatum(&issued_by);
+	namestrcpy(issued_by, GetUserNameFromId(GetUserId(), false));
+	values[10] = NameGetDatum(issued_by);
+	values[11] = ObjectIdGetDatum(role_oid);
+	nulls[11] = OidIsValid(role_oid) ? ' ' : 'n';
+	if (issuer_fingerprint != NULL)
+		values[12] = CStringGetTextDatum(issuer_fingerprint);
+	else
+		nulls[12] = 'n';
+	return pem;
+}
 
-	registry_enter(&call);
-	rc = SPI_execute_plan(registry_plan(&call, Q_INSERT), values, nulls, false, 0);
+static int
+execute_own_insert(RegistryCall *call, RegistryQuery q, Datum *values, char *nulls)
+{
+	int			rc;
+
+	own_insert = true;
+	PG_TRY();
+	{
+		rc = SPI_execute_plan(registry_plan(call, q), values, nulls, false, 0);
+	}
+	PG_FINALLY();
+	{
+		own_insert = false;
+	}
+	PG_END_TRY();
 	if (rc != SPI_OK_INSERT)
-		elog(ERROR, "could not record the certificate: %s", SPI_result_code_string(rc));
-	if (SPI_processed != 1 && strcmp(kind, "ca") != 0)
+		elog(ERROR, "could not record a certificate: %s", SPI_result_code_string(rc));
+	return (int) SPI_processed;
+}
+
+/*
+ * Record cert, issued by the CA whose fingerprint is issuer_fingerprint, and
+ * return its PEM, which callers reuse rather than encode again.  A serial
+ * that is already recorded is kept for a CA (re-importing the same CA) and
+ * is an error for anything else.
+ */
+text *
+pgtls_registry_insert(X509 *cert, const char *kind, const char *role, Oid role_oid,
+					  const char *key_type, const char *issuer_fingerprint)
+{
+	RegistryCall call;
+	Datum		values[13];
+	char		nulls[13];
+	NameData	role_name;
+	NameData	issued_by;
+	text	   *pem;
+
+	pem = cert_values(cert, kind, role, role_oid, key_type, issuer_fingerprint,
+					  values, nulls, &role_name, &issued_by);
+	registry_enter(&call);
+	if (execute_own_insert(&call, Q_INSERT, values, nulls) != 1 && strcmp(kind, "ca") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNIQUE_VIOLATION),
-				 errmsg("serial number %s is already recorded", info.serial)));
+				 errmsg("serial number %s is already recorded", TextDatumGetCString(values[0]))));
 	registry_leave(&call);
 	return pem;
+}
+
+/*
+ * Record, as revoked, a certificate from the issuance journal whose issuing
+ * transaction did not commit it.  Returns false if the serial is recorded
+ * already.
+ */
+bool
+pgtls_registry_insert_uncommitted(X509 *cert, const char *kind, Oid role_oid,
+								  const char *issuer_fingerprint)
+{
+	RegistryCall call;
+	Datum		values[13];
+	char		nulls[13];
+	NameData	role_name;
+	NameData	issued_by;
+	char	   *role = OidIsValid(role_oid) ? GetUserNameFromId(role_oid, true) : NULL;
+	int			n;
+
+	(void) cert_values(cert, kind, role, role_oid, NULL, issuer_fingerprint,
+					   values, nulls, &role_name, &issued_by);
+	registry_enter(&call);
+	n = execute_own_insert(&call, Q_INSERT_SETTLED, values, nulls);
+	registry_leave(&call);
+	return n == 1;
+}
+
+/*
+ * List serial in the CRL although no certificate of that serial is
+ * recorded (lost with an asynchronous failover, say), revoked at
+ * revoked_at (0: now).  Returns false if it was listed already.
+ */
+bool
+pgtls_registry_revoke_unknown(const char *serial, const char *reason, TimestampTz revoked_at)
+{
+	RegistryCall call;
+	NameData	revoked_by;
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	int			rc;
+
+	namestrcpy(&revoked_by, GetUserNameFromId(GetUserId(), false));
+	values[0] = CStringGetTextDatum(serial);
+	values[1] = CStringGetTextDatum(reason);
+	values[2] = NameGetDatum(&revoked_by);
+	values[3] = TimestampTzGetDatum(revoked_at);
+	nulls[3] = revoked_at == 0 ? 'n' : ' ';
+	registry_enter(&call);
+	rc = SPI_execute_plan(registry_plan(&call, Q_REVOKE_SERIAL), values, nulls, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "could not record a revocation: %s", SPI_result_code_string(rc));
+	registry_leave(&call);
+	return SPI_processed == 1;
+}
+
+/* Which of serials (char *) are recorded; the result holds the same pointers. */
+List *
+pgtls_registry_known(List *serials)
+{
+	RegistryCall call;
+	MemoryContext caller = CurrentMemoryContext;
+	Datum		values[1];
+	List	   *result = NIL;
+	int			rc;
+
+	if (serials == NIL)
+		return NIL;
+	values[0] = pgtls_text_array(serials);
+	registry_enter(&call);
+	rc = SPI_execute_plan(registry_plan(&call, Q_KNOWN), values, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not look up serials: %s", SPI_result_code_string(rc));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		char	   *serial = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[i],
+															   SPI_tuptable->tupdesc, 1, &isnull));
+		ListCell   *lc;
+
+		foreach(lc, serials)
+			if (strcmp(lfirst(lc), serial) == 0)
+			{
+				MemoryContext old = MemoryContextSwitchTo(caller);
+
+				result = lappend(result, lfirst(lc));
+				MemoryContextSwitchTo(old);
+				break;
+			}
+	}
+	registry_leave(&call);
+	return result;
+}
+
+/*
+ * Every registry change (rows whose change_xid >= since) as one snapshot
+ * sees it, passed to fn, and the snapshot's xmin: every change not seen
+ * here has a change_xid at or above it, so it is the next "since".  The
+ * caller runs this in a REPEATABLE READ transaction, so both queries see the
+ * same snapshot.
+ */
+FullTransactionId
+pgtls_registry_changes(FullTransactionId since,
+					   void (*fn) (PgtlsRegistryChange *change, void *arg), void *arg)
+{
+	RegistryCall call;
+	Datum		values[1];
+	bool		isnull;
+	unsigned long long next;
+	int			rc;
+
+	registry_enter(&call);
+	rc = SPI_execute_plan(registry_plan(&call, Q_XMIN), NULL, NULL, true, 1);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not read the snapshot: %s", SPI_result_code_string(rc));
+	if (sscanf(TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)),
+			   "%llu", &next) != 1)
+		elog(ERROR, "could not read the snapshot's xmin");
+	values[0] = CStringGetTextDatum(psprintf(UINT64_FORMAT, U64FromFullTransactionId(since)));
+	rc = SPI_execute_plan(registry_plan(&call, Q_CHANGES), values, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read registry changes: %s", SPI_result_code_string(rc));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		PgtlsRegistryChange change;
+		Datum		d;
+
+		change.serial = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
+		change.kind = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
+		d = SPI_getbinval(tup, desc, 3, &isnull);
+		change.role_oid = isnull ? InvalidOid : DatumGetObjectId(d);
+		d = SPI_getbinval(tup, desc, 4, &isnull);
+		change.not_after = isnull ? DT_NOBEGIN : DatumGetTimestampTz(d);
+		change.revoked = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
+		fn(&change, arg);
+	}
+	registry_leave(&call);
+	return FullTransactionIdFromU64((uint64) next);
 }
 
 /*
@@ -463,4 +716,89 @@ pgtls_registry_live_clients(void)
 	}
 	registry_leave(&call);
 	return result;
+}
+
+/*
+ * Live client certificates whose role was dropped and created again under
+ * the same name (another OID): how many, and the first one's serial and role.
+ */
+int
+pgtls_registry_role_replaced(char **first_serial, char **first_role)
+{
+	RegistryCall call;
+	MemoryContext caller = CurrentMemoryContext;
+	bool		isnull;
+	int			count;
+	int			rc;
+
+	registry_enter(&call);
+	rc = SPI_execute_plan(registry_plan(&call, Q_ROLE_REPLACED), NULL, NULL, true, 1);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not check the roles of certificates: %s", SPI_result_code_string(rc));
+	count = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (count > 0)
+	{
+		MemoryContext old = MemoryContextSwitchTo(caller);
+
+		*first_serial = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		*first_role = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+		MemoryContextSwitchTo(old);
+	}
+	registry_leave(&call);
+	return count;
+}
+
+/*
+ * BEFORE INSERT trigger of pgtls_certificates and pgtls_revoked_serials:
+ * a row whose serial is recorded already is merged into it (a revocation
+ * is kept from either side) instead of failing, so a dump restores into a
+ * registry that has rows already (the imported CA's, the revocations a new
+ * registry adopted).  Every other row gets this transaction as its
+ * change_xid, so the background workers see it.  Our own INSERTs pass.
+ */
+HeapTuple
+pgtls_registry_merge_row(TriggerData *trigdata)
+{
+	Relation	rel = trigdata->tg_relation;
+	TupleDesc	desc = RelationGetDescr(rel);
+	HeapTuple	tuple = trigdata->tg_trigtuple;
+	bool		certificates = strcmp(RelationGetRelationName(rel), "pgtls_certificates") == 0;
+	RegistryCall call;
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	bool		isnull;
+	int			attnum;
+	int			rc;
+	Datum		xid;
+	bool		xid_null = false;
+
+	if (own_insert)
+		return tuple;
+	values[0] = heap_getattr(tuple, SPI_fnumber(desc, "serial"), desc, &isnull);
+	values[1] = heap_getattr(tuple, SPI_fnumber(desc, "revoked_at"), desc, &isnull);
+	nulls[1] = isnull ? 'n' : ' ';
+	values[2] = heap_getattr(tuple, SPI_fnumber(desc, "revocation_reason"), desc, &isnull);
+	nulls[2] = isnull ? 'n' : ' ';
+
+	registry_enter(&call);
+	rc = SPI_execute_plan(registry_plan(&call, certificates ? Q_STATE : Q_SERIAL_STATE),
+						  values, NULL, false, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not look up a serial: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 1)
+	{
+		if (certificates)
+		{
+			rc = SPI_execute_plan(registry_plan(&call, Q_MERGE), values, nulls, false, 0);
+			if (rc != SPI_OK_UPDATE)
+				elog(ERROR, "could not merge a restored row: %s", SPI_result_code_string(rc));
+		}
+		registry_leave(&call);
+		return NULL;
+	}
+	registry_leave(&call);
+
+	attnum = SPI_fnumber(desc, "change_xid");
+	xid = FullTransactionIdGetDatum(GetTopFullTransactionId());
+	return heap_modify_tuple_by_cols(tuple, desc, 1, &attnum, &xid, &xid_null);
 }

@@ -15,12 +15,52 @@
 
 #include <openssl/pem.h>
 
+#include "access/xlog.h"
+#include "libpq/libpq.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
 /* Advisory lock key serializing CRL rewrites: "pgtlsCRL". */
 #define CRL_LOCK_KEY1 0x7067746cU
 #define CRL_LOCK_KEY2 0x7343524cU
+
+/*
+ * What the CRL lists: the registry's revocations (newest snapshot), those
+ * whose transaction has not ended, and certificates the journal holds that
+ * their issuing transaction never recorded.
+ */
+static List *
+crl_serials(void)
+{
+	List	   *revoked = pgtls_pending_merge(pgtls_registry_revoked());
+	ListCell   *lc;
+
+	foreach(lc, pgtls_journal_strays())
+	{
+		PgtlsRevoked *r = lfirst(lc);
+		ListCell   *lc2;
+		bool		listed = false;
+
+		foreach(lc2, revoked)
+			listed |= strcmp(((PgtlsRevoked *) lfirst(lc2))->serial, r->serial) == 0;
+		if (!listed)
+			revoked = lappend(revoked, r);
+	}
+	return revoked;
+}
+
+/* The CRL as PEM, signed by the CA. */
+static BIO *
+crl_pem(X509 *ca_cert, EVP_PKEY *ca_key)
+{
+	BIO		   *bio = pgtls_mem_bio(NULL, 0);
+	StringInfo	der = pgtls_crl_der(ca_cert, ca_key, crl_serials());
+
+	if (PEM_write_bio(bio, PEM_STRING_X509_CRL, "", (unsigned char *) der->data, der->len) <= 0)
+		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not encode the CRL");
+	return bio;
+}
 
 /*
  * Take the CRL lock, build the CRL and stage it at pgtls_admin.crl_file.
@@ -30,15 +70,12 @@
 PgtlsStagedFile *
 pgtls_crl_stage(X509 *ca_cert, EVP_PKEY *ca_key)
 {
-	BIO		   *bio = pgtls_mem_bio(NULL, 0);
-	StringInfo	der;
 	char	   *data;
 	long		len;
+	BIO		   *bio;
 
 	pgtls_lock(CRL_LOCK_KEY1, CRL_LOCK_KEY2, "the CRL");
-	der = pgtls_crl_der(ca_cert, ca_key, pgtls_pending_merge(pgtls_registry_revoked()));
-	if (PEM_write_bio(bio, PEM_STRING_X509_CRL, "", (unsigned char *) der->data, der->len) <= 0)
-		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not encode the CRL");
+	bio = crl_pem(ca_cert, ca_key);
 	len = BIO_get_mem_data(bio, &data);
 	return pgtls_stage_file(pgtls_resolve_path(pgtls_crl_file), data, len, 0600);
 }
@@ -59,12 +96,19 @@ server_uses_our_crl(void)
 		strcmp(pgtls_resolve_path(setting), pgtls_resolve_path(pgtls_crl_file)) == 0;
 }
 
-/* Rewrite the CRL with the CA, and have the server load it if it uses it. */
-static void
-publish_crl(void)
+/*
+ * Rewrite the CRL with the CA, and have the server load it if it uses it
+ * (else, with notice, say so).  Returns the number of serials listed.
+ */
+int
+pgtls_crl_publish(bool notice)
 {
 	PgtlsCA		ca;
 	PgtlsStagedFile *staged;
+	X509_CRL   *crl;
+	BIO		   *bio;
+	PgtlsFileRead f;
+	int			listed = 0;
 
 	pgtls_ca_load(&ca);
 	staged = pgtls_crl_stage(ca.cert, ca.key);
@@ -72,11 +116,96 @@ publish_crl(void)
 	pgtls_crl_unlock();
 	if (server_uses_our_crl())
 		pgtls_reload_server();
-	else
+	else if (notice)
 		ereport(NOTICE,
 				(errmsg("the server does not check the CRL pgtls_admin writes"),
 				 errdetail("ssl_crl_file is not \"%s\".", pgtls_crl_file),
 				 errhint("Run pgtls_enable_ssl(), or set ssl_crl_file = '%s' and reload.", pgtls_crl_file)));
+	if (pgtls_try_read_file(pgtls_resolve_path(pgtls_crl_file), false, &f))
+	{
+		bio = pgtls_mem_bio(f.data, (int) f.len);
+		crl = pgtls_own_crl(PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL));
+		pgtls_ossl_clear();
+		if (crl != NULL && X509_CRL_get_REVOKED(crl) != NULL)
+			listed = sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl));
+	}
+	return listed;
+}
+
+/* Is serial the certificate in ssl_cert_file, the one the server presents? */
+static bool
+is_served_certificate(const char *serial)
+{
+	PgtlsFileRead f;
+	X509	   *leaf;
+
+	if (!pgtls_try_read_file(pgtls_resolve_path(ssl_cert_file), false, &f))
+		return false;
+	leaf = pgtls_parse_cert(f.data, (int) f.len, "ssl_cert_file", NULL);
+	return strcmp(pgtls_serial_hex(X509_get0_serialNumber(leaf)), serial) == 0;
+}
+
+/*
+ * A serial the registry does not hold: a certificate of the journal whose
+ * transaction never recorded it is recorded now, revoked; one nobody here
+ * knows is an error (pgtls_revoke_unrecorded() lists it on purpose).
+ */
+static bool
+revoke_unrecorded(const char *serial, const char *reason, PgtlsRegistryRow *row)
+{
+	ListCell   *lc;
+
+	foreach(lc, pgtls_journal_read())
+	{
+		PgtlsJournalEntry *e = lfirst(lc);
+		PgtlsCA		ca;
+		X509	   *cert;
+
+		if (strcmp(e->serial, serial) != 0)
+			continue;
+		pgtls_check_revoke_target(e->kind == 's' ? NULL :
+								  GetUserNameFromId(e->role_oid, true) ? GetUserNameFromId(e->role_oid, true) : "");
+		/* its transaction may still record it: wait for it, a few seconds at most */
+		pgtls_wait_for_xact(XidFromFullTransactionId(e->fxid),
+							psprintf("certificate %s, issued by a transaction that has not ended,", serial));
+		if (pgtls_registry_lookup(serial, row))
+			return false;		/* it committed: revoke the row */
+		pgtls_ca_load_cert(&ca);
+		cert = pgtls_journal_cert(e);
+		(void) pgtls_registry_insert_uncommitted(cert, e->kind == 's' ? "server" : "client", e->role_oid,
+												 X509_check_issued(ca.cert, cert) == X509_V_OK ? ca.fingerprint : NULL);
+		return true;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("no certificate with serial %s was issued here", serial),
+			 superuser() ?
+			 errhint("Serials are listed in pgtls_certificates. If a certificate with this serial exists although nothing here records it (issued on a primary that was lost before it replicated, say), list it with pgtls_revoke_unrecorded('%s').", serial) :
+			 errhint("Serials are listed in pgtls_certificates.")));
+	pg_unreachable();
+}
+
+/*
+ * List a serial in the CRL although neither the registry nor the journal
+ * knows it.  Superuser only; returns false if it was listed already.
+ */
+bool
+pgtls_revoke_unrecorded_serial(const char *serial, const char *reason)
+{
+	PgtlsRegistryRow row;
+	bool		listed;
+
+	pgtls_require_primary("revoke certificates");
+	pgtls_require_superuser("revoke a serial nothing here records");
+	if (pgtls_registry_lookup(serial, &row))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("certificate %s is recorded in the registry", serial),
+				 errhint("Revoke it with pgtls_revoke('%s').", serial)));
+	listed = pgtls_registry_revoke_unknown(serial, reason, 0);
+	pgtls_pending_add(serial, reason);
+	(void) pgtls_crl_publish(true);
+	return listed;
 }
 
 /*
@@ -90,11 +219,13 @@ pgtls_revoke_serial(const char *serial, const char *reason)
 	bool		revoked_now;
 	PgtlsRegistryRow row;
 
-	if (!pgtls_registry_lookup(serial, &row))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("no certificate with serial %s was issued here", serial),
-				 errhint("Serials are listed in pgtls_certificates.")));
+	pgtls_require_primary("revoke certificates");
+	if (!pgtls_registry_lookup(serial, &row) && revoke_unrecorded(serial, reason, &row))
+	{
+		pgtls_pending_add(serial, reason);
+		(void) pgtls_crl_publish(true);
+		return true;
+	}
 	if (strcmp(row.kind, "ca") == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -104,17 +235,36 @@ pgtls_revoke_serial(const char *serial, const char *reason)
 
 	revoked_now = pgtls_registry_revoke(serial, reason);
 	pgtls_pending_add(serial, reason);
-	publish_crl();
+	pgtls_live_at_commit(serial, false, InvalidOid, 0);
+	(void) pgtls_crl_publish(true);
+	if (strcmp(row.kind, "server") == 0 && is_served_certificate(serial))
+		ereport(WARNING,
+				(errmsg("certificate %s is the one the server presents (ssl_cert_file)", serial),
+				 errdetail("Clients do not check the server's certificate against a CRL (libpq does so only with sslcrl), so revoking it does not stop them from accepting it."),
+				 errhint("Install a new server certificate now: SELECT * FROM pgtls_enable_ssl();")));
 	return revoked_now;
 }
 
+/*
+ * The current CRL.  On a standby, the CRL its replayed registry implies,
+ * built and signed now, rather than a file the worker may not have
+ * rewritten yet.
+ */
 text *
 pgtls_crl_text(void)
 {
 	size_t		len;
-	char	   *pem = pgtls_read_file(pgtls_resolve_path(pgtls_crl_file), "CRL file",
-									  "The CRL is written by pgtls_init_ca(), pgtls_enable_ssl() and pgtls_revoke().",
-									  false, &len);
+	char	   *pem;
 
+	if (RecoveryInProgress())
+	{
+		PgtlsCA		ca;
+
+		pgtls_ca_load(&ca);
+		return pgtls_bio_to_text(crl_pem(ca.cert, ca.key));
+	}
+	pem = pgtls_read_file(pgtls_resolve_path(pgtls_crl_file), "CRL file",
+						  "The CRL is written by pgtls_init_ca(), pgtls_enable_ssl() and pgtls_revoke().",
+						  false, &len);
 	return cstring_to_text_with_len(pem, (int) len);
 }

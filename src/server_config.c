@@ -18,15 +18,20 @@
 #include "utils/guc.h"
 #include "utils/wait_event.h"
 
-/* Installing writes the registry and postgresql.auto.conf: not on a standby. */
+/*
+ * What writes the registry or issues runs on the primary: say so clearly on
+ * a standby rather than failing on a read-only INSERT.  action as in
+ * "cannot <action> on a standby".
+ */
 void
-pgtls_require_primary(void)
+pgtls_require_primary(const char *action)
 {
 	if (RecoveryInProgress())
 		ereport(ERROR,
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-				 errmsg("cannot install a server certificate during recovery"),
-				 errhint("Run it on the primary; a standby keeps the files and settings it was copied with.")));
+				 errmsg("cannot %s on a standby", action),
+				 errdetail("This server is in recovery; the registry is written on the primary only."),
+				 errhint("Run it on the primary: standbys follow its registry, and their background workers rewrite their CRLs, within seconds.")));
 }
 
 static PgtlsSetting *

@@ -9,6 +9,8 @@
  */
 #include "pgtls_x509.h"
 
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/pem.h>
 
 #include "mb/pg_wchar.h"
@@ -17,6 +19,30 @@ static void
 free_req(void *p)
 {
 	X509_REQ_free(p);
+}
+
+/*
+ * An RSA key we sign for: 2048 to 8192 bits (larger ones only cost the
+ * server time on every handshake), and an odd public exponent above 2^16
+ * and below 2^256, as NIST SP 800-89 asks.
+ */
+static bool
+rsa_key_ok(EVP_PKEY *key, int bits)
+{
+	BIGNUM	   *e = NULL;
+	bool		ok;
+
+	if (bits < 2048 || bits > 8192)
+		return false;
+	if (EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_E, &e) != 1)
+	{
+		pgtls_ossl_clear();
+		return false;
+	}
+	/* 17 bits or more and odd: 65537 at least */
+	ok = BN_is_odd(e) && BN_num_bits(e) >= 17 && BN_num_bits(e) <= 256;
+	BN_free(e);
+	return ok;
 }
 
 /* Keys we sign for: what OpenSSL security level 2 and TLS clients accept. */
@@ -30,7 +56,7 @@ check_request_key(EVP_PKEY *key)
 	switch (EVP_PKEY_get_base_id(key))
 	{
 		case EVP_PKEY_RSA:
-			ok = bits >= 2048;
+			ok = rsa_key_ok(key, bits);
 			break;
 		case EVP_PKEY_EC:
 			ok = strcmp(type, "ec-p256") == 0 || strcmp(type, "ec-p384") == 0 ||
@@ -47,7 +73,7 @@ check_request_key(EVP_PKEY *key)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the request's key (%s, %d bits) is not accepted", type, bits),
-				 errhint("Use an EC P-256/P-384/P-521, Ed25519/Ed448 or RSA key of at least 2048 bits.")));
+				 errhint("Use an EC P-256/P-384/P-521, Ed25519/Ed448 key, or an RSA key of 2048 to 8192 bits with public exponent 65537.")));
 }
 
 /* The request's CN as UTF-8, or an error unless there is exactly one. */

@@ -134,8 +134,9 @@ static const struct
 	{KU_DECIPHER_ONLY, "decipherOnly"},
 };
 
-static char *
-fingerprint_sha256(X509 *cert)
+/* SHA-256 of the DER, colon-separated upper-case hex, as openssl x509 -fingerprint prints it. */
+char *
+pgtls_fingerprint_sha256(X509 *cert)
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int n;
@@ -170,7 +171,7 @@ pgtls_describe_cert_brief(X509 *cert, PgtlsCertInfo *info)
 	san = pgtls_own_general_names(X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL));
 	if (san != NULL)
 		info->san = general_names_list(san);
-	info->fingerprint_sha256 = fingerprint_sha256(cert);
+	info->fingerprint_sha256 = pgtls_fingerprint_sha256(cert);
 }
 
 /*

@@ -227,22 +227,80 @@ pgtls_check_role_cn(const char *role_name)
 				 errhint("Rename the role from a UTF8 database, or give it a name in plain ASCII.")));
 }
 
-/* Upper-case hex without colons, as "openssl x509 -noout -serial" prints it. */
+/*
+ * Upper-case hex without colons, as "openssl x509 -noout -serial" prints it
+ * (BN_bn2hex: whole bytes, leading zero bytes dropped), straight from the
+ * INTEGER's bytes: a CRL with a million entries is read this way.
+ */
 char *
 pgtls_serial_hex(const ASN1_INTEGER *serial)
 {
-	BIGNUM	   *bn = pgtls_own_bn(ASN1_INTEGER_to_BN(serial, NULL));
-	char	   *hex;
+	static const char hex[] = "0123456789ABCDEF";
+	const unsigned char *data = ASN1_STRING_get0_data(serial);
+	int			len = ASN1_STRING_length(serial);
+	bool		negative = ASN1_STRING_type(serial) == V_ASN1_NEG_INTEGER;
 	char	   *result;
+	char	   *p;
 
-	if (bn == NULL)
-		pgtls_ossl_raise(ERRCODE_INVALID_PARAMETER_VALUE, "could not read a certificate serial number");
-	hex = BN_bn2hex(bn);
-	if (hex == NULL)
-		pgtls_ossl_raise(ERRCODE_OUT_OF_MEMORY, "could not format a certificate serial number");
-	result = pstrdup(hex);
-	OPENSSL_free(hex);
+	while (len > 0 && data[0] == 0)
+	{
+		data++;
+		len--;
+	}
+	if (len == 0)
+		return pstrdup("0");
+	p = result = palloc(len * 2 + 2);
+	if (negative)
+		*p++ = '-';
+	for (int i = 0; i < len; i++)
+	{
+		*p++ = hex[data[i] >> 4];
+		*p++ = hex[data[i] & 0x0F];
+	}
+	*p = '\0';
 	return result;
+}
+
+static int
+cmp_strings(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/*
+ * How many of the serials (char *, as pgtls_serial_hex spells them) the CRL
+ * does not list, and the first of them; by sorting both sides, so a
+ * million entries take a second, not minutes.
+ */
+int
+pgtls_crl_missing(X509_CRL *crl, List *serials, char **first_missing)
+{
+	STACK_OF(X509_REVOKED) *entries = X509_CRL_get_REVOKED(crl);
+	int			nlisted = entries ? sk_X509_REVOKED_num(entries) : 0;
+	char	  **listed = palloc(sizeof(char *) * Max(nlisted, 1));
+	char	  **wanted = palloc(sizeof(char *) * Max(list_length(serials), 1));
+	int			nwanted = 0;
+	int			missing = 0;
+	int			j = 0;
+	ListCell   *lc;
+
+	for (int i = 0; i < nlisted; i++)
+		listed[i] = pgtls_serial_hex(X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(entries, i)));
+	foreach(lc, serials)
+		wanted[nwanted++] = lfirst(lc);
+	qsort(listed, nlisted, sizeof(char *), cmp_strings);
+	qsort(wanted, nwanted, sizeof(char *), cmp_strings);
+	*first_missing = NULL;
+	for (int i = 0; i < nwanted; i++)
+	{
+		while (j < nlisted && strcmp(listed[j], wanted[i]) < 0)
+			j++;
+		if (j < nlisted && strcmp(listed[j], wanted[i]) == 0)
+			continue;
+		if (missing++ == 0)
+			*first_missing = wanted[i];
+	}
+	return missing;
 }
 
 /* A serial in any case, with or without colons, as the registry spells it. */

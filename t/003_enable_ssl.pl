@@ -133,7 +133,7 @@ chmod 0600, glob($standby->data_dir . '/pgtls/*.key');
 $standby->start;
 my ($src, $sout, $serr);
 $standby->psql('postgres', 'SELECT * FROM pgtls_enable_ssl()', stderr => \$serr);
-like($serr, qr/cannot install a server certificate during recovery/, 'a standby refuses to install');
+like($serr, qr/cannot issue certificates on a standby/, 'a standby refuses to issue and install');
 $standby->stop;
 
 # --- kill -9 at every step of an install: the cluster restarts with a

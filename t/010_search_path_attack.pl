@@ -540,7 +540,11 @@ for my $sig (@ext_functions)
 
 # A function added to the extension without calls here fails the test.
 my %has_valid_call = map { map { $_ => 1 } @{ $_->{fns} } } grep { $_->{ok} } @calls;
-my %superuser_only = map { $_ => 1 } qw(pgtls_init_ca pgtls_import_ca pgtls_issue_server pgtls_enable_ssl pgtls_install_server_cert);
+my %superuser_only = map { $_ => 1 } qw(pgtls_init_ca pgtls_import_ca pgtls_import_ca_files pgtls_issue_server
+  pgtls_enable_ssl pgtls_install_server_cert pgtls_install_server_cert_files pgtls_refresh_crl
+  pgtls_revoke_unrecorded pgtls_claim_registry);
+# trigger and event trigger functions cannot be called from SQL at all
+$superuser_only{$_} = 1 for qw(pgtls_registry_merge pgtls_drop_guard);
 for my $sig (@ext_functions)
 {
 	my ($name) = $sig =~ /^(\w+)/;
