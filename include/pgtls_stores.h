@@ -116,6 +116,9 @@ extern void pgtls_live_set(const char *serial, bool is_live, Oid role_oid, Times
 extern void pgtls_live_reset(void);
 extern void pgtls_live_publish(PgtlsWorkerState state, bool loaded, const PgtlsCAIdentity *cas,
 							   int ncas);
+/* A worker heartbeat older than this: registry-enforced logins fail closed. */
+#define PGTLS_LIVE_HEARTBEAT_STALE_SECONDS 60
+
 extern PgtlsLiveVerdict pgtls_live_check(const char *serial, const PgtlsCAIdentity *issuer,
 										 Oid *role_oid, TimestampTz *not_after,
 										 TimestampTz *heartbeat, int64 *count);

@@ -488,6 +488,81 @@ explain_identity(Explain *ex, HbaLine *hba, int line, X509 *leaf, const char *ro
 			 true);
 }
 
+/*
+ * pgtls_admin.enforce = registry: the ClientAuthentication_hook of
+ * src/enforce.c, which runs after the server's own checks succeeded,
+ * judged with the same shared set of live certificates and the same rules.
+ */
+static void
+explain_registry(Explain *ex, HbaLine *hba, X509 *leaf, const char *role)
+{
+	PgtlsCAIdentity issuer;
+	char	   *serial;
+	Oid			role_oid = InvalidOid;
+	TimestampTz not_after = 0;
+	TimestampTz heartbeat = 0;
+	int64		count = 0;
+	char	   *why = NULL;
+	const char *fix = "Issue the certificate with pgtls_issue_client() (it is recorded as live), or see pgtls_hba_check().";
+
+	if (pgtls_enforce != PGTLS_ENFORCE_REGISTRY)
+	{
+		add_step(ex, "registry", 1, pstrdup("pgtls_admin.enforce is crl: the registry is not consulted at login"),
+				 NULL, NULL, true);
+		return;
+	}
+	if (hba->auth_method != uaCert && hba->clientcert == clientCertOff)
+	{
+		add_step(ex, "registry", 1, pstrdup("pgtls_admin.enforce = registry, but this line does not authenticate with the certificate"),
+				 NULL, NULL, true);
+		return;
+	}
+	pgtls_ca_identity_of_issuer(leaf, &issuer);
+	serial = pgtls_serial_hex(X509_get0_serialNumber(leaf));
+	switch (pgtls_live_check(serial, &issuer, &role_oid, &not_after, &heartbeat, &count))
+	{
+		case PGTLS_LIVE_UNAVAILABLE:
+			why = pstrdup("the library is not in shared_preload_libraries, so there is no registry to check against");
+			fix = "Add pgtls_admin to shared_preload_libraries and restart, or set pgtls_admin.enforce = crl.";
+			break;
+		case PGTLS_LIVE_NO_REGISTRY:
+		case PGTLS_LIVE_NOT_OURS:
+			add_step(ex, "registry", 1,
+					 pstrdup("pgtls_admin.enforce = registry applies only to certificates of the extension's CAs; the server's own checks decide this one"),
+					 NULL, NULL, true);
+			return;
+		case PGTLS_LIVE_NOT_LOADED:
+			why = psprintf("the background worker has not loaded the registry yet; certificate %s cannot be checked", serial);
+			fix = "Wait for the pgtls_admin worker to start (pg_stat_activity), or check the server log.";
+			break;
+		case PGTLS_LIVE_OVERFLOW:
+			why = pstrdup("the registry holds more live certificates than pgtls_admin.max_certificates; raise it and restart");
+			fix = "Raise pgtls_admin.max_certificates and restart.";
+			break;
+		case PGTLS_LIVE_UNKNOWN:
+			why = psprintf("certificate %s is not a live certificate of the registry (revoked, expired, never recorded, or made outside it with the CA's key)",
+						   serial);
+			break;
+		case PGTLS_LIVE_FOUND:
+			break;
+	}
+	if (why == NULL && TimestampDifferenceExceeds(heartbeat, GetCurrentTimestamp(), PGTLS_LIVE_HEARTBEAT_STALE_SECONDS * 1000))
+		why = psprintf("the background worker has not confirmed the registry since %s",
+					   heartbeat ? timestamptz_to_str(heartbeat) : "it started");
+	if (why == NULL && role_oid != get_role_oid(role, true))
+		why = psprintf("certificate %s was issued for the role with OID %u, not for role \"%s\"", serial, role_oid, role);
+	if (why == NULL && not_after <= GetCurrentTimestamp())
+		why = psprintf("certificate %s has expired", serial);
+	if (why == NULL)
+	{
+		add_step(ex, "registry", 1, psprintf("pgtls_admin.enforce = registry: certificate %s is live for this role", serial),
+				 NULL, NULL, true);
+		return;
+	}
+	add_step(ex, "registry", 0, psprintf("pgtls_admin.enforce = registry: %s", why),
+			 psprintf("FATAL:  certificate authentication failed for user \"%s\"", role), fix, true);
+}
+
 static void
 explain_method(Explain *ex, HbaLine *hba, int line)
 {
@@ -573,6 +648,7 @@ explain_hba_and_after(Explain *ex, X509 *leaf, PgtlsConnection *conn, const char
 				 NULL, NULL, true);
 	explain_method(ex, hba, line);
 	explain_identity(ex, hba, line, leaf, conn->role);
+	explain_registry(ex, hba, leaf, conn->role);
 
 	add_step(ex, "role", after.role ? 0 : 1,
 			 after.role ? psprintf("after authentication: %s", after.role) : psprintf("role \"%s\" exists and may log in", conn->role),

@@ -164,11 +164,29 @@ agree('a role without LOGIN', $alice, 'alice', 'role');
 $node->safe_psql('postgres', 'ALTER ROLE alice LOGIN');
 
 # no ssl_ca_file: the server asks for no certificate, and cert lines cannot work
+my $ca_file = $node->safe_psql('postgres', 'SHOW ssl_ca_file');
 $node->safe_psql('postgres', "ALTER SYSTEM SET ssl_ca_file = ''");
 reload($node);
 agree('no ssl_ca_file', $alice, 'alice', 'clientcert');
-$node->safe_psql('postgres', 'ALTER SYSTEM RESET ssl_ca_file');
+$node->safe_psql('postgres', "ALTER SYSTEM SET ssl_ca_file = '$ca_file'");
 reload($node);
+
+# pgtls_admin.enforce = registry: a certificate of our CA the registry does not hold is refused
+$node->append_conf('postgresql.conf', "shared_preload_libraries = 'pgtls_admin'\npgtls_admin.enforce = registry\n");
+$node->restart;
+my $loaded = 0;
+for (1 .. 150)
+{
+	my ($r) = psql_login($node, client_dir(@$alice), 'alice');
+	$loaded = 1, last if $r == 0;
+	select undef, undef, undef, 0.2;
+}
+ok($loaded, 'the worker loaded the registry: a registry certificate logs in');
+agree('enforce = registry, a registry certificate', $alice, 'alice', undef);
+agree('enforce = registry, a certificate of our CA the registry never recorded',
+	cli_client('rogue', 'alice', 'extendedKeyUsage = clientAuth'), 'alice', 'registry');
+like(slurp_file($node->logfile), qr/pgtls_admin.enforce = registry: certificate \w+ is not a live certificate/,
+	"the server's log says why");
 
 # pg_monitor may explain; others may not
 $node->safe_psql('postgres', 'CREATE ROLE watcher IN ROLE pg_monitor; CREATE ROLE nobody');
