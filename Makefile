@@ -12,7 +12,8 @@ OBJS = pgtls_admin.o \
        src/ca.o src/issue.o src/revoke.o src/refresh.o src/install.o src/renew.o \
        src/enforce.o src/worker.o \
        src/findings.o src/audit.o src/hba_read.o src/hba_match.o src/hba_audit.o src/hba_shadow.o \
-       src/audit_tls.o src/audit_probe.o
+       src/hba_ident.o src/hba_admit.o src/hba_ident_audit.o \
+       src/audit_tls.o src/audit_probe.o src/audit_handshake.o src/audit_crl.o src/audit_login.o
 # every install and upgrade script (pgtls_admin--1.0.sql, pgtls_admin--1.0--1.1.sql, ...)
 DATA = $(patsubst $(srcdir)/%,%,$(wildcard $(srcdir)/pgtls_admin--*.sql))
 SCRIPTS = bin/pgtls-client-cert

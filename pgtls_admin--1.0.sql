@@ -107,7 +107,8 @@ LANGUAGE C VOLATILE PARALLEL SAFE;
 
 -- Issue
 CREATE FUNCTION pgtls_issue_client(role name, days int DEFAULT NULL,
-                                   key_type text DEFAULT NULL)
+                                   key_type text DEFAULT NULL,
+                                   subject text DEFAULT NULL)
 RETURNS TABLE (serial text, certificate text, private_key text,
                ca_certificate text, not_after timestamptz)
 AS 'MODULE_PATHNAME', 'pgtls_issue_client'
@@ -191,6 +192,8 @@ LANGUAGE C VOLATILE PARALLEL SAFE;
 CREATE TYPE pgtls_cert_details AS (
     subject             text,
     issuer              text,
+    subject_dn          text,
+    issuer_dn           text,
     serial              text,
     not_before          timestamptz,
     not_after           timestamptz,
@@ -228,12 +231,19 @@ RETURNS TABLE (line_number int, type text, auth_method text, options text[],
 AS 'MODULE_PATHNAME', 'pgtls_hba_match'
 LANGUAGE C VOLATILE PARALLEL RESTRICTED ROWS 1;
 
+CREATE FUNCTION pgtls_explain_login(certificate text, role name,
+                                    database name DEFAULT current_database(),
+                                    address inet DEFAULT '127.0.0.1')
+RETURNS TABLE (step text, ok bool, detail text)
+AS 'MODULE_PATHNAME', 'pgtls_explain_login'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED ROWS 15;
+
 REVOKE ALL ON FUNCTION pgtls_init_ca(text, int, text, bool) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_import_ca(text, text, bool) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_import_ca_files(text, text, bool) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_install_server_cert_files(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_ca_cert() FROM PUBLIC;
-REVOKE ALL ON FUNCTION pgtls_issue_client(name, int, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgtls_issue_client(name, int, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_cert_info(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_sign_client_csr(name, text, int) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_issue_server(text[], inet[], int, text) FROM PUBLIC;
@@ -254,6 +264,8 @@ GRANT EXECUTE ON FUNCTION pgtls_cert_info(text) TO pg_monitor;
 GRANT EXECUTE ON FUNCTION pgtls_server_cert_info() TO pg_monitor;
 GRANT EXECUTE ON FUNCTION pgtls_hba_check() TO pg_monitor;
 GRANT EXECUTE ON FUNCTION pgtls_hba_match(name, name, inet, bool) TO pg_monitor;
+REVOKE ALL ON FUNCTION pgtls_explain_login(text, name, name, inet) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pgtls_explain_login(text, name, name, inet) TO pg_monitor;
 
 -- Views for dashboards.  "Valid" means not revoked and not expired.
 CREATE VIEW pgtls_expiring_certificates AS

@@ -399,14 +399,68 @@ put_settings_rows(FunctionCallInfo fcinfo, List *changed)
 	}
 }
 
-/* Issuing works regardless, but say so when no rule would accept the certificate. */
+/*
+ * Issuing works regardless, but say so when no pg_hba.conf rule would let
+ * this certificate in as the role (following line order, clientname= and
+ * map=).
+ */
 static void
-notice_if_no_cert_rule(Oid roleid, const char *role)
+notice_if_no_cert_rule(Oid roleid, const char *role, X509 *cert)
 {
-	if (!pgtls_hba_admits_cert(roleid, role))
+	X509_NAME  *subject = X509_get_subject_name(cert);
+	char	   *problem = pgtls_hba_cert_problem(roleid, role, pgtls_name_cn(subject, NULL),
+												pgtls_name_dn(subject, NULL));
+
+	if (problem != NULL)
 		ereport(NOTICE,
 				(errmsg("no pg_hba.conf rule lets role \"%s\" log in with a certificate", role),
-				 errhint("Add a hostssl line with method cert for this role (or all) above any broader line, reload, and check with pgtls_hba_match().")));
+				 errdetail("%s", problem),
+				 errhint("Add a hostssl line with method cert for this role (or all) above any broader line, reload, and check with pgtls_hba_match() or pgtls_explain_login().")));
+}
+
+/*
+ * The subject argument of pgtls_issue_client, or NULL for CN = the role.
+ * Another subject must be one that pg_hba.conf and pg_ident.conf (as they
+ * are on disk) let in as this role, and as no other role, so the
+ * certificate is known to log in as the role it is issued for.
+ */
+static X509_NAME *
+subject_arg(FunctionCallInfo fcinfo, int n, Oid roleid, const char *role)
+{
+	char	   *subject;
+	X509_NAME  *name;
+	char	   *cn;
+	char	   *dn;
+	char	   *problem;
+	List	   *others;
+
+	if (PG_NARGS() <= n || PG_ARGISNULL(n))
+		return NULL;
+	subject = text_to_cstring(PG_GETARG_TEXT_PP(n));
+	name = pgtls_subject_name(subject);
+	cn = pgtls_name_cn(name, NULL);
+	dn = pgtls_name_dn(name, NULL);
+	problem = pgtls_hba_cert_problem(roleid, role, cn, dn);
+	if (problem != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a certificate with subject \"%s\" would not log in as role \"%s\"", subject, role),
+				 errdetail("%s", problem),
+				 errhint("Map that name to the role in pg_ident.conf (the map= of the pg_hba.conf line that should admit it) and reload, or leave out subject to issue CN=%s.",
+						 role)));
+	others = pgtls_cert_other_roles(role, cn, dn);
+	if (others != NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a certificate with subject \"%s\" would also log in as role \"%s\"", subject,
+						(char *) linitial(others)),
+				 errdetail("pg_hba.conf and pg_ident.conf let a certificate with that subject in as more roles than the one it is issued for."),
+				 errhint("Choose a subject that only the map of role \"%s\" admits.", role)));
+	if (pgtls_ident_changed_since_reload())
+		ereport(NOTICE,
+				(errmsg("pg_ident.conf changed after the last configuration reload"),
+				 errhint("Run SELECT pg_reload_conf(); so the server uses the map this certificate needs.")));
+	return name;
 }
 
 PG_FUNCTION_INFO_V1(pgtls_issue_client);
@@ -417,6 +471,7 @@ pgtls_issue_client(PG_FUNCTION_ARGS)
 	char	   *role;
 	int			days;
 	PgtlsKeyType key_type;
+	X509_NAME  *subject;
 	MemoryContext caller;
 	PgtlsIssued issued;
 
@@ -425,13 +480,14 @@ pgtls_issue_client(PG_FUNCTION_ARGS)
 	role = NameStr(*PG_GETARG_NAME(0));
 	days = days_arg(fcinfo, 1);
 	key_type = key_type_arg(fcinfo, 2);
+	subject = subject_arg(fcinfo, 3, roleid, role);
 	srf_begin(fcinfo, 5);
 
 	caller = pgtls_work_begin();
-	pgtls_issue_client_cert(role, roleid, days, key_type, &issued);
+	pgtls_issue_client_cert_as(role, roleid, subject, days, key_type, &issued);
 	put_issued_row(fcinfo, &issued);
+	notice_if_no_cert_rule(roleid, role, issued.cert);
 	pgtls_work_end(caller);
-	notice_if_no_cert_rule(roleid, role);
 	return (Datum) 0;
 }
 
@@ -462,8 +518,8 @@ pgtls_sign_client_csr(PG_FUNCTION_ARGS)
 	values[2] = PointerGetDatum(issued.ca.pem);
 	values[3] = TimestampTzGetDatum(pgtls_asn1_time_to_timestamptz(X509_get0_notAfter(issued.cert)));
 	srf_put(fcinfo, values, nulls);
+	notice_if_no_cert_rule(roleid, role, issued.cert);
 	pgtls_work_end(caller);
-	notice_if_no_cert_rule(roleid, role);
 	return (Datum) 0;
 }
 
@@ -674,27 +730,29 @@ static void
 put_cert_info_row(FunctionCallInfo fcinfo, X509 *cert)
 {
 	PgtlsCertInfo info;
-	Datum		values[13];
-	bool		nulls[13] = {false};
+	Datum		values[15];
+	bool		nulls[15] = {false};
 
 	pgtls_describe_cert(cert, &info);
 	values[0] = CStringGetTextDatum(info.subject);
 	values[1] = CStringGetTextDatum(info.issuer);
-	values[2] = CStringGetTextDatum(info.serial);
-	values[3] = TimestampTzGetDatum(info.not_before);
-	values[4] = TimestampTzGetDatum(info.not_after);
-	values[5] = pgtls_text_array(info.san);
-	nulls[5] = info.san == NIL;
-	values[6] = pgtls_text_array(info.eku);
-	nulls[6] = info.eku == NIL;
-	values[7] = pgtls_text_array(info.key_usage);
-	nulls[7] = info.key_usage == NIL;
-	nulls[8] = info.key_type == NULL;
-	values[8] = nulls[8] ? (Datum) 0 : CStringGetTextDatum(info.key_type);
-	values[9] = Int32GetDatum(info.key_bits);
-	values[10] = CStringGetTextDatum(info.signature_algorithm);
-	values[11] = BoolGetDatum(info.is_ca);
-	values[12] = CStringGetTextDatum(info.fingerprint_sha256);
+	values[2] = CStringGetTextDatum(info.subject_dn);
+	values[3] = CStringGetTextDatum(info.issuer_dn);
+	values[4] = CStringGetTextDatum(info.serial);
+	values[5] = TimestampTzGetDatum(info.not_before);
+	values[6] = TimestampTzGetDatum(info.not_after);
+	values[7] = pgtls_text_array(info.san);
+	nulls[7] = info.san == NIL;
+	values[8] = pgtls_text_array(info.eku);
+	nulls[8] = info.eku == NIL;
+	values[9] = pgtls_text_array(info.key_usage);
+	nulls[9] = info.key_usage == NIL;
+	nulls[10] = info.key_type == NULL;
+	values[10] = nulls[10] ? (Datum) 0 : CStringGetTextDatum(info.key_type);
+	values[11] = Int32GetDatum(info.key_bits);
+	values[12] = CStringGetTextDatum(info.signature_algorithm);
+	values[13] = BoolGetDatum(info.is_ca);
+	values[14] = CStringGetTextDatum(info.fingerprint_sha256);
 	srf_put(fcinfo, values, nulls);
 }
 
@@ -705,7 +763,7 @@ pgtls_cert_info(PG_FUNCTION_ARGS)
 	text	   *pem = pem_arg(fcinfo, 0, "certificate");
 	MemoryContext caller;
 
-	srf_begin(fcinfo, 13);
+	srf_begin(fcinfo, 15);
 	caller = pgtls_work_begin();
 	put_cert_info_row(fcinfo, pgtls_parse_cert(VARDATA_ANY(pem), VARSIZE_ANY_EXHDR(pem), "certificate",
 											   PGTLS_CERT_TEXT_HINT));
@@ -719,7 +777,7 @@ pgtls_server_cert_info(PG_FUNCTION_ARGS)
 {
 	MemoryContext caller;
 
-	srf_begin(fcinfo, 13);
+	srf_begin(fcinfo, 15);
 	caller = pgtls_work_begin();
 	put_cert_info_row(fcinfo, pgtls_server_cert());
 	pgtls_work_end(caller);
@@ -807,12 +865,49 @@ pgtls_hba_match(PG_FUNCTION_ARGS)
 		values[2] = CStringGetTextDatum(hba_authname(hba->auth_method));
 		values[3] = pgtls_text_array(options);
 		nulls[3] = options == NIL;
-		if (hba->auth_method != uaReject && !pgtls_role_can_login(conn.roleid))
-			values[4] = CStringGetTextDatum("role cannot log in");
-		else
-			values[4] = CStringGetTextDatum(pgtls_hba_verdict(hba));
+		values[4] = CStringGetTextDatum(pgtls_hba_verdict(hba, &conn, pgtls_ident_read()));
 	}
 	srf_put(fcinfo, values, nulls);
+	pgtls_work_end(caller);
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(pgtls_explain_login);
+Datum
+pgtls_explain_login(PG_FUNCTION_ARGS)
+{
+	text	   *pem;
+	List	   *certs;
+	inet	   *address;
+	char	   *host;
+	MemoryContext caller;
+	ListCell   *lc;
+
+	require_arg(fcinfo, 0, "certificate");
+	require_arg(fcinfo, 1, "role");
+	require_arg(fcinfo, 2, "database");
+	require_arg(fcinfo, 3, "address");
+	pem = PG_GETARG_TEXT_PP(0);
+	address = PG_GETARG_INET_PP(3);
+	srf_begin(fcinfo, 3);
+	caller = pgtls_work_begin();
+	certs = pgtls_read_cert_list(VARDATA_ANY(pem), VARSIZE_ANY_EXHDR(pem));
+	if (certs == NIL)
+		(void) pgtls_parse_cert(VARDATA_ANY(pem), VARSIZE_ANY_EXHDR(pem), "certificate", PGTLS_CERT_TEXT_HINT);
+	host = text_to_cstring(DatumGetTextPP(DirectFunctionCall1(network_host, InetPGetDatum(address))));
+	foreach(lc, pgtls_login_steps(certs, NameStr(*PG_GETARG_NAME(1)), NameStr(*PG_GETARG_NAME(2)),
+								  address, host))
+	{
+		PgtlsLoginStep *s = lfirst(lc);
+		Datum		values[3];
+		bool		nulls[3] = {false};
+
+		values[0] = CStringGetTextDatum(s->step);
+		nulls[1] = s->ok < 0;
+		values[1] = BoolGetDatum(s->ok == 1);
+		values[2] = CStringGetTextDatum(s->detail);
+		srf_put(fcinfo, values, nulls);
+	}
 	pgtls_work_end(caller);
 	return (Datum) 0;
 }

@@ -29,6 +29,9 @@ typedef struct PgtlsIssued
 
 extern void pgtls_issue_client_cert(const char *role_name, Oid role_oid, int days,
 									PgtlsKeyType key_type, PgtlsIssued *out);
+extern void pgtls_issue_client_cert_as(const char *role_name, Oid role_oid,
+									   const X509_NAME *subject, int days,
+									   PgtlsKeyType key_type, PgtlsIssued *out);
 extern void pgtls_issue_csr_cert(const char *role_name, Oid role_oid, const char *csr,
 								 int csr_len, int days, PgtlsIssued *out);
 extern void pgtls_issue_server_cert(List *dns_names, List *addresses, int days,

@@ -22,6 +22,7 @@ typedef struct PgtlsRegistryRow
 	List	   *san;			/* char *, "DNS:..." / "IP:..." */
 	char	   *key_type;
 	bool		revoked;
+	char	   *subject;		/* as pgtls_name_text() printed it */
 } PgtlsRegistryRow;
 
 /* A registry row as the background worker follows it. */
@@ -117,6 +118,9 @@ extern void pgtls_live_set(const char *serial, bool is_live, Oid role_oid, Times
 extern void pgtls_live_reset(void);
 extern void pgtls_live_publish(PgtlsWorkerState state, bool loaded, const PgtlsCAIdentity *cas,
 							   int ncas);
+/* A worker heartbeat older than this: registry-enforced logins fail closed. */
+#define PGTLS_LIVE_HEARTBEAT_STALE_SECONDS 60
+
 extern PgtlsLiveVerdict pgtls_live_check(const char *serial, const PgtlsCAIdentity *issuer,
 										 Oid *role_oid, TimestampTz *not_after,
 										 TimestampTz *heartbeat, int64 *count);
@@ -124,6 +128,15 @@ extern void pgtls_live_at_commit(const char *serial, bool add, Oid role_oid, Tim
 extern void pgtls_ca_identity_of_ca(X509 *ca, PgtlsCAIdentity *id);
 extern void pgtls_ca_identity_of_issuer(X509 *cert, PgtlsCAIdentity *id);
 extern Size pgtls_live_shmem_size(void);
+
+/* A client certificate that is neither revoked nor expired. */
+typedef struct PgtlsLiveCert
+{
+	char	   *serial;
+	char	   *role;
+	char	   *pem;
+} PgtlsLiveCert;
+extern List *pgtls_registry_live_clients(void);
 
 /* ---- src/pending.c: revocations whose transaction has not ended ---- */
 extern void pgtls_pending_add(const char *serial, const char *reason);

@@ -29,6 +29,8 @@ extern char *pgtls_normalize_serial(const char *serial);
 extern int	pgtls_crl_missing(X509_CRL *crl, List *serials, char **first_missing);
 extern char *pgtls_key_type_of(EVP_PKEY *key, int *bits);
 extern char *pgtls_name_text(const X509_NAME *name);
+extern char *pgtls_name_dn(const X509_NAME *name, bool *embedded_nul);
+extern char *pgtls_name_cn(const X509_NAME *name, bool *embedded_nul);
 extern char *pgtls_safe_text(const unsigned char *data, int len);
 extern TimestampTz pgtls_asn1_time_to_timestamptz(const ASN1_TIME *t);
 extern text *pgtls_cert_pem(X509 *cert);
@@ -36,15 +38,17 @@ extern text *pgtls_cert_pem(X509 *cert);
 /* ---- src/x509_describe.c: what a certificate says ---- */
 typedef struct PgtlsCertInfo
 {
-	char	   *subject;
+	char	   *subject;		/* in certificate order, RFC 2253 escaping, UTF-8 kept */
 	char	   *issuer;
+	char	   *subject_dn;		/* as the server's peer_dn: XN_FLAG_RFC2253 */
+	char	   *issuer_dn;
 	char	   *serial;
 	TimestampTz not_before;
 	TimestampTz not_after;
-	List	   *san;			/* char *, "DNS:name", "IP:addr", ... */
+	List	   *san;			/* char *, "DNS:name", "IP:addr", "otherName:UPN:...", ... */
 	List	   *eku;			/* char *, short names such as clientAuth */
 	List	   *key_usage;		/* char * */
-	char	   *key_type;		/* ec-p256, rsa-2048, ed25519, ... */
+	char	   *key_type;		/* ec-p256, rsa-2048, rsa-pss-2048, ed25519, ... */
 	int			key_bits;
 	char	   *signature_algorithm;
 	bool		is_ca;
@@ -83,6 +87,10 @@ extern int	pgtls_validity_days(int days, bool days_isnull);
 extern X509 *pgtls_build_ca_cert(const char *subject, int days, EVP_PKEY *key);
 extern X509 *pgtls_build_client_cert(const char *role_name, int days, EVP_PKEY *key,
 									 X509 *ca_cert, EVP_PKEY *ca_key);
+extern X509 *pgtls_build_client_cert_as(const char *role_name, const X509_NAME *subject, int days,
+										EVP_PKEY *key, X509 *ca_cert, EVP_PKEY *ca_key);
+extern X509_NAME *pgtls_subject_name(const char *subject);
+extern X509_NAME *pgtls_role_subject_name(const char *role_name);
 extern void pgtls_check_server_names(List *dns_names, List *addresses);
 extern X509 *pgtls_build_server_cert(List *dns_names, List *addresses, int days,
 									 EVP_PKEY *key, X509 *ca_cert, EVP_PKEY *ca_key);

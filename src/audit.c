@@ -10,8 +10,10 @@ List *
 pgtls_audit_run(void)
 {
 	PgtlsAudit	audit = {0};
+	PgtlsHbaFile *hba = pgtls_hba_read();
 
-	pgtls_hba_audit(pgtls_hba_read(), &audit);
+	pgtls_hba_audit(hba, &audit);
+	pgtls_audit_ident(&audit, hba);
 	pgtls_audit_settings(&audit);
 	pgtls_audit_server_files(&audit, pgtls_audit_extension_ca(&audit));
 	if (audit.findings == NIL)

@@ -13,6 +13,7 @@
  */
 #include "pgtls_audit.h"
 
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -49,10 +50,9 @@ is_set(const char *value)
 }
 
 /* ---------------------------------------------------------------------
- * ssl_ciphers, judged by name: libcrypto alone cannot expand a cipher
- * string, so each token is checked for the families that are weak
- * (no encryption, no authentication, export grade, DES/3DES, RC4, RC2,
- * MD5, IDEA, SEED) and for "@SECLEVEL=0"; "!" and "-" remove families.
+ * ssl_ciphers by name, only to say which weak families a string names
+ * when OpenSSL offers none of them: what is really offered comes from
+ * handshakes with the server's own context (check_negotiation).
  * --------------------------------------------------------------------- */
 static const char *const weak_families[] = {
 	"NULL", "eNULL", "aNULL", "ADH", "AECDH", "EXP", "EXPORT", "EXPORT40", "EXPORT56",
@@ -71,9 +71,9 @@ weak_family(const char *part)
 	return -1;
 }
 
-/* The weak families a cipher string leaves enabled, or NULL. */
+/* The weak families a cipher string names and does not take away again, or NULL. */
 static char *
-weak_ciphers(const char *suites)
+named_weak_families(const char *suites)
 {
 	bool		on[lengthof(weak_families)] = {false};
 	bool		banned[lengthof(weak_families)] = {false};
@@ -82,7 +82,6 @@ weak_ciphers(const char *suites)
 	char	   *save = NULL;
 	StringInfoData buf;
 	int			i;
-	bool		seclevel0 = false;
 
 	for (tok = strtok_r(copy, ": ,;", &save); tok; tok = strtok_r(NULL, ": ,;", &save))
 	{
@@ -91,11 +90,9 @@ weak_ciphers(const char *suites)
 		char	   *save2 = NULL;
 		char	   *body = pstrdup(op ? tok + 1 : tok);
 
-		if (pg_strcasecmp(tok, "@SECLEVEL=0") == 0)
-			seclevel0 = true;
 		if (op == '+')
 			continue;			/* only reorders */
-		for (part = strtok_r(body, "+-_", &save2); part; part = strtok_r(NULL, "+-_", &save2))
+		for (part = strtok_r(body, "+-_@", &save2); part; part = strtok_r(NULL, "+-_@", &save2))
 		{
 			int			f = weak_family(part);
 
@@ -113,30 +110,16 @@ weak_ciphers(const char *suites)
 	for (i = 0; i < (int) lengthof(weak_families); i++)
 		if (on[i])
 			appendStringInfo(&buf, "%s%s", buf.len ? ", " : "", weak_families[i]);
-	if (seclevel0)
-		appendStringInfo(&buf, "%s@SECLEVEL=0", buf.len ? ", " : "");
 	return buf.len ? buf.data : NULL;
 }
 
 void
 pgtls_audit_settings(PgtlsAudit *audit)
 {
-	char	   *weak;
-
 	if (!EnableSSL)
 		setting_finding(audit, PGTLS_SEV_HIGH, "ssl.off", "ssl",
 						pstrdup("ssl is off: every TCP connection, passwords included, travels unencrypted and no client certificate can be used"),
 						pstrdup("Run SELECT pgtls_enable_ssl(); (or set ssl = on with ssl_cert_file and ssl_key_file) and reload."));
-	if (ssl_min_protocol_version < PG_TLS1_2_VERSION)
-		setting_finding(audit, PGTLS_SEV_HIGH, "ssl.min_protocol", "ssl_min_protocol_version",
-						psprintf("ssl_min_protocol_version is %s: TLS 1.0 and 1.1 are broken and deprecated",
-								 GetConfigOption("ssl_min_protocol_version", false, false)),
-						pstrdup("Set ssl_min_protocol_version = 'TLSv1.2' (or TLSv1.3) and reload."));
-	weak = weak_ciphers(SSLCipherSuites);
-	if (weak != NULL)
-		setting_finding(audit, PGTLS_SEV_HIGH, "ssl.weak_ciphers", "ssl_ciphers",
-						psprintf("ssl_ciphers enables weak cipher suites (%s)", weak),
-						pstrdup("Set ssl_ciphers = 'HIGH:MEDIUM:+3DES:!aNULL' (the default) or stricter, and reload."));
 	if (Password_encryption == PASSWORD_TYPE_MD5)
 		setting_finding(audit, PGTLS_SEV_MEDIUM, "auth.password_encryption_md5", "password_encryption",
 						pstrdup("password_encryption is md5: new passwords are stored as weak MD5 hashes"),
@@ -145,6 +128,167 @@ pgtls_audit_settings(PgtlsAudit *audit)
 		setting_finding(audit, PGTLS_SEV_MEDIUM, "ssl.passphrase_command", "ssl_passphrase_command_supports_reload",
 						pstrdup("ssl_passphrase_command is set but ssl_passphrase_command_supports_reload is off: every reload that must load an encrypted key fails"),
 						pstrdup("Set ssl_passphrase_command_supports_reload = on if the command can run without a terminal, or use an unencrypted key file with mode 0600."));
+}
+
+/* ---------------------------------------------------------------------
+ * What the server negotiates: handshakes with its own context
+ * --------------------------------------------------------------------- */
+static const char *
+group_name(int nid)
+{
+	const char *name;
+
+	if (nid == NID_undef)
+		return "no elliptic-curve or finite-field group (RSA key exchange)";
+	name = OBJ_nid2sn(nid & ~TLSEXT_nid_unknown);
+	return (nid & TLSEXT_nid_unknown) || name == NULL ? psprintf("group 0x%04x", nid & 0xFFFF) : name;
+}
+
+static const char *
+version_setting(const char *name)
+{
+	const char *v = GetConfigOption(name, false, false);
+
+	return (v == NULL || v[0] == '\0') ? "unset" : v;
+}
+
+/* No handshake with a libpq client: say what fails, and what it does to clients. */
+static void
+check_no_handshake(PgtlsAudit *audit, const PgtlsTlsProbe *p)
+{
+	StringInfoData msg;
+	const char *hint;
+	const char *setting;
+	int			v;
+
+	initStringInfo(&msg);
+	appendStringInfo(&msg, "no TLS handshake succeeds with a libpq 15 client: the server fails with \"%s\" (ssl_min_protocol_version %s, ssl_max_protocol_version %s, ssl_ecdh_curve %s)",
+					 p->libpq.server_error, version_setting("ssl_min_protocol_version"),
+					 version_setting("ssl_max_protocol_version"), SSLECDHCurve);
+	for (v = 0; v < PGTLS_NVERSIONS; v++)
+		if (p->pinned[v].ok)
+		{
+			appendStringInfo(&msg, "; only a client limited to %s gets through (%s)",
+							 pgtls_tls_version_names[v], p->pinned[v].cipher);
+			break;
+		}
+	appendStringInfoString(&msg, ". Clients with sslmode=prefer (libpq's default) silently connect without TLS wherever a host or hostnossl line lets them; sslmode=require and stricter cannot connect");
+	if (ssl_max_protocol_version != PG_TLS_ANY && ssl_max_protocol_version < PG_TLS1_2_VERSION)
+	{
+		setting = "ssl_max_protocol_version";
+		hint = "Allow TLS 1.2 and 1.3: set ssl_min_protocol_version = 'TLSv1.2', reset ssl_max_protocol_version, and reload.";
+	}
+	else if (strstr(p->libpq.server_error, "key share") != NULL || strstr(p->libpq.server_error, "curve") != NULL)
+	{
+		setting = "ssl_ecdh_curve";
+		hint = "Set ssl_ecdh_curve = 'prime256v1' (the default) and reload: clients offer only X25519, P-256, X448, P-521 and P-384.";
+	}
+	else
+	{
+		setting = "ssl_ciphers";
+		hint = "Reset ssl_ciphers, ssl_ecdh_curve, ssl_min_protocol_version and ssl_max_protocol_version to their defaults, reload, and check this audit again.";
+	}
+	setting_finding(audit, PGTLS_SEV_CRITICAL, "ssl.no_handshake", setting, msg.data, pstrdup(hint));
+}
+
+static void
+check_versions(PgtlsAudit *audit, const PgtlsTlsProbe *p)
+{
+	int			tls12 = 2;
+
+	if (p->pinned[0].ok || p->pinned[1].ok)
+	{
+		int			v = p->pinned[0].ok ? 0 : 1;
+
+		setting_finding(audit, PGTLS_SEV_HIGH, "ssl.min_protocol", "ssl_min_protocol_version",
+						psprintf("the server really offers %s%s: a client limited to %s negotiated %s; TLS 1.0 and 1.1 are broken and deprecated",
+								 pgtls_tls_version_names[v], p->pinned[1].ok && v == 0 ? " and TLSv1.1" : "",
+								 pgtls_tls_version_names[v], p->pinned[v].cipher),
+						pstrdup("Set ssl_min_protocol_version = 'TLSv1.2' (or TLSv1.3) and reload."));
+	}
+	else if (ssl_min_protocol_version != PG_TLS_ANY && ssl_min_protocol_version < PG_TLS1_2_VERSION)
+		setting_finding(audit, PGTLS_SEV_LOW, "ssl.min_protocol", "ssl_min_protocol_version",
+						psprintf("ssl_min_protocol_version is %s, but OpenSSL refuses TLS 1.0 and 1.1 at security level %d (a TLS 1.0 client gets \"%s\"), so nothing below TLS 1.2 is offered",
+								 version_setting("ssl_min_protocol_version"), p->security_level,
+								 p->pinned[0].server_error),
+						pstrdup("Set ssl_min_protocol_version = 'TLSv1.2' so that a lower security level cannot bring TLS 1.0 back, and reload."));
+
+	/* TLS 1.2 allowed by the range, yet impossible */
+	if (!p->pinned[tls12].ok &&
+		(p->min_version == 0 || p->min_version <= TLS1_2_VERSION) &&
+		(p->max_version == 0 || p->max_version >= TLS1_2_VERSION))
+		setting_finding(audit, PGTLS_SEV_MEDIUM, "ssl.tls12_unavailable", "ssl_ciphers",
+						psprintf("TLS 1.2 is allowed but no TLS 1.2 handshake succeeds (the server fails with \"%s\"): only TLS 1.3 clients can connect, so drivers built on older TLS libraries cannot",
+								 p->pinned[tls12].server_error),
+						pstrdup("Set ssl_ciphers to suites TLS 1.2 clients share, such as the default 'HIGH:MEDIUM:+3DES:!aNULL', or set ssl_min_protocol_version = 'TLSv1.3' if that is intended."));
+}
+
+static void
+check_suites(PgtlsAudit *audit, const PgtlsTlsProbe *p)
+{
+	static const struct
+	{
+		PgtlsSeverity severity;
+		const char *what;
+	}			classes[PGTLS_NWEAK] = {
+		[PGTLS_WEAK_NULL] = {PGTLS_SEV_CRITICAL, "suites without encryption"},
+		[PGTLS_WEAK_ANON] = {PGTLS_SEV_HIGH, "anonymous suites, which authenticate no server, so a man in the middle needs no certificate"},
+		[PGTLS_WEAK_LEGACY] = {PGTLS_SEV_HIGH, "legacy suites (RC4, DES, 3DES, RC2, MD5 or under 128-bit keys)"},
+	};
+	bool		offered = false;
+	char	   *named;
+	int			w;
+
+	for (w = 0; w < PGTLS_NWEAK; w++)
+	{
+		if (!p->weak[w].ok)
+			continue;
+		offered = true;
+		setting_finding(audit, classes[w].severity, "ssl.weak_ciphers", "ssl_ciphers",
+						psprintf("the server really offers %s: a client offering only those negotiated %s (%s); ssl_ciphers is '%s'",
+								 classes[w].what, p->weak[w].cipher, p->weak[w].version, SSLCipherSuites),
+						pstrdup("Set ssl_ciphers = 'HIGH:MEDIUM:+3DES:!aNULL' (the default) or stricter, and reload."));
+	}
+	named = named_weak_families(SSLCipherSuites);
+	if (!offered && named != NULL)
+		setting_finding(audit, PGTLS_SEV_LOW, "ssl.weak_ciphers", "ssl_ciphers",
+						psprintf("ssl_ciphers names %s, but OpenSSL offers none of those suites here (security level %d%s): all %d suites the server can negotiate are strong",
+								 named, p->security_level,
+								 p->library_has_legacy ? "" : "; this OpenSSL build has no RC4, DES or 3DES suites at all",
+								 p->nsuites),
+						pstrdup("Remove the weak names from ssl_ciphers so that another OpenSSL build or security level cannot enable them."));
+}
+
+static void
+check_level_and_curve(PgtlsAudit *audit, const PgtlsTlsProbe *p)
+{
+	int			nid = OBJ_sn2nid(SSLECDHCurve);
+
+	if (p->security_level < 2)
+		setting_finding(audit, PGTLS_SEV_MEDIUM, "ssl.security_level", "ssl_ciphers",
+						psprintf("the server's OpenSSL security level is %d (%s): client certificates signed with SHA-1 or with RSA keys under 2048 bits are accepted, and weaker suites and key exchanges are allowed",
+								 p->security_level,
+								 strstr(SSLCipherSuites, "@SECLEVEL") ? "set by @SECLEVEL in ssl_ciphers" : "the system's OpenSSL configuration"),
+						pstrdup("Remove @SECLEVEL from ssl_ciphers (security level 2 is the default) and reload."));
+	if (p->libpq.ok && nid != NID_undef && (p->libpq.group & ~TLSEXT_nid_unknown) != nid)
+		setting_finding(audit, PGTLS_SEV_LOW, "ssl.ecdh_curve", "ssl_ecdh_curve",
+						psprintf("ssl_ecdh_curve = '%s' is not what clients get: a libpq 15 client negotiated %s with %s (OpenSSL refuses that curve for TLS or clients do not offer it)",
+								 SSLECDHCurve, p->libpq.cipher, group_name(p->libpq.group)),
+						pstrdup("Set ssl_ecdh_curve = 'prime256v1' (the default) or 'secp384r1', and reload."));
+}
+
+/* Judge protocols, suites and groups by handshakes with the server's own context. */
+static void
+check_negotiation(PgtlsAudit *audit, const PgtlsTlsProbe *p)
+{
+	if (!p->libpq.ok)
+	{
+		check_no_handshake(audit, p);
+		return;
+	}
+	check_versions(audit, p);
+	check_suites(audit, p);
+	check_level_and_curve(audit, p);
 }
 
 /* ---------------------------------------------------------------------
@@ -319,6 +463,74 @@ check_cert(PgtlsAudit *audit, const char *path, X509 *cert, CertRole role)
  * Server certificate: purpose, names, chain
  * --------------------------------------------------------------------- */
 
+/* wildcard_certificate_match() of libpq 15 (fe-secure-common.c): "*.example.com" matches one label. */
+static bool
+wildcard_matches(const char *pattern, const char *host)
+{
+	size_t		lenpat = strlen(pattern);
+	size_t		lenstr = strlen(host);
+	const char *dot;
+
+	if (lenpat < 3 || pattern[0] != '*' || pattern[1] != '.' || lenpat > lenstr)
+		return false;
+	if (pg_strcasecmp(pattern + 1, host + lenstr - lenpat + 1) != 0)
+		return false;
+	dot = strchr(host, '.');
+	return dot != NULL && dot >= host + lenstr - lenpat;
+}
+
+static bool
+name_matches(const ASN1_STRING *name, const char *host)
+{
+	const char *data = (const char *) ASN1_STRING_get0_data(name);
+	int			len = ASN1_STRING_length(name);
+	char	   *copy = pnstrdup(data, len);
+
+	if ((int) strlen(copy) != len)
+		return false;			/* libpq: "SSL certificate's name contains embedded null" */
+	return pg_strcasecmp(copy, host) == 0 || wildcard_matches(copy, host);
+}
+
+/*
+ * Would libpq 15 with sslmode=verify-full accept this certificate for host
+ * (pgtls_verify_peer_name_matches_certificate_guts)?  SAN entries of the
+ * host's kind (DNS names, or IP addresses for an address) are compared;
+ * when the certificate has none of that kind, its first CN is.
+ */
+static bool
+libpq_accepts_host(X509 *leaf, const char *host)
+{
+	GENERAL_NAMES *san = pgtls_own_general_names(X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL));
+	unsigned char ip[16];
+	int			iplen = 0;
+	bool		check_cn = true;
+	int			i;
+	X509_NAME  *subject;
+	int			cn;
+
+	if (inet_pton(AF_INET, host, ip) == 1)
+		iplen = 4;
+	else if (inet_pton(AF_INET6, host, ip) == 1)
+		iplen = 16;
+	for (i = 0; san != NULL && i < sk_GENERAL_NAME_num(san); i++)
+	{
+		const GENERAL_NAME *gn = sk_GENERAL_NAME_value(san, i);
+
+		if (gn->type == (iplen ? GEN_IPADD : GEN_DNS))
+			check_cn = false;
+		if (gn->type == GEN_DNS && name_matches(gn->d.dNSName, host))
+			return true;
+		if (gn->type == GEN_IPADD && iplen && ASN1_STRING_length(gn->d.iPAddress) == iplen &&
+			memcmp(ASN1_STRING_get0_data(gn->d.iPAddress), ip, iplen) == 0)
+			return true;
+	}
+	if (!check_cn)
+		return false;
+	subject = X509_get_subject_name(leaf);
+	cn = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
+	return cn >= 0 && name_matches(X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, cn)), host);
+}
+
 /* Names clients use to reach this server: listen_addresses, or our host name. */
 static void
 check_names(PgtlsAudit *audit, const char *path, X509 *leaf)
@@ -327,41 +539,43 @@ check_names(PgtlsAudit *audit, const char *path, X509 *leaf)
 	char	   *tok;
 	char	   *save = NULL;
 	bool		wildcard = false;
-	GENERAL_NAMES *san = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
+	bool		all_ok = true;
+	GENERAL_NAMES *san = pgtls_own_general_names(X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL));
+	char	   *cn = pgtls_name_cn(X509_get_subject_name(leaf), NULL);
 
-	if (san == NULL)
-	{
-		pgtls_finding(audit, PGTLS_SEV_MEDIUM, "cert.san_missing", path, 0, NULL,
-					  pstrdup("the server certificate has no subjectAltName: clients that follow RFC 6125 (and libpq 17 with sslmode=verify-full for IP addresses) cannot verify the host name"),
-					  pstrdup("Issue a server certificate with the names clients use: SELECT pgtls_enable_ssl(ARRAY['db.example.com','localhost']);"));
-		return;
-	}
-	GENERAL_NAMES_free(san);
 	for (tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save))
 	{
-		bool		ok;
-
 		if (strcmp(tok, "*") == 0 || strcmp(tok, "0.0.0.0") == 0 || strcmp(tok, "::") == 0)
 		{
 			wildcard = true;
 			continue;
 		}
-		ok = (X509_check_ip_asc(leaf, tok, 0) == 1) || X509_check_host(leaf, tok, 0, 0, NULL) == 1;
-		if (!ok)
-			pgtls_finding(audit, PGTLS_SEV_MEDIUM, "cert.san_missing", path, 0, NULL,
-						  psprintf("the server listens on \"%s\" (listen_addresses) but its certificate has no subjectAltName for it, so sslmode=verify-full clients using that name fail", tok),
-						  psprintf("Issue a server certificate that includes \"%s\" with pgtls_enable_ssl().", tok));
+		if (libpq_accepts_host(leaf, tok))
+			continue;
+		all_ok = false;
+		pgtls_finding(audit, PGTLS_SEV_MEDIUM, "cert.san_missing", path, 0, NULL,
+					  psprintf("the server listens on \"%s\" (listen_addresses) but its certificate names neither it in a subjectAltName nor%s, so sslmode=verify-full clients using that name fail",
+							   tok, san ? " (with a subjectAltName present, libpq ignores the CN) anything libpq accepts" :
+							   cn ? psprintf(" in its CN \"%s\"", pgtls_safe_text((unsigned char *) cn, strlen(cn))) : " in a CN"),
+					  psprintf("Issue a server certificate that includes \"%s\" with pgtls_enable_ssl().", tok));
 	}
 	if (wildcard)
 	{
 		char		host[256];
 
-		if (gethostname(host, sizeof(host)) == 0 && host[0] != '\0' &&
-			X509_check_host(leaf, host, 0, 0, NULL) != 1)
+		if (gethostname(host, sizeof(host)) == 0 && host[0] != '\0' && !libpq_accepts_host(leaf, host))
+		{
+			all_ok = false;
 			pgtls_finding(audit, PGTLS_SEV_LOW, "cert.san_missing", path, 0, NULL,
-						  psprintf("the server listens on all addresses but its certificate has no subjectAltName for this machine's host name \"%s\"", host),
+						  psprintf("the server listens on all addresses but its certificate has no name for this machine's host name \"%s\"", host),
 						  pstrdup("Include the names clients use in the certificate: SELECT pgtls_enable_ssl(ARRAY['<name>', ...]);"));
+		}
 	}
+	if (san == NULL && all_ok)
+		pgtls_finding(audit, PGTLS_SEV_LOW, "cert.san_missing", path, 0, NULL,
+					  psprintf("the server certificate has no subjectAltName: libpq and most drivers fall back to its CN%s%s%s, but clients that ignore the CN (Go since 1.15, browsers, RFC 9525 checkers) cannot verify the host name",
+							   cn ? " \"" : "", cn ? pgtls_safe_text((unsigned char *) cn, strlen(cn)) : "", cn ? "\"" : ""),
+					  pstrdup("Issue a server certificate with the names clients use: SELECT pgtls_enable_ssl(ARRAY['db.example.com','localhost']);"));
 }
 
 /* A server certificate revoked with pgtls_revoke() is still accepted by clients. */
@@ -407,19 +621,45 @@ cert_stack(List *certs, int skip)
 	return sk;
 }
 
-/* Does the server chain verify against ssl_ca_file, as a verify-full client holding it would? */
+/*
+ * The server's chain.  ssl_ca_file is the set of CAs client certificates
+ * must chain to; the server certificate may legitimately come from another
+ * CA, so a chain that does not verify against it (or the pgtls_admin CA) is
+ * information for the clients' sslrootcert, not a fault.  A fault is a
+ * ssl_cert_file whose certificates do not form a chain.
+ */
 static void
-check_chain(PgtlsAudit *audit, const char *path, List *chain, List *trusted, const char *ca_path)
+check_chain(PgtlsAudit *audit, const char *path, List *chain, List *trusted, X509 *our_ca)
 {
 	X509_STORE *store = pgtls_own_store(X509_STORE_new());
 	X509_STORE_CTX *ctx = pgtls_own_store_ctx(X509_STORE_CTX_new());
 	ListCell   *lc;
 	int			err;
+	X509	   *top = llast(chain);
 
 	if (store == NULL || ctx == NULL)
 		pgtls_ossl_raise(ERRCODE_OUT_OF_MEMORY, "could not allocate a certificate store");
+	for (lc = list_head(chain); lnext(chain, lc) != NULL; lc = lnext(chain, lc))
+	{
+		X509	   *child = lfirst(lc);
+		X509	   *parent = lfirst(lnext(chain, lc));
+
+		if (X509_check_issued(parent, child) != X509_V_OK)
+		{
+			pgtls_ossl_clear();
+			pgtls_finding(audit, PGTLS_SEV_MEDIUM, "cert.chain", path, 0, NULL,
+						  psprintf("the certificates in ssl_cert_file \"%s\" do not form a chain: \"%s\" did not issue \"%s\", so clients cannot build a path to their root from what the server sends",
+								   path, pgtls_name_text(X509_get_subject_name(parent)),
+								   pgtls_name_text(X509_get_subject_name(child))),
+						  pstrdup("Put the server certificate first in ssl_cert_file, then its issuer, then that one's issuer, and reload."));
+			return;
+		}
+	}
 	foreach(lc, trusted)
 		X509_STORE_add_cert(store, lfirst(lc));
+	if (our_ca != NULL)
+		X509_STORE_add_cert(store, our_ca);
+	pgtls_ossl_clear();
 	if (!X509_STORE_CTX_init(ctx, store, linitial(chain), cert_stack(chain, 1)))
 		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not set up certificate verification");
 	/* validity and purpose have findings of their own */
@@ -428,10 +668,10 @@ check_chain(PgtlsAudit *audit, const char *path, List *chain, List *trusted, con
 		return;
 	err = X509_STORE_CTX_get_error(ctx);
 	pgtls_ossl_clear();
-	pgtls_finding(audit, PGTLS_SEV_HIGH, "cert.chain", path, 0, NULL,
-				  psprintf("the server certificate does not verify against ssl_ca_file \"%s\": %s",
-						   ca_path, X509_verify_cert_error_string(err)),
-				  pstrdup("Install a server certificate issued by the CA in ssl_ca_file (SELECT pgtls_enable_ssl(); does), or add its intermediates to ssl_cert_file."));
+	pgtls_finding(audit, PGTLS_SEV_INFO, "cert.chain", path, 0, NULL,
+				  psprintf("the server certificate does not chain to ssl_ca_file or the pgtls_admin CA (%s; its chain ends at \"%s\"): fine when server and client certificates come from different CAs, but clients with sslmode=verify-full need that CA's root in their sslrootcert, and pgtls_ca_cert() is not it",
+						   X509_verify_cert_error_string(err), pgtls_name_text(X509_get_issuer_name(top))),
+				  pstrdup("Give clients the root of the server certificate's CA as sslrootcert, or issue the server certificate from the pgtls_admin CA with SELECT pgtls_enable_ssl();."));
 }
 
 /* ---------------------------------------------------------------------
@@ -505,68 +745,46 @@ changed_at(const char *setting)
 	return time_t_to_timestamptz(t.tv_sec) + t.tv_nsec / 1000;
 }
 
+/*
+ * The server's own loader on the files as they are now; when it loads,
+ * what it negotiates.
+ */
 static void
 check_server_load(PgtlsAudit *audit)
 {
-	char	   *error;
+	const PgtlsTlsProbe *p = pgtls_tls_probe();
 	TimestampTz newest;
 
-	if (is_set(ssl_passphrase_command) && ssl_passphrase_command_supports_reload)
-		return;					/* trying would run the command */
-	error = pgtls_probe_server_load();
-	if (error == NULL)
+	if (p->passphrase_needed)
+	{
+		/* the key findings say what that means for reloads and restarts */
+		if (is_set(ssl_passphrase_command))
+			pgtls_finding(audit, PGTLS_SEV_INFO, "ssl.not_probed", pgtls_resolve_path(ssl_key_file), 0, NULL,
+						  pstrdup("the server's private key is encrypted, and the audit never runs ssl_passphrase_command: whether the files load and what the server negotiates were not checked"),
+						  pstrdup("Check the server log after the next reload or restart."));
 		return;
+	}
+	if (p->load_error == NULL)
+	{
+		if (p->load_warning != NULL)
+			setting_finding(audit, PGTLS_SEV_CRITICAL, "ssl.dh_params", "ssl_dh_params_file",
+							psprintf("the server loads its SSL files, but complains: %s. A reload falls back to the built-in DH group; the next restart fails",
+									 p->load_warning),
+							pstrdup("Point ssl_dh_params_file at a valid file of at least 2048-bit DH parameters (openssl dhparam -out dh.pem 2048), or reset it, then reload."));
+		check_negotiation(audit, p);
+		return;
+	}
 	newest = Max(Max(changed_at(ssl_cert_file), changed_at(ssl_key_file)),
 				 Max(changed_at(ssl_ca_file), changed_at(ssl_crl_file)));
 	if (PgReloadTime >= newest)
 		pgtls_finding(audit, PGTLS_SEV_CRITICAL, "ssl.reload_rejected", NULL, 0, NULL,
-					  psprintf("the server rejected its SSL files at the last configuration load (%s): %s. It keeps serving the certificate it had before, and will not start after a restart",
-							   timestamptz_to_str(PgReloadTime), error),
+					  psprintf("the server rejected its SSL configuration at the last configuration load (%s): %s. It keeps serving the certificate it had before, and will not start after a restart",
+							   timestamptz_to_str(PgReloadTime), p->load_error),
 					  pstrdup("Fix the findings for ssl_cert_file, ssl_key_file, ssl_ca_file and ssl_crl_file, then run SELECT pg_reload_conf(); and check this audit again."));
 	else
 		pgtls_finding(audit, PGTLS_SEV_CRITICAL, "ssl.load_failed", NULL, 0, NULL,
-					  psprintf("the server cannot load the SSL files as they are now: %s. The next reload will be rejected and a restart will fail", error),
+					  psprintf("the server cannot load the SSL files as they are now: %s. The next reload will be rejected and a restart will fail", p->load_error),
 					  pstrdup("Fix the findings for ssl_cert_file, ssl_key_file, ssl_ca_file and ssl_crl_file before reloading or restarting."));
-}
-
-/* ---------------------------------------------------------------------
- * CRL file against the registry
- * --------------------------------------------------------------------- */
-static void
-check_crl(PgtlsAudit *audit, const AuditFile *f, List *revoked)
-{
-	BIO		   *bio = pgtls_mem_bio(f->data, (int) f->len);
-	X509_CRL   *crl = pgtls_own_crl(PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL));
-	const ASN1_TIME *next;
-	ListCell   *lc;
-	List	   *serials = NIL;
-	int			missing;
-	char	   *first;
-
-	pgtls_ossl_clear();
-	if (crl == NULL)
-	{
-		invalid_file(audit, f, PGTLS_SEV_CRITICAL, "certificate revocation list");
-		return;
-	}
-	next = X509_CRL_get0_nextUpdate(crl);
-	if (next != NULL && pgtls_asn1_time_to_timestamptz(next) < GetCurrentTimestamp())
-		pgtls_finding(audit, PGTLS_SEV_CRITICAL, "crl.expired", f->path, 0, NULL,
-					  psprintf("the CRL in \"%s\" expired on %s: every client certificate login fails", f->path,
-							   timestamptz_to_str(pgtls_asn1_time_to_timestamptz(next))),
-					  pstrdup("Publish a current CRL (pgtls_revoke() rewrites ours) and reload."));
-	foreach(lc, revoked)
-		serials = lappend(serials, ((PgtlsRevoked *) lfirst(lc))->serial);
-	missing = pgtls_crl_missing(crl, serials, &first);
-	if (missing > 0)
-		pgtls_finding(audit, PGTLS_SEV_CRITICAL, "ca.crl_stale", f->path, 0, NULL,
-					  psprintf("%d certificate%s revoked in the registry %s not in the CRL the server uses (\"%s\"; first missing serial %s), so %s still accepted",
-							   missing, missing == 1 ? "" : "s", missing == 1 ? "is" : "are", f->path, first,
-							   missing == 1 ? "it is" : "they are"),
-					  strcmp(pgtls_resolve_path(ssl_crl_file), pgtls_resolve_path(pgtls_crl_file)) == 0 ?
-					  pstrdup("Run SELECT pgtls_refresh_crl(); on this node (it works on a standby too), and preload the library (shared_preload_libraries = 'pgtls_admin') so its background worker keeps the CRL current.") :
-					  psprintf("Point ssl_crl_file at pgtls_admin.crl_file (%s), run SELECT pgtls_refresh_crl(); and reload.",
-							   pgtls_crl_file));
 }
 
 /* ---------------------------------------------------------------------
@@ -613,7 +831,9 @@ pgtls_audit_server_files(PgtlsAudit *audit, X509 *our_ca)
 	}
 	if (is_set(ssl_crl_file) &&
 		read_audit_file(audit, &crl_file, "ssl_crl_file", ssl_crl_file, false, PGTLS_SEV_CRITICAL))
-		check_crl(audit, &crl_file, revoked);
+		pgtls_audit_crls(audit, our_ca, revoked, crl_file.data, crl_file.len);
+	else
+		pgtls_audit_crls(audit, our_ca, revoked, NULL, 0);
 
 	foreach(lc, chain)
 		check_cert(audit, cert_file.path, lfirst(lc), foreach_current_index(lc) == 0 ? CERT_SERVER : CERT_CHAIN);
@@ -622,8 +842,7 @@ pgtls_audit_server_files(PgtlsAudit *audit, X509 *our_ca)
 		check_revoked(audit, cert_file.path, linitial(chain));
 		check_purpose(audit, cert_file.path, linitial(chain));
 		check_names(audit, cert_file.path, linitial(chain));
-		if (trusted != NIL)
-			check_chain(audit, cert_file.path, chain, trusted, ca_file.path);
+		check_chain(audit, cert_file.path, chain, trusted, our_ca);
 	}
 	foreach(lc, trusted)
 	{

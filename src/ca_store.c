@@ -97,7 +97,10 @@ pgtls_check_ca_cert(X509 *cert, const char *what)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s is signed with the weak digest %s", what, OBJ_nid2sn(md_nid)),
-				 errdetail("OpenSSL at security level 2 refuses such a CA (\"ca md too weak\")."),
+				 (X509_get_extension_flags(cert) & EXFLAG_SS) ?
+				 errdetail("This is pgtls_admin's policy, not OpenSSL's: OpenSSL never checks the signature of a self-signed root, so the server would accept this CA, but pgtls_admin issues only from CAs signed with SHA-256 or stronger.") :
+				 errdetail("OpenSSL at security level 2 refuses a chain through a CA certificate signed with %s (\"ca md too weak\").",
+						   OBJ_nid2sn(md_nid)),
 				 errhint("Create a new CA with SELECT pgtls_init_ca().")));
 	if (pub != NULL && EVP_PKEY_get_base_id(pub) == EVP_PKEY_RSA && EVP_PKEY_get_bits(pub) < 2048)
 		ereport(ERROR,

@@ -24,9 +24,6 @@
 #include "utils/acl.h"
 #include "utils/timestamp.h"
 
-/* A heartbeat older than this means the worker is not following the registry. */
-#define HEARTBEAT_STALE_SECONDS 60
-
 static ClientAuthentication_hook_type prev_client_auth = NULL;
 
 static void
@@ -78,7 +75,7 @@ enforce_registry(Port *port)
 		case PGTLS_LIVE_FOUND:
 			break;
 	}
-	if (TimestampDifferenceExceeds(heartbeat, GetCurrentTimestamp(), HEARTBEAT_STALE_SECONDS * 1000))
+	if (TimestampDifferenceExceeds(heartbeat, GetCurrentTimestamp(), PGTLS_LIVE_HEARTBEAT_STALE_SECONDS * 1000))
 		refuse(port, psprintf("the background worker has not confirmed the registry since %s",
 							  heartbeat ? timestamptz_to_str(heartbeat) : "it started"));
 	if (role_oid != get_role_oid(port->user_name, true))

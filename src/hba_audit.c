@@ -158,7 +158,7 @@ check_reach(RuleCtx *r, PgtlsShadow *s)
 void
 pgtls_hba_audit(PgtlsHbaFile *file, PgtlsAudit *audit)
 {
-	PgtlsShadow *s = pgtls_shadow_create();
+	PgtlsShadow *s = pgtls_shadow_create(false);
 	int			i;
 
 	for (i = 0; i < file->nrules; i++)

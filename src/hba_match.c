@@ -14,9 +14,17 @@
 #include <netdb.h>
 #include <netinet/in.h>
 
+#include "access/htup_details.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_database.h"
+#include "commands/dbcommands.h"
 #include "common/ip.h"
 #include "libpq/ifaddr.h"
+#include "miscadmin.h"
+#include "replication/walsender.h"
 #include "utils/acl.h"
+#include "utils/memutils.h"
+#include "utils/syscache.h"
 
 /*
  * The connection's address from an inet; a Unix-domain socket when ip is
@@ -97,8 +105,8 @@ match_database(PgtlsConnection *conn, List *tokens)
 }
 
 /* Follows check_role() in hba.c (PostgreSQL 15.x). */
-static bool
-match_role(PgtlsConnection *conn, List *tokens)
+bool
+pgtls_hba_match_role(PgtlsConnection *conn, List *tokens)
 {
 	ListCell   *lc;
 
@@ -270,7 +278,7 @@ pgtls_hba_find(PgtlsHbaFile *file, PgtlsConnection *conn)
 		if (hba == NULL)
 			continue;
 		if (match_connection_type(hba, conn) && match_address(hba, conn) &&
-			match_database(conn, hba->databases) && match_role(conn, hba->roles))
+			match_database(conn, hba->databases) && pgtls_hba_match_role(conn, hba->roles))
 			return i;
 	}
 	return -1;
@@ -304,9 +312,9 @@ pgtls_hba_is_password_method(UserAuth m)
 		m == uaRADIUS || m == uaPAM || m == uaBSD;
 }
 
-/* What happens to a connection that hits this rule. */
-const char *
-pgtls_hba_verdict(HbaLine *hba)
+/* The method part of a verdict: "cert login", "password login", ... */
+static const char *
+method_words(HbaLine *hba)
 {
 	const char *base;
 
@@ -326,6 +334,173 @@ pgtls_hba_verdict(HbaLine *hba)
 	if (hba->clientcert != clientCertOff)
 		return psprintf("cert and %s login", base);
 	return psprintf("%s login", base);
+}
+
+/* Does the line compare a certificate's name with the role (CheckCertAuth)? */
+bool
+pgtls_hba_checks_cert_name(HbaLine *hba)
+{
+	return hba->auth_method == uaCert ||
+		(hba->auth_method != uaReject && hba->clientcert == clientCertFull);
+}
+
+/*
+ * What a certificate must name to pass this line's name check, or NULL when
+ * it is the plain "CN equals the role".  *impossible: no certificate can.
+ */
+static char *
+identity_requirement(HbaLine *hba, PgtlsIdentFile *ident, const char *role, bool *impossible)
+{
+	const char *field = hba->clientcertname == clientCertDN ? "subject DN" : "CN";
+	char	   *note = ident->error ?
+		psprintf("; pg_ident.conf %s is invalid, so the server keeps the maps it loaded before", ident->error) : "";
+	int			line;
+
+	*impossible = false;
+	if (!pgtls_hba_checks_cert_name(hba))
+		return NULL;
+	if (hba->usermap == NULL || hba->usermap[0] == '\0')
+		return hba->clientcertname == clientCertDN ?
+			psprintf("the certificate's subject DN must be exactly \"%s\"", role) : NULL;
+	*impossible = true;
+	if (ident->missing)
+		return psprintf("pg_ident.conf does not exist, so map \"%s\" is empty", hba->usermap);
+	if (!pgtls_usermap_exists(ident, hba->usermap))
+		return psprintf("pg_ident.conf has no map \"%s\"%s", hba->usermap, note);
+	line = pgtls_usermap_can_reach(ident, hba->usermap, role);
+	if (line == 0)
+		return psprintf("map \"%s\" in pg_ident.conf maps no certificate %s to role \"%s\"%s",
+						hba->usermap, field, role, note);
+	*impossible = false;
+	return psprintf("the certificate's %s through map \"%s\", pg_ident.conf line %d%s",
+					field, hba->usermap, line, note);
+}
+
+/*
+ * Does this line's name check let a certificate with this CN and subject
+ * DN in as role?  *ident_line: the pg_ident.conf line that decided; *why:
+ * the server's log line when not.  Lines without a name check admit any.
+ */
+bool
+pgtls_hba_admits_identity(HbaLine *hba, PgtlsIdentFile *ident, const char *role,
+						  const char *cn, const char *dn, int *ident_line, char **why)
+{
+	const char *name = hba->clientcertname == clientCertDN ? dn : cn;
+
+	*ident_line = 0;
+	*why = NULL;
+	if (!pgtls_hba_checks_cert_name(hba))
+		return true;
+	if (name == NULL || name[0] == '\0')
+	{
+		*why = psprintf("certificate authentication failed for user \"%s\": client certificate contains no user name", role);
+		return false;
+	}
+	return pgtls_usermap_check(ident, hba->usermap, role, name, ident_line, why);
+}
+
+/*
+ * What InitPostgres() refuses after a successful authentication
+ * (postinit.c and miscinit.c, PostgreSQL 15.x), check by check in the
+ * server's words; NULL where it passes.  Connection limits and reserved
+ * slots depend on the moment and are not predicted.  The database checks
+ * do not apply to a physical replication connection, nor the replication
+ * checks to others.  One refusal comes before authentication: with
+ * max_wal_senders = 0, InitProcess() turns every walsender away.
+ */
+void
+pgtls_after_auth_checks(const char *role, const char *database, bool physical_replication,
+						PgtlsAfterAuth *out)
+{
+	HeapTuple	tup = SearchSysCache1(AUTHNAME, CStringGetDatum(role));
+	bool		super = false;
+	bool		replication = false;
+	Oid			roleid = InvalidOid;
+	Oid			dbid;
+	Form_pg_database d;
+
+	memset(out, 0, sizeof(*out));
+	if (physical_replication && max_wal_senders == 0)
+		out->walsender = psprintf("number of requested standby connections exceeds max_wal_senders (currently %d)",
+								  max_wal_senders);
+	if (!HeapTupleIsValid(tup))
+		out->role = psprintf("role \"%s\" does not exist", role);
+	else
+	{
+		Form_pg_authid r = (Form_pg_authid) GETSTRUCT(tup);
+
+		roleid = r->oid;
+		super = r->rolsuper;
+		replication = r->rolreplication;
+		if (!r->rolcanlogin)
+			out->role = psprintf("role \"%s\" is not permitted to log in", role);
+		ReleaseSysCache(tup);
+	}
+	if (physical_replication)
+	{
+		if (OidIsValid(roleid) && !super && !replication)
+			out->replication = pstrdup("must be superuser or replication role to start walsender");
+		return;
+	}
+
+	dbid = get_database_oid(database, true);
+	tup = OidIsValid(dbid) ? SearchSysCache1(DATABASEOID, ObjectIdGetDatum(dbid)) : NULL;
+	if (!HeapTupleIsValid(tup))
+	{
+		out->database = psprintf("database \"%s\" does not exist", database);
+		return;
+	}
+	d = (Form_pg_database) GETSTRUCT(tup);
+#ifdef DATCONNLIMIT_INVALID_DB
+	if (d->datconnlimit == DATCONNLIMIT_INVALID_DB)
+		out->database = psprintf("cannot connect to invalid database \"%s\"", database);
+	else
+#endif
+	if (!d->datallowconn)
+		out->database = psprintf("database \"%s\" is not currently accepting connections", database);
+	ReleaseSysCache(tup);
+	if (out->database == NULL && OidIsValid(roleid) && !super &&
+		pg_database_aclcheck(dbid, roleid, ACL_CONNECT) != ACLCHECK_OK)
+		out->database = psprintf("permission denied for database \"%s\"", database);
+}
+
+/* The first of them, or NULL. */
+char *
+pgtls_refusal_after_auth(const char *role, const char *database, bool physical_replication)
+{
+	PgtlsAfterAuth checks;
+
+	pgtls_after_auth_checks(role, database, physical_replication, &checks);
+	return checks.walsender ? checks.walsender : checks.role ? checks.role :
+		checks.replication ? checks.replication : checks.database;
+}
+
+/*
+ * What happens to a connection that hits this rule: the method, what a
+ * certificate must name, and what the server refuses after authentication.
+ */
+char *
+pgtls_hba_verdict(HbaLine *hba, PgtlsConnection *conn, PgtlsIdentFile *ident)
+{
+	StringInfoData buf;
+	bool		impossible;
+	char	   *requirement;
+	char	   *refusal;
+
+	if (hba->auth_method == uaReject || hba->auth_method == uaImplicitReject)
+		return pstrdup("rejected");
+	requirement = identity_requirement(hba, ident, conn->role, &impossible);
+	if (impossible)
+		return psprintf("no certificate can log in: %s", requirement);
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, method_words(hba));
+	if (requirement != NULL)
+		appendStringInfo(&buf, " (%s)", requirement);
+	refusal = pgtls_refusal_after_auth(conn->role, conn->database, conn->physical_replication);
+	if (refusal != NULL)
+		appendStringInfo(&buf, "; refused %s authentication: %s",
+						 conn->physical_replication && max_wal_senders == 0 ? "before" : "after", refusal);
+	return buf.data;
 }
 
 static void
@@ -369,30 +544,4 @@ pgtls_hba_options(HbaLine *hba)
 	add_option(&options, "radiusidentifiers", hba->radiusidentifiers_s);
 	add_option(&options, "radiusports", hba->radiusports_s);
 	return options;
-}
-
-/* ---------------------------------------------------------------------
- * Does any rule let this role in with a certificate?  (NOTICE on issue)
- * --------------------------------------------------------------------- */
-bool
-pgtls_hba_admits_cert(Oid roleid, const char *role)
-{
-	PgtlsHbaFile *file = pgtls_hba_read_cached();
-	PgtlsConnection conn = {0};
-	int			i;
-
-	if (file == NULL)
-		return true;			/* nothing to say if we cannot read it */
-	conn.role = role;
-	conn.roleid = roleid;
-	for (i = 0; i < file->nrules; i++)
-	{
-		HbaLine    *hba = file->rules[i].hba;
-
-		if (hba != NULL && hba->conntype == ctHostSSL && hba->auth_method != uaReject &&
-			(hba->auth_method == uaCert || hba->clientcert != clientCertOff) &&
-			match_role(&conn, hba->roles))
-			return true;
-	}
-	return false;
 }

@@ -153,7 +153,7 @@ pgtls_hba_read(void)
 		List	   *secrets = line_secrets(tok);
 
 		rule->line = tok->line_num;
-		rule->raw = mask_line(tok->raw_line, secrets);
+		rule->raw = secrets == NIL ? pstrdup(tok->raw_line) : mask_line(tok->raw_line, secrets);
 		if (tok->err_msg == NULL)
 			rule->hba = parse_hba_line(tok, DEBUG3);
 		if (tok->err_msg != NULL)

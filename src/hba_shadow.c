@@ -20,7 +20,7 @@
 #define KIND_PLAIN	3
 
 static int
-kinds_of(ConnType type)
+kinds_of(ConnType type, bool ssl)
 {
 	switch (type)
 	{
@@ -29,7 +29,7 @@ kinds_of(ConnType type)
 		case ctHost:
 			return (1 << KIND_SSL) | (1 << KIND_GSS) | (1 << KIND_PLAIN);
 		case ctHostSSL:
-			return EnableSSL ? (1 << KIND_SSL) : 0;
+			return ssl ? (1 << KIND_SSL) : 0;
 		case ctHostNoSSL:
 			return (1 << KIND_GSS) | (1 << KIND_PLAIN);
 		case ctHostGSS:
@@ -161,6 +161,65 @@ string_table(const char *name)
 					   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
 }
 
+/* Tokens: keywords (k), +group names (g) and plain names (n), kept apart without building strings. */
+typedef struct TokenKey
+{
+	char		type;
+	const char *name;
+} TokenKey;
+
+typedef struct TokenEntry
+{
+	TokenKey	key;
+	int			id;
+} TokenEntry;
+
+static uint32
+token_hash(const void *key, Size keysize)
+{
+	const TokenKey *k = key;
+
+	return hash_bytes((const unsigned char *) k->name, strlen(k->name)) ^ (uint32) k->type;
+}
+
+static int
+token_match(const void *k1, const void *k2, Size keysize)
+{
+	const TokenKey *a = k1;
+	const TokenKey *b = k2;
+
+	return a->type != b->type || strcmp(a->name, b->name) != 0;
+}
+
+static HTAB *
+token_table(void)
+{
+	HASHCTL		ctl;
+
+	ctl.keysize = sizeof(TokenKey);
+	ctl.entrysize = sizeof(TokenEntry);
+	ctl.hash = token_hash;
+	ctl.match = token_match;
+	ctl.hcxt = CurrentMemoryContext;
+	return hash_create("pgtls_admin hba tokens", 256, &ctl,
+					   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+}
+
+static int
+token_in(HTAB *tokens, int *ntokens, char type, const char *name)
+{
+	TokenKey	key = {type, name};
+	bool		found;
+	TokenEntry *e = hash_search(tokens, &key, HASH_ENTER, &found);
+
+	if (!found)
+	{
+		e->key.name = pstrdup(name);
+		e->id = (*ntokens)++;
+	}
+	return e->id;
+}
+
 static int
 intern(HTAB *table, const char *s, int *next_id, bool *created)
 {
@@ -216,18 +275,12 @@ typedef struct AddrEntry
 	int			line;
 } AddrEntry;
 
-typedef struct PostingKey
+/* Per (kind, side): an array indexed by token id of the groups holding that token. */
+typedef struct PostingArray
 {
-	int			kind;
-	int			side;			/* 0 database, 1 role */
-	int			token;
-} PostingKey;
-
-typedef struct Posting
-{
-	PostingKey	key;
-	List	   *groups;			/* int list of group ids */
-} Posting;
+	List	  **groups;			/* int lists of group ids */
+	int			cap;
+} PostingArray;
 
 struct PgtlsShadow
 {
@@ -235,13 +288,23 @@ struct PgtlsShadow
 	int			ntokens;
 	int			kw_all;
 	int			kw_replication;
-	HTAB	   *signatures;
+	HTAB	   *signatures;		/* (database set, role set) -> signature id */
+	int			nsignatures;
+	int		   *sig_groups;		/* [signature id * PGTLS_NKINDS + kind] -> group id or -1 */
+	int			sig_cap;
 	int			ngroups;
 	ShadowGroup	  **groups;
 	int			groups_cap;
-	HTAB	   *postings;
+	PostingArray postings[PGTLS_NKINDS][2];	/* side 0 database, 1 role */
 	HTAB	   *addrs;
+	bool		ssl;			/* hostssl lines can match (ssl on, or assumed) */
 };
+
+static int
+token_id(PgtlsShadow *s, char type, const char *name)
+{
+	return token_in(s->tokens, &s->ntokens, type, name);
+}
 
 static HTAB *
 blob_table(const char *name, Size keysize, Size entrysize)
@@ -276,21 +339,21 @@ token_set(PgtlsShadow *s, List *tokens, bool database, TokenSet *set)
 	foreach(lc, tokens)
 	{
 		AuthToken  *t = lfirst(lc);
-		char	   *key;
+		int			id;
 
 		if (pgtls_token_is_keyword(t, "all"))
-			key = "k:all";
+			id = s->kw_all;
 		else if (database && pgtls_token_is_keyword(t, "replication"))
-			key = "k:replication";
+			id = s->kw_replication;
 		else if (database && pgtls_token_is_keyword(t, "sameuser"))
-			key = "k:sameuser";
+			id = token_id(s, 'k', "sameuser");
 		else if (database && (pgtls_token_is_keyword(t, "samerole") || pgtls_token_is_keyword(t, "samegroup")))
-			key = "k:samerole";
+			id = token_id(s, 'k', "samerole");
 		else if (!database && !t->quoted && t->string[0] == '+')
-			key = psprintf("g:%s", t->string + 1);
+			id = token_id(s, 'g', t->string + 1);
 		else
-			key = psprintf("n:%s", t->string);
-		set->ids[n++] = intern(s->tokens, key, &s->ntokens, NULL);
+			id = token_id(s, 'n', t->string);
+		set->ids[n++] = id;
 	}
 	qsort(set->ids, n, sizeof(int), cmp_int);
 	set->n = 0;
@@ -425,10 +488,34 @@ group_covers(PgtlsShadow *s, int gid, const PgtlsRuleAddr *b)
 static List *
 postings(PgtlsShadow *s, int kind, int side, int token)
 {
-	PostingKey	k = {kind, side, token};
-	Posting    *p = hash_search(s->postings, &k, HASH_FIND, NULL);
+	PostingArray *p = &s->postings[kind][side];
 
-	return p ? p->groups : NIL;
+	return token < p->cap ? p->groups[token] : NIL;
+}
+
+/*
+ * The candidate groups for a set: a covering group holds each of the set's
+ * tokens or "all", so the groups holding any one token, plus those holding
+ * "all", include every covering group.  The token with the fewest groups
+ * keeps the work per rule independent of how many earlier rules share its
+ * other names (a +group named on thousands of lines, say).
+ */
+static void
+candidates(PgtlsShadow *s, int kind, int side, const TokenSet *set, List **all, List **some)
+{
+	int			i;
+
+	*all = postings(s, kind, side, s->kw_all);
+	*some = NIL;
+	for (i = 0; i < set->n; i++)
+	{
+		List	   *p = postings(s, kind, side, set->ids[i]);
+
+		if (i == 0 || list_length(p) < list_length(*some))
+			*some = p;
+		if (*some == NIL)
+			break;
+	}
 }
 
 /* Earliest earlier line that takes every connection of this kind rule j takes. */
@@ -440,10 +527,8 @@ shadow_line(PgtlsShadow *s, int kind, const TokenSet *db, const TokenSet *role, 
 	int			best = INT_MAX;
 	int			i;
 
-	cand[0][0] = postings(s, kind, 0, s->kw_all);
-	cand[0][1] = db->n ? postings(s, kind, 0, db->ids[0]) : NIL;
-	cand[1][0] = postings(s, kind, 1, s->kw_all);
-	cand[1][1] = role->n ? postings(s, kind, 1, role->ids[0]) : NIL;
+	candidates(s, kind, 0, db, &cand[0][0], &cand[0][1]);
+	candidates(s, kind, 1, role, &cand[1][0], &cand[1][1]);
 	side = (list_length(cand[0][0]) + list_length(cand[0][1]) <=
 			list_length(cand[1][0]) + list_length(cand[1][1])) ? 0 : 1;
 	for (i = 0; i < 2; i++)
@@ -464,14 +549,14 @@ shadow_line(PgtlsShadow *s, int kind, const TokenSet *db, const TokenSet *role, 
 	return best;
 }
 
+/* The (database set, role set) of a rule as a string, the same for every kind. */
 static char *
-signature(int kind, const TokenSet *db, const TokenSet *role)
+signature(const TokenSet *db, const TokenSet *role)
 {
 	StringInfoData buf;
 	int			i;
 
 	initStringInfo(&buf);
-	appendStringInfo(&buf, "%d|", kind);
 	for (i = 0; i < db->n; i++)
 		appendStringInfo(&buf, "%d,", db->ids[i]);
 	appendStringInfoChar(&buf, '|');
@@ -483,43 +568,66 @@ signature(int kind, const TokenSet *db, const TokenSet *role)
 static void
 add_posting(PgtlsShadow *s, int kind, int side, int token, int gid)
 {
-	PostingKey	k = {kind, side, token};
-	bool		found;
-	Posting    *p = hash_search(s->postings, &k, HASH_ENTER, &found);
+	PostingArray *p = &s->postings[kind][side];
 
-	if (!found)
-		p->groups = NIL;
-	p->groups = lappend_int(p->groups, gid);
+	if (token >= p->cap)
+	{
+		int			cap = Max(256, Max(token + 1, p->cap * 2));
+
+		p->groups = p->groups ? repalloc(p->groups, sizeof(List *) * cap) : palloc(sizeof(List *) * cap);
+		memset(p->groups + p->cap, 0, sizeof(List *) * (cap - p->cap));
+		p->cap = cap;
+	}
+	p->groups[token] = lappend_int(p->groups[token], gid);
+}
+
+/* The group of this signature and kind, created on first use. */
+static int
+group_of(PgtlsShadow *s, int kind, int sig, const TokenSet *db, const TokenSet *role)
+{
+	int			gid;
+	ShadowGroup *g;
+	int			i;
+
+	if (sig >= s->sig_cap)
+	{
+		int			cap = Max(256, Max(sig + 1, s->sig_cap * 2));
+
+		s->sig_groups = s->sig_groups ? repalloc(s->sig_groups, sizeof(int) * cap * PGTLS_NKINDS)
+			: palloc(sizeof(int) * cap * PGTLS_NKINDS);
+		for (i = s->sig_cap * PGTLS_NKINDS; i < cap * PGTLS_NKINDS; i++)
+			s->sig_groups[i] = -1;
+		s->sig_cap = cap;
+	}
+	gid = s->sig_groups[sig * PGTLS_NKINDS + kind];
+	if (gid >= 0)
+		return gid;
+	gid = s->ngroups++;
+	s->sig_groups[sig * PGTLS_NKINDS + kind] = gid;
+	if (gid >= s->groups_cap)
+	{
+		s->groups_cap = Max(64, s->groups_cap * 2);
+		s->groups = s->groups ? repalloc(s->groups, sizeof(ShadowGroup *) * s->groups_cap)
+			: palloc(sizeof(ShadowGroup *) * s->groups_cap);
+	}
+	g = s->groups[gid] = palloc0(sizeof(ShadowGroup));
+	g->db = *db;
+	g->role = *role;
+	g->all_line = g->samehost_line = g->samenet_line = INT_MAX;
+	for (i = 0; i < db->n; i++)
+		add_posting(s, kind, 0, db->ids[i], gid);
+	for (i = 0; i < role->n; i++)
+		add_posting(s, kind, 1, role->ids[i], gid);
+	return gid;
 }
 
 static void
-shadow_add(PgtlsShadow *s, int kind, const TokenSet *db, const TokenSet *role,
+shadow_add(PgtlsShadow *s, int kind, int sig, const TokenSet *db, const TokenSet *role,
 		   const PgtlsRuleAddr *addr, int line)
 {
-	bool		created;
-	int			gid = intern(s->signatures, signature(kind, db, role), &s->ngroups, &created);
-	ShadowGroup	   *g;
+	int			gid = group_of(s, kind, sig, db, role);
+	ShadowGroup	   *g = s->groups[gid];
 
-	if (created)
-	{
-		int			i;
-
-		if (gid >= s->groups_cap)
-		{
-			s->groups_cap = Max(64, s->groups_cap * 2);
-			s->groups = s->groups ? repalloc(s->groups, sizeof(ShadowGroup *) * s->groups_cap)
-				: palloc(sizeof(ShadowGroup *) * s->groups_cap);
-		}
-		g = s->groups[gid] = palloc0(sizeof(ShadowGroup));
-		g->db = *db;
-		g->role = *role;
-		g->all_line = g->samehost_line = g->samenet_line = INT_MAX;
-		for (i = 0; i < db->n; i++)
-			add_posting(s, kind, 0, db->ids[i], gid);
-		for (i = 0; i < role->n; i++)
-			add_posting(s, kind, 1, role->ids[i], gid);
-	}
-	g = s->groups[gid];
 	switch (addr->kind)
 	{
 		case ADDR_ALL:
@@ -558,16 +666,17 @@ shadow_add(PgtlsShadow *s, int kind, const TokenSet *db, const TokenSet *role,
 }
 
 PgtlsShadow *
-pgtls_shadow_create(void)
+pgtls_shadow_create(bool assume_ssl)
 {
 	PgtlsShadow *s = palloc0(sizeof(PgtlsShadow));
 
-	s->tokens = string_table("pgtls_admin hba tokens");
+	s->ssl = assume_ssl || EnableSSL;
+
+	s->tokens = token_table();
 	s->signatures = string_table("pgtls_admin hba groups");
-	s->postings = blob_table("pgtls_admin hba postings", sizeof(PostingKey), sizeof(Posting));
 	s->addrs = blob_table("pgtls_admin hba addresses", sizeof(AddrKey), sizeof(AddrEntry));
-	s->kw_all = intern(s->tokens, "k:all", &s->ntokens, NULL);
-	s->kw_replication = intern(s->tokens, "k:replication", &s->ntokens, NULL);
+	s->kw_all = token_id(s, 'k', "all");
+	s->kw_replication = token_id(s, 'k', "replication");
 	return s;
 }
 
@@ -581,8 +690,9 @@ pgtls_shadow_reach(PgtlsShadow *s, HbaLine *hba, const PgtlsRuleAddr *addr, int 
 {
 	TokenSet	db;
 	TokenSet	role;
-	int			kinds = kinds_of(hba->conntype);
+	int			kinds = kinds_of(hba->conntype, s->ssl);
 	int			k;
+	int			sig;
 
 	memset(reach, 0, sizeof(*reach));
 	if (kinds == 0)
@@ -605,7 +715,8 @@ pgtls_shadow_reach(PgtlsShadow *s, HbaLine *hba, const PgtlsRuleAddr *addr, int 
 		else
 			reach->by[reach->nby++] = l;
 	}
+	sig = intern(s->signatures, signature(&db, &role), &s->nsignatures, NULL);
 	for (k = 0; k < PGTLS_NKINDS; k++)
 		if (kinds & (1 << k))
-			shadow_add(s, k, &db, &role, addr, line);
+			shadow_add(s, k, sig, &db, &role, addr, line);
 }

@@ -29,10 +29,19 @@ void
 pgtls_issue_client_cert(const char *role_name, Oid role_oid, int days, PgtlsKeyType key_type,
 						PgtlsIssued *out)
 {
-	pgtls_check_role_cn(role_name);
+	pgtls_issue_client_cert_as(role_name, role_oid, NULL, days, key_type, out);
+}
+
+/* The same with another subject than CN = role_name (NULL: that one). */
+void
+pgtls_issue_client_cert_as(const char *role_name, Oid role_oid, const X509_NAME *subject,
+						   int days, PgtlsKeyType key_type, PgtlsIssued *out)
+{
+	if (subject == NULL)
+		pgtls_check_role_cn(role_name);
 	pgtls_ca_load(&out->ca);
 	out->key = pgtls_generate_key(key_type);
-	out->cert = pgtls_build_client_cert(role_name, days, out->key, out->ca.cert, out->ca.key);
+	out->cert = pgtls_build_client_cert_as(role_name, subject, days, out->key, out->ca.cert, out->ca.key);
 	recorded(out, "client", role_name, role_oid, pgtls_key_type_name(key_type));
 }
 

@@ -55,6 +55,7 @@ typedef enum RegistryQuery
 	Q_CHANGES,
 	Q_MERGE,
 	Q_SERIAL_STATE,
+	Q_LIVE_CLIENTS,
 	Q_COUNT
 } RegistryQuery;
 
@@ -103,7 +104,7 @@ static const struct
 		0, {InvalidOid}
 	},
 	[Q_LOOKUP] = {
-		"SELECT kind, role, san, key_type, revoked_at IS NOT NULL, role_oid "
+		"SELECT kind, role, san, key_type, revoked_at IS NOT NULL, role_oid, subject "
 		"FROM %1$s.pgtls_certificates WHERE serial OPERATOR(pg_catalog.=) $1",
 		1, {TEXTOID}
 	},
@@ -176,6 +177,12 @@ static const struct
 	[Q_ROW_XMAX] = {
 		"SELECT xmax FROM %1$s.pgtls_certificates WHERE serial OPERATOR(pg_catalog.=) $1",
 		1, {TEXTOID}
+	},
+	[Q_LIVE_CLIENTS] = {
+		"SELECT serial, role, certificate FROM %1$s.pgtls_certificates "
+		"WHERE kind OPERATOR(pg_catalog.=) 'client' AND revoked_at IS NULL "
+		"AND not_after OPERATOR(pg_catalog.>) pg_catalog.now() ORDER BY issued_at, serial",
+		0, {InvalidOid}
 	},
 };
 
@@ -670,6 +677,7 @@ pgtls_registry_lookup(const char *serial, PgtlsRegistryRow *row)
 		row->revoked = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
 		d = SPI_getbinval(tup, desc, 6, &isnull);
 		row->role_oid = isnull ? InvalidOid : DatumGetObjectId(d);
+		row->subject = TextDatumGetCString(SPI_getbinval(tup, desc, 7, &isnull));
 		MemoryContextSwitchTo(old);
 	}
 	registry_leave(&call);
@@ -695,6 +703,38 @@ pgtls_registry_expiring(int days, int *count, TimestampTz *first)
 		*count = 0;
 	registry_leave(&call);
 	return true;
+}
+
+/* Every client certificate that is neither revoked nor expired, oldest first. */
+List *
+pgtls_registry_live_clients(void)
+{
+	RegistryCall call;
+	MemoryContext caller = CurrentMemoryContext;
+	List	   *result = NIL;
+	int			rc;
+
+	registry_enter(&call);
+	rc = SPI_execute_plan(registry_plan(&call, Q_LIVE_CLIENTS), NULL, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not list client certificates: %s", SPI_result_code_string(rc));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		MemoryContext old = MemoryContextSwitchTo(caller);
+		PgtlsLiveCert *c = palloc(sizeof(PgtlsLiveCert));
+		bool		isnull;
+		Datum		d;
+
+		c->serial = TextDatumGetCString(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
+		d = SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull);
+		c->role = isnull ? NULL : pstrdup(NameStr(*DatumGetName(d)));
+		c->pem = TextDatumGetCString(SPI_getbinval(tup, SPI_tuptable->tupdesc, 3, &isnull));
+		result = lappend(result, c);
+		MemoryContextSwitchTo(old);
+	}
+	registry_leave(&call);
+	return result;
 }
 
 /*

@@ -40,6 +40,18 @@ renew_server(PgtlsRegistryRow *row, int days, PgtlsKeyType key_type, PgtlsIssued
 	pgtls_issue_server_cert(dns, ips, days, key_type, out);
 }
 
+/*
+ * The subject to renew a client certificate with: NULL for the default
+ * CN = role, else the one it was issued with (pgtls_issue_client's subject).
+ */
+static X509_NAME *
+renewal_subject(const PgtlsRegistryRow *row)
+{
+	if (strcmp(pgtls_name_text(pgtls_role_subject_name(row->role)), row->subject) == 0)
+		return NULL;
+	return pgtls_subject_name(row->subject);
+}
+
 /* Renew the certificate with this (normalized) serial into out. */
 void
 pgtls_renew_cert(const char *serial, int days, PgtlsIssued *out)
@@ -77,7 +89,7 @@ pgtls_renew_cert(const char *serial, int days, PgtlsIssued *out)
 					 errdetail("The certificate was issued for the role with OID %u; the role of that name now has OID %u.",
 							   row.role_oid, roleid),
 					 errhint("Revoke it, and issue a certificate for the new role with pgtls_issue_client() if it should have one.")));
-		pgtls_issue_client_cert(row.role, roleid, days, key_type, out);
+		pgtls_issue_client_cert_as(row.role, roleid, renewal_subject(&row), days, key_type, out);
 	}
 	else
 		renew_server(&row, days, key_type, out);

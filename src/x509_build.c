@@ -364,20 +364,28 @@ pgtls_new_cert(EVP_PKEY *key, int days, X509 *issuer)
 
 /*
  * A client certificate for role_name and the public key of key, signed by
- * the CA.  The CN is the role name's bytes (pgtls_check_role_cn), added as
- * one attribute value; nothing else of any request is copied.
+ * the CA.  The subject is CN = the role name's bytes (pgtls_check_role_cn),
+ * added as one attribute value, unless subject gives another (the caller
+ * has checked that a pg_ident.conf map makes it the role); nothing else of
+ * any request is copied.
  */
 X509 *
-pgtls_build_client_cert(const char *role_name, int days, EVP_PKEY *key,
-						X509 *ca_cert, EVP_PKEY *ca_key)
+pgtls_build_client_cert_as(const char *role_name, const X509_NAME *subject, int days,
+						   EVP_PKEY *key, X509 *ca_cert, EVP_PKEY *ca_key)
 {
 	static const int usage[] = {0};	/* digitalSignature */
 	X509	   *cert;
 
-	pgtls_check_role_cn(role_name);
+	if (subject == NULL)
+		pgtls_check_role_cn(role_name);
 	cert = pgtls_new_cert(key, days, ca_cert);
-	if (X509_NAME_add_entry_by_NID(X509_get_subject_name(cert), NID_commonName,
-								   MBSTRING_UTF8, (const unsigned char *) role_name, -1, -1, 0) != 1)
+	if (subject != NULL)
+	{
+		if (X509_set_subject_name(cert, subject) != 1)
+			pgtls_ossl_raise(ERRCODE_INVALID_PARAMETER_VALUE, "could not set the certificate's subject");
+	}
+	else if (X509_NAME_add_entry_by_NID(X509_get_subject_name(cert), NID_commonName,
+										MBSTRING_UTF8, (const unsigned char *) role_name, -1, -1, 0) != 1)
 		pgtls_ossl_raise(ERRCODE_INVALID_PARAMETER_VALUE, "could not set the certificate's common name");
 	add_basic_constraints(cert, false);
 	add_key_usage(cert, usage, lengthof(usage));
@@ -385,6 +393,13 @@ pgtls_build_client_cert(const char *role_name, int days, EVP_PKEY *key,
 	pgtls_add_key_ids(cert, ca_cert);
 	pgtls_sign(cert, ca_key);
 	return cert;
+}
+
+X509 *
+pgtls_build_client_cert(const char *role_name, int days, EVP_PKEY *key,
+						X509 *ca_cert, EVP_PKEY *ca_key)
+{
+	return pgtls_build_client_cert_as(role_name, NULL, days, key, ca_cert, ca_key);
 }
 
 /*
@@ -458,6 +473,37 @@ parse_subject(const char *subject, X509_NAME *name)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("subject must not be empty"),
 				 errhint("For example: CN=Example CA")));
+}
+
+static void
+free_name(void *p)
+{
+	X509_NAME_free(p);
+}
+
+/* A subject written as pgtls_init_ca() takes it, as a name owned by the current context. */
+X509_NAME *
+pgtls_subject_name(const char *subject)
+{
+	X509_NAME  *name = pgtls_own(X509_NAME_new(), free_name);
+
+	if (name == NULL)
+		pgtls_ossl_raise(ERRCODE_OUT_OF_MEMORY, "could not allocate a certificate name");
+	parse_subject(subject, name);
+	return name;
+}
+
+/* CN = the role name's bytes, as a name owned by the current context. */
+X509_NAME *
+pgtls_role_subject_name(const char *role_name)
+{
+	X509_NAME  *name = pgtls_own(X509_NAME_new(), free_name);
+
+	if (name == NULL ||
+		X509_NAME_add_entry_by_NID(name, NID_commonName, MBSTRING_UTF8,
+								   (const unsigned char *) role_name, -1, -1, 0) != 1)
+		pgtls_ossl_raise(ERRCODE_INVALID_PARAMETER_VALUE, "could not set the certificate's common name");
+	return name;
 }
 
 /*

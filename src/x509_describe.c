@@ -11,6 +11,49 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 
+/* OIDs of otherName SANs we can name, and whose value is a string. */
+static const struct
+{
+	const char *oid;
+	const char *name;
+}			other_names[] =
+{
+	{"1.3.6.1.4.1.311.20.2.3", "UPN"},	/* Microsoft user principal name */
+	{"1.3.6.1.5.5.7.8.9", "SmtpUTF8Mailbox"},	/* RFC 8398 */
+};
+
+static char *
+oid_text(const ASN1_OBJECT *obj)
+{
+	char		buf[128];
+
+	if (OBJ_obj2txt(buf, sizeof(buf), obj, 1) <= 0)
+		return pstrdup("<invalid>");
+	return pstrdup(buf);
+}
+
+/* "otherName:UPN:alice@example.com" for names we know, "otherName:<oid>" otherwise. */
+static char *
+other_name_text(const OTHERNAME *on)
+{
+	char	   *oid = oid_text(on->type_id);
+	int			i;
+
+	for (i = 0; i < (int) lengthof(other_names); i++)
+	{
+		const ASN1_TYPE *v = on->value;
+
+		if (strcmp(oid, other_names[i].oid) != 0 || v == NULL)
+			continue;
+		if (v->type == V_ASN1_UTF8STRING || v->type == V_ASN1_IA5STRING ||
+			v->type == V_ASN1_PRINTABLESTRING)
+			return psprintf("otherName:%s:%s", other_names[i].name,
+							pgtls_safe_text(ASN1_STRING_get0_data(v->value.asn1_string),
+											ASN1_STRING_length(v->value.asn1_string)));
+	}
+	return psprintf("otherName:%s", oid);
+}
+
 static List *
 general_names_list(const GENERAL_NAMES *names)
 {
@@ -47,8 +90,15 @@ general_names_list(const GENERAL_NAMES *names)
 			case GEN_DIRNAME:
 				result = lappend(result, psprintf("DirName:%s", pgtls_name_text(gn->d.dirn)));
 				break;
+			case GEN_OTHERNAME:
+				result = lappend(result, other_name_text(gn->d.otherName));
+				break;
+			case GEN_RID:
+				result = lappend(result, psprintf("RID:%s", oid_text(gn->d.registeredID)));
+				break;
 			default:
-				result = lappend(result, pstrdup("othername:<unsupported>"));
+				result = lappend(result, pstrdup(gn->type == GEN_X400 ? "X400Name:<unsupported>" :
+												 "EdiPartyName:<unsupported>"));
 				break;
 		}
 	}
@@ -138,6 +188,8 @@ pgtls_describe_cert(X509 *cert, PgtlsCertInfo *info)
 
 	pgtls_describe_cert_brief(cert, info);
 	info->issuer = pgtls_name_text(X509_get_issuer_name(cert));
+	info->subject_dn = pgtls_name_dn(X509_get_subject_name(cert), NULL);
+	info->issuer_dn = pgtls_name_dn(X509_get_issuer_name(cert), NULL);
 	eku = pgtls_own_eku(X509_get_ext_d2i(cert, NID_ext_key_usage, NULL, NULL));
 	for (i = 0; eku != NULL && i < sk_ASN1_OBJECT_num(eku); i++)
 		info->eku = lappend(info->eku, object_name(sk_ASN1_OBJECT_value(eku, i)));

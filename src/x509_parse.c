@@ -61,6 +61,54 @@ pgtls_name_text(const X509_NAME *name)
 	return pgtls_safe_text((unsigned char *) data, (int) len);
 }
 
+/*
+ * A distinguished name exactly as the server's peer_dn holds it, which is
+ * what pg_ident.conf and clientname=DN compare: X509_NAME_print_ex() with
+ * XN_FLAG_RFC2253 (be_tls_open_server, PostgreSQL 15): the last RDN first,
+ * every byte above 0x7F of the UTF-8 form escaped as \XX.  Sets
+ * *embedded_nul (when not NULL) if the bytes contain a NUL, which makes the
+ * server drop the connection.
+ */
+char *
+pgtls_name_dn(const X509_NAME *name, bool *embedded_nul)
+{
+	BIO		   *bio = pgtls_mem_bio(NULL, 0);
+	char	   *data;
+	long		len;
+
+	if (X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) < 0)
+		pgtls_ossl_raise(ERRCODE_INVALID_PARAMETER_VALUE, "could not print a certificate name");
+	len = BIO_get_mem_data(bio, &data);
+	if (embedded_nul != NULL)
+		*embedded_nul = memchr(data, '\0', len) != NULL;
+	return pgtls_safe_text((unsigned char *) data, (int) len);
+}
+
+/*
+ * The first CN's bytes, as the server's peer_cn holds them
+ * (X509_NAME_get_text_by_NID: no character-set conversion), or NULL when
+ * there is no CN.  *embedded_nul as above.  The bytes are returned as they
+ * are; callers that show them use pgtls_safe_text().
+ */
+char *
+pgtls_name_cn(const X509_NAME *name, bool *embedded_nul)
+{
+	int			len = X509_NAME_get_text_by_NID((X509_NAME *) name, NID_commonName, NULL, 0);
+	char	   *buf;
+
+	if (embedded_nul != NULL)
+		*embedded_nul = false;
+	if (len < 0)
+		return NULL;
+	buf = palloc(len + 1);
+	if (X509_NAME_get_text_by_NID((X509_NAME *) name, NID_commonName, buf, len + 1) != len)
+		pgtls_ossl_raise(ERRCODE_INVALID_PARAMETER_VALUE, "could not read a certificate's common name");
+	buf[len] = '\0';
+	if (embedded_nul != NULL)
+		*embedded_nul = (int) strlen(buf) != len;
+	return buf;
+}
+
 /* hint: what the caller should do with bad input, or NULL */
 X509 *
 pgtls_parse_cert(const char *pem, int len, const char *what, const char *hint)
@@ -296,8 +344,9 @@ pgtls_key_type_of(EVP_PKEY *key, int *bits)
 	switch (EVP_PKEY_get_base_id(key))
 	{
 		case EVP_PKEY_RSA:
-		case EVP_PKEY_RSA_PSS:
 			return psprintf("rsa-%d", *bits);
+		case EVP_PKEY_RSA_PSS:
+			return psprintf("rsa-pss-%d", *bits);
 		case EVP_PKEY_DSA:
 			return psprintf("dsa-%d", *bits);
 		case EVP_PKEY_ED25519:

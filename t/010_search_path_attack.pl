@@ -523,7 +523,12 @@ my @calls = (
 	{ fns => ['pgtls_hba_check'], sql => "SELECT check_id FROM $x.pgtls_hba_check()", ok => 1 },
 	{ fns => ['pgtls_hba_match'], sql => "SELECT verdict FROM $x.pgtls_hba_match('shadow_target', 'postgres', '127.0.0.1')", ok => 1 },
 	{ fns => ['pgtls_hba_match'], sql => "SELECT verdict FROM $x.pgtls_hba_match('shadow_target', 'postgres', '10.1.2.3', false)", ok => 1 },
-	{ fns => ['pgtls_hba_match'], sql => "SELECT verdict FROM $x.pgtls_hba_match('no_such_role', 'postgres', '::1')" },);
+	{ fns => ['pgtls_hba_match'], sql => "SELECT verdict FROM $x.pgtls_hba_match('no_such_role', 'postgres', '::1')" },
+	{ fns => ['pgtls_issue_client'], sql => "SELECT serial FROM $x.pgtls_issue_client('shadow_target', subject => 'CN=shadow_target,O=x')", ok => 1 },
+	{ fns => ['pgtls_issue_client'], sql => "SELECT serial FROM $x.pgtls_issue_client('shadow_target', subject => 'CN=shadow_other')" },
+	{ fns => ['pgtls_explain_login'], sql => "SELECT count(*) FROM $x.pgtls_explain_login(" . lit($target_cert) . ", 'shadow_target')", ok => 1 },
+	{ fns => ['pgtls_explain_login'], sql => "SELECT count(*) FROM $x.pgtls_explain_login(" . lit($target_cert) . ", 'shadow_target', 'replication', '::1')", ok => 1 },
+	{ fns => ['pgtls_explain_login'], sql => "SELECT count(*) FROM $x.pgtls_explain_login('not a certificate', 'shadow_target')" },);
 
 # Every function of the extension, also with every argument NULL.
 for my $sig (@ext_functions)
