@@ -7,7 +7,10 @@
  */
 #include "pgtls_audit.h"
 
+#include "access/xact.h"
+#include "storage/proc.h"
 #include "utils/acl.h"
+#include "utils/memutils.h"
 
 static AuthToken all_roles = {"all", false};
 
@@ -22,6 +25,71 @@ replication_only(HbaLine *hba)
 	return true;
 }
 
+static char *cert_problem(Oid roleid, const char *role, const char *cn, const char *dn,
+						  PgtlsHbaFile *file);
+
+/*
+ * The last answer, kept while the transaction, its command and the files
+ * stay the same: a statement that issues many certificates for one role
+ * asks once (role attributes and memberships may change with any command,
+ * so no longer).
+ */
+static struct
+{
+	LocalTransactionId lxid;
+	CommandId	command;
+	TimestampTz reload;
+	PgtlsHbaFile *file;
+	PgtlsIdentFile *ident;
+	Oid			roleid;
+	char	   *cn;				/* TopMemoryContext */
+	char	   *dn;
+	char	   *answer;
+}			last;
+
+static bool
+same_text(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+static char *
+keep(const char *s)
+{
+	return s ? MemoryContextStrdup(TopMemoryContext, s) : NULL;
+}
+
+/* cert_problem(), asked once per statement for the same question */
+char *
+pgtls_hba_cert_problem(Oid roleid, const char *role, const char *cn, const char *dn)
+{
+	PgtlsHbaFile *file = pgtls_hba_read_cached();
+	PgtlsIdentFile *ident = file ? pgtls_ident_read_cached() : NULL;
+	char	   *answer;
+
+	if (last.lxid == MyProc->lxid && last.command == GetCurrentCommandId(false) &&
+		last.reload == PgReloadTime && last.file == file && last.ident == ident &&
+		last.roleid == roleid && same_text(last.cn, cn) && same_text(last.dn, dn))
+		return last.answer ? pstrdup(last.answer) : NULL;
+	answer = cert_problem(roleid, role, cn, dn, file);
+	if (last.cn)
+		pfree(last.cn);
+	if (last.dn)
+		pfree(last.dn);
+	if (last.answer)
+		pfree(last.answer);
+	last.lxid = MyProc->lxid;
+	last.command = GetCurrentCommandId(false);
+	last.reload = PgReloadTime;
+	last.file = file;
+	last.ident = ident;
+	last.roleid = roleid;
+	last.cn = keep(cn);
+	last.dn = keep(dn);
+	last.answer = keep(answer);
+	return answer;
+}
+
 /*
  * NULL when some pg_hba.conf line lets role in over TLS with a certificate
  * whose first CN is cn and whose subject DN is dn; otherwise why not.
@@ -31,10 +99,9 @@ replication_only(HbaLine *hba)
  * through its map when it has one.  NULL too when pg_hba.conf cannot be
  * read.
  */
-char *
-pgtls_hba_cert_problem(Oid roleid, const char *role, const char *cn, const char *dn)
+static char *
+cert_problem(Oid roleid, const char *role, const char *cn, const char *dn, PgtlsHbaFile *file)
 {
-	PgtlsHbaFile *file = pgtls_hba_read_cached();
 	PgtlsIdentFile *ident;
 	PgtlsShadow *shadow;
 	PgtlsConnection conn = {0};
