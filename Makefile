@@ -6,9 +6,9 @@ EXTENSION  = pgtls_admin
 MODULE_big = pgtls_admin
 # by layer: base, x509, stores, operations, audit (see include/pgtls_base.h)
 OBJS = pgtls_admin.o \
-       src/ossl.o src/files.o src/locks.o src/settings.o src/compat.o \
+       src/ossl.o src/files.o src/locks.o src/settings.o src/session.o src/compat.o \
        src/x509_parse.o src/x509_describe.o src/x509_build.o src/x509_csr.o src/crl_der.o src/formats.o \
-       src/registry.o src/journal.o src/pending.o src/live.o src/cluster.o src/ca_store.o src/roles.o src/server_config.o \
+       src/registry.o src/journal.o src/statement.o src/pending.o src/live.o src/cluster.o src/ca_store.o src/roles.o src/server_config.o \
        src/ca.o src/issue.o src/revoke.o src/refresh.o src/install.o src/renew.o \
        src/enforce.o src/worker.o \
        src/findings.o src/audit.o src/hba_read.o src/hba_match.o src/hba_audit.o src/hba_shadow.o \

@@ -135,7 +135,7 @@ _PG_init(void)
 							PGC_SIGHUP, GUC_SUPERUSER_ONLY | GUC_UNIT_S, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("pgtls_admin");
 
-	pgtls_journal_install_hooks();
+	pgtls_statement_install_hooks();
 	if (process_shared_preload_libraries_in_progress)
 	{
 		pgtls_live_install_hooks();

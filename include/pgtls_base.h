@@ -43,6 +43,10 @@ extern int	pgtls_retain_expired;	/* seconds; -1: keep for ever */
 #define PGTLS_ENFORCE_CRL 0
 #define PGTLS_ENFORCE_REGISTRY 1
 
+/* ---- src/session.c: this backend's statement state (set by statement.c) ---- */
+extern int	pgtls_executor_depth;	/* ExecutorRun calls active */
+extern bool pgtls_receiver_wrapped; /* the top-level results wait for the journal */
+
 /* ---- src/ossl.c: OpenSSL errors and object lifetime ---- */
 typedef enum PgtlsDigest
 {

@@ -43,6 +43,7 @@ extern bool pgtls_registry_insert_uncommitted(X509 *cert, const char *kind, Oid 
 extern bool pgtls_registry_revoke_unknown(const char *serial, const char *reason,
 										  TimestampTz revoked_at);
 extern List *pgtls_registry_known(List *serials);
+extern void pgtls_registry_flush(int depth);
 extern Oid	pgtls_registry_relid(void);
 extern HeapTuple pgtls_registry_merge_row(struct TriggerData *trigdata);
 extern FullTransactionId pgtls_registry_changes(FullTransactionId since,
@@ -65,9 +66,8 @@ typedef struct PgtlsJournalEntry
 	char	   *der_b64;
 } PgtlsJournalEntry;
 
-extern void pgtls_journal_issued(X509 *cert, char kind, Oid role_oid);
+extern void pgtls_journal_issued(const char *serial, text *cert_pem, char kind, Oid role_oid);
 extern void pgtls_journal_flush(void);
-extern void pgtls_journal_install_hooks(void);
 extern List *pgtls_journal_read(void);
 extern X509 *pgtls_journal_cert(PgtlsJournalEntry *e);
 extern int	pgtls_journal_compact(bool (*keep) (PgtlsJournalEntry *e, void *arg), void *arg);
@@ -137,6 +137,9 @@ typedef struct PgtlsLiveCert
 	char	   *pem;
 } PgtlsLiveCert;
 extern List *pgtls_registry_live_clients(void);
+
+/* ---- src/statement.c: what waits for the end of a statement ---- */
+extern void pgtls_statement_install_hooks(void);
 
 /* ---- src/pending.c: revocations whose transaction has not ended ---- */
 extern void pgtls_pending_add(const char *serial, const char *reason);

@@ -84,3 +84,47 @@ FROM hostile h
      CROSS JOIN LATERAL pgtls_cert_info(h.certificate) AS ci
      JOIN pgtls_certificates reg ON reg.serial = h.serial
 ORDER BY h.rolname;
+
+-- Rows of certificates issued in a statement are written together when the
+-- statement's run ends: a query run inside the statement still sees them,
+-- and a subtransaction that rolls back after writing them does not lose them.
+CREATE FUNCTION regress_sees_own() RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    c record;
+    n bigint;
+BEGIN
+    SELECT * INTO c FROM pgtls_issue_client('regress_user1');
+    SELECT count(*) INTO n FROM pgtls_certificates WHERE serial = c.serial;
+    RETURN n;
+END $$;
+SELECT regress_sees_own() AS recorded FROM generate_series(1, 2);
+CREATE FUNCTION regress_block_fails() RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+    BEGIN
+        PERFORM 1 FROM pg_class LIMIT 1;
+        PERFORM 1 / 0;
+    EXCEPTION WHEN division_by_zero THEN
+        RETURN 0;
+    END;
+    RETURN 1;
+END $$;
+CREATE TEMP TABLE batch AS
+SELECT (pgtls_issue_client('regress_user1')).serial, regress_block_fails() AS block
+FROM generate_series(1, 3);
+SELECT count(*) AS returned, count(c.serial) AS recorded,
+       count(c.serial) FILTER (WHERE c.revoked_at IS NULL) AS live
+FROM batch b LEFT JOIN pgtls_certificates c USING (serial);
+-- a released savepoint's certificate survives a later savepoint's rollback
+BEGIN;
+SAVEPOINT a;
+CREATE TEMP TABLE released AS SELECT serial FROM pgtls_issue_client('regress_user1');
+RELEASE a;
+SAVEPOINT b;
+SELECT regress_try('SELECT 1 / 0');
+CREATE TEMP TABLE gone AS SELECT serial FROM pgtls_issue_client('regress_user1');
+ROLLBACK TO b;
+COMMIT;
+SELECT count(*) AS released_recorded FROM released JOIN pgtls_certificates USING (serial)
+WHERE revoked_at IS NULL;
+DROP FUNCTION regress_sees_own();
+DROP FUNCTION regress_block_fails();

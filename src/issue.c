@@ -16,11 +16,13 @@ static void
 recorded(PgtlsIssued *out, const char *kind, const char *role_name, Oid role_oid,
 		 const char *key_type)
 {
-	pgtls_journal_issued(out->cert, kind[0], role_oid);
+	char	   *serial = pgtls_serial_hex(X509_get0_serialNumber(out->cert));
+
 	out->cert_pem = pgtls_registry_insert(out->cert, kind, role_name, role_oid, key_type,
 										  out->ca.fingerprint);
+	pgtls_journal_issued(serial, out->cert_pem, kind[0], role_oid);
 	if (strcmp(kind, "client") == 0)
-		pgtls_live_at_commit(pgtls_serial_hex(X509_get0_serialNumber(out->cert)), true, role_oid,
+		pgtls_live_at_commit(serial, true, role_oid,
 							 pgtls_asn1_time_to_timestamptz(X509_get0_notAfter(out->cert)));
 }
 

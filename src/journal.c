@@ -15,10 +15,10 @@
  * created again is another registry, whose entries the old ones are not)
  *
  * A line is write()n at once (a killed backend cannot lose it) and fsynced
- * before any result row leaves the server: the executor's DestReceiver of
- * the top-level statement is wrapped so that a row is sent only after the
- * journal is durable, which batches the fsync of a statement that issues
- * many certificates.  Issuing with no wrapped statement around (the very
+ * before any result row leaves the server: statement.c wraps the
+ * DestReceiver of the top-level statement so that a row is sent only after
+ * the journal is durable, which batches the fsync of a statement that
+ * issues many certificates.  Issuing with no wrapped statement around (the very
  * statement that loaded the library) fsyncs at once.  Transaction end
  * fsyncs too.
  *
@@ -35,7 +35,6 @@
 
 #include "access/xact.h"
 #include "common/base64.h"
-#include "executor/executor.h"
 #include "miscadmin.h"
 #include "port/pg_crc32c.h"
 #include "storage/fd.h"
@@ -52,10 +51,6 @@ static ino_t journal_ino;
 static bool journal_dirty = false;
 static bool callback_registered = false;
 
-/* Top-level ExecutorRun depth and whether its receiver is wrapped. */
-static int	executor_depth = 0;
-static bool receiver_wrapped = false;
-static ExecutorRun_hook_type prev_executor_run = NULL;
 
 static char *
 journal_path(void)
@@ -133,33 +128,34 @@ append_crc(StringInfo line)
 }
 
 /*
- * Record cert, issued in this transaction, before it is returned.  kind is
- * 'c' (client) or 's' (server); role_oid is InvalidOid for a server.
+ * Record cert, issued in this transaction, before it is returned: serial
+ * is its serial and cert_pem its PEM (whose body is the base64 of its DER,
+ * so nothing is encoded again).  kind is 'c' (client) or 's' (server);
+ * role_oid is InvalidOid for a server.
  */
 void
-pgtls_journal_issued(X509 *cert, char kind, Oid role_oid)
+pgtls_journal_issued(const char *serial, text *cert_pem, char kind, Oid role_oid)
 {
-	unsigned char *der = NULL;
-	int			der_len = i2d_X509(cert, &der);
+	const char *pem = VARDATA_ANY(cert_pem);
+	const char *end = pem + VARSIZE_ANY_EXHDR(cert_pem);
+	const char *body = memchr(pem, '\n', end - pem);
 	StringInfoData line;
-	char	   *b64;
-	int			b64_len;
 	LOCKTAG		tag;
 	ssize_t		written;
 
-	if (der_len <= 0)
-		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not encode a certificate");
-	b64 = palloc(pg_b64_enc_len(der_len) + 1);
-	b64_len = pg_b64_encode((char *) der, der_len, b64, pg_b64_enc_len(der_len));
-	OPENSSL_free(der);
-	if (b64_len < 0)
-		elog(ERROR, "could not encode a certificate as base64");
 	initStringInfo(&line);
 	appendStringInfo(&line, "I %016llX %u %c %u %s ",
 					 (unsigned long long) U64FromFullTransactionId(GetTopFullTransactionId()),
-					 pgtls_registry_relid(), kind, role_oid,
-					 pgtls_serial_hex(X509_get0_serialNumber(cert)));
-	appendBinaryStringInfo(&line, b64, b64_len);
+					 pgtls_registry_relid(), kind, role_oid, serial);
+	/* the lines between BEGIN and END, without their newlines */
+	for (const char *p = body ? body + 1 : end; p < end && *p != '-';)
+	{
+		const char *eol = memchr(p, '\n', end - p);
+		const char *stop = eol ? eol : end;
+
+		appendBinaryStringInfo(&line, p, stop - p);
+		p = stop + (eol != NULL);
+	}
 	append_crc(&line);
 
 	journal_tag(&tag);
@@ -177,101 +173,8 @@ pgtls_journal_issued(X509 *cert, char kind, Oid role_oid)
 		callback_registered = true;
 	}
 	/* no wrapped receiver would hold the result back: make it durable now */
-	if (!receiver_wrapped)
+	if (!pgtls_receiver_wrapped)
 		pgtls_journal_flush();
-}
-
-/* ---- the result rows wait for the journal ---- */
-
-typedef struct JournalReceiver
-{
-	DestReceiver pub;
-	DestReceiver *inner;
-} JournalReceiver;
-
-static bool
-journal_receive(TupleTableSlot *slot, DestReceiver *self)
-{
-	JournalReceiver *r = (JournalReceiver *) self;
-
-	pgtls_journal_flush();
-	return r->inner->receiveSlot(slot, r->inner);
-}
-
-static void
-journal_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
-{
-	JournalReceiver *r = (JournalReceiver *) self;
-
-	r->inner->rStartup(r->inner, operation, typeinfo);
-}
-
-static void
-journal_shutdown(DestReceiver *self)
-{
-	JournalReceiver *r = (JournalReceiver *) self;
-
-	pgtls_journal_flush();
-	r->inner->rShutdown(r->inner);
-}
-
-static void
-journal_destroy(DestReceiver *self)
-{
-	/* the inner receiver belongs to the portal, which destroys it */
-}
-
-/*
- * ExecutorRun of the top-level statement runs with its receiver wrapped;
- * statements run inside it (SPI) are left alone.
- */
-static void
-journal_executor_run(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
-					 bool execute_once)
-{
-	DestReceiver *saved = queryDesc->dest;
-	bool		wrap = (executor_depth == 0 && saved != NULL);
-	JournalReceiver receiver;
-
-	if (wrap)
-	{
-		memset(&receiver, 0, sizeof(receiver));
-		receiver.pub.receiveSlot = journal_receive;
-		receiver.pub.rStartup = journal_startup;
-		receiver.pub.rShutdown = journal_shutdown;
-		receiver.pub.rDestroy = journal_destroy;
-		receiver.pub.mydest = saved->mydest;
-		receiver.inner = saved;
-		queryDesc->dest = &receiver.pub;
-		receiver_wrapped = true;
-	}
-	executor_depth++;
-	PG_TRY();
-	{
-		if (prev_executor_run)
-			prev_executor_run(queryDesc, direction, count, execute_once);
-		else
-			standard_ExecutorRun(queryDesc, direction, count, execute_once);
-	}
-	PG_FINALLY();
-	{
-		executor_depth--;
-		if (wrap)
-		{
-			queryDesc->dest = saved;
-			receiver_wrapped = false;
-		}
-	}
-	PG_END_TRY();
-	if (wrap)
-		pgtls_journal_flush();
-}
-
-void
-pgtls_journal_install_hooks(void)
-{
-	prev_executor_run = ExecutorRun_hook;
-	ExecutorRun_hook = journal_executor_run;
 }
 
 /* ---- reading and compacting ---- */

@@ -22,6 +22,7 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "catalog/indexing.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -35,7 +36,9 @@
 #include "utils/xid8.h"
 #include "utils/rel.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 typedef enum RegistryQuery
@@ -56,6 +59,7 @@ typedef enum RegistryQuery
 	Q_MERGE,
 	Q_SERIAL_STATE,
 	Q_LIVE_CLIENTS,
+	Q_INSERT_MANY,
 	Q_COUNT
 } RegistryQuery;
 
@@ -170,6 +174,25 @@ static const struct
 		"WHERE serial OPERATOR(pg_catalog.=) $1",
 		3, {TEXTOID, TIMESTAMPTZOID, TEXTOID}
 	},
+	[Q_INSERT_MANY] = {
+		"INSERT INTO %1$s.pgtls_certificates "
+		"(serial, kind, role, subject, san, key_type, not_before, not_after, "
+		" fingerprint_sha256, certificate, issued_by, issued_at, role_oid, issuer_fingerprint) "
+		"SELECT u.serial, u.kind, u.role, u.subject, u.san::pg_catalog.text[], u.key_type, "
+		"       u.not_before, u.not_after, u.fingerprint, u.certificate, u.issued_by, "
+		"       pg_catalog.now(), u.role_oid, u.issuer "
+		"FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), "
+		"                pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), "
+		"                pg_catalog.unnest($7), pg_catalog.unnest($8), pg_catalog.unnest($9), "
+		"                pg_catalog.unnest($10), pg_catalog.unnest($11), pg_catalog.unnest($12), "
+		"                pg_catalog.unnest($13)) "
+		"     AS u(serial, kind, role, subject, san, key_type, not_before, not_after, "
+		"          fingerprint, certificate, issued_by, role_oid, issuer) "
+		"ON CONFLICT (serial) DO NOTHING",
+		13, {TEXTARRAYOID, TEXTARRAYOID, NAMEARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+		TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID, TEXTARRAYOID, NAMEARRAYOID,
+		OIDARRAYOID, TEXTARRAYOID}
+	},
 	[Q_SERIAL_STATE] = {
 		"SELECT 1 FROM %1$s.pgtls_revoked_serials WHERE serial OPERATOR(pg_catalog.=) $1",
 		1, {TEXTOID}
@@ -186,6 +209,34 @@ static const struct
 	},
 };
 
+/*
+ * Rows of certificates issued inside a statement, written when the run
+ * that issued them ends (statement.c), in one INSERT: most of the
+ * database's cost of issuing was one INSERT per certificate.  Any other
+ * registry query, and any statement run inside the issuing one, writes
+ * them first.  Rows of a (sub)transaction that aborts are dropped with it
+ * (the journal keeps those certificates).  A row written inside a
+ * subtransaction younger than the one that issued it is kept until that
+ * subtransaction ends: if it aborts, the row is owed again.
+ */
+typedef struct PendingRow
+{
+	Datum		values[13];
+	char		nulls[13];
+	int			nest;			/* transaction nest level it was issued at */
+	int			written;		/* nest level it was written at (0: not yet) */
+} PendingRow;
+
+static struct
+{
+	MemoryContext cxt;			/* child of TopTransactionContext */
+	List	   *rows;			/* PendingRow *, not written yet */
+	List	   *written;		/* PendingRow *, written at a deeper level */
+	int			depth;			/* the shallowest ExecutorRun that issued one */
+	bool		flushing;
+	bool		callbacks;
+} pending;
+
 static SPIPlanPtr plans[Q_COUNT];
 static Oid	plans_namespace = InvalidOid;
 
@@ -197,28 +248,55 @@ typedef struct RegistryCall
 	Oid			namespace;
 } RegistryCall;
 
-/* The extension's schema and owner, from pg_extension. */
+/* The registry table's OID, looked up once per backend and checked at every use. */
+static Oid	cached_relid = InvalidOid;
+
+/*
+ * The extension's schema and owner: those of its registry table (found
+ * through pg_extension once, then checked in the relation cache, so a
+ * dropped and re-created extension is found again).
+ */
 static void
 extension_schema_owner(Oid *namespace, Oid *owner)
 {
-	Relation	rel = table_open(ExtensionRelationId, AccessShareLock);
-	ScanKeyData key;
-	SysScanDesc scan;
 	HeapTuple	tup;
 
-	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
-				CStringGetDatum("pgtls_admin"));
-	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
-	tup = systable_getnext(scan);
-	if (!HeapTupleIsValid(tup))
+	if (OidIsValid(cached_relid) &&
+		HeapTupleIsValid(tup = SearchSysCache1(RELOID, ObjectIdGetDatum(cached_relid))))
+	{
+		Form_pg_class form = (Form_pg_class) GETSTRUCT(tup);
+		bool		same = strcmp(NameStr(form->relname), "pgtls_certificates") == 0;
+
+		*namespace = form->relnamespace;
+		*owner = form->relowner;
+		ReleaseSysCache(tup);
+		if (same)
+			return;
+	}
+	{
+		Relation	rel = table_open(ExtensionRelationId, AccessShareLock);
+		ScanKeyData key;
+		SysScanDesc scan;
+
+		ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
+					CStringGetDatum("pgtls_admin"));
+		scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+		tup = systable_getnext(scan);
+		if (!HeapTupleIsValid(tup))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("extension \"pgtls_admin\" is not installed in this database"),
+					 errhint("Run CREATE EXTENSION pgtls_admin.")));
+		*namespace = ((Form_pg_extension) GETSTRUCT(tup))->extnamespace;
+		*owner = ((Form_pg_extension) GETSTRUCT(tup))->extowner;
+		systable_endscan(scan);
+		table_close(rel, AccessShareLock);
+	}
+	cached_relid = get_relname_relid("pgtls_certificates", *namespace);
+	if (!OidIsValid(cached_relid))
 		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("extension \"pgtls_admin\" is not installed in this database"),
-				 errhint("Run CREATE EXTENSION pgtls_admin.")));
-	*namespace = ((Form_pg_extension) GETSTRUCT(tup))->extnamespace;
-	*owner = ((Form_pg_extension) GETSTRUCT(tup))->extowner;
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("the pgtls_admin registry table is missing")));
 }
 
 /* The OID of this database's registry table (the extension must be installed). */
@@ -227,15 +305,9 @@ pgtls_registry_relid(void)
 {
 	Oid			namespace;
 	Oid			owner;
-	Oid			relid;
 
 	extension_schema_owner(&namespace, &owner);
-	relid = get_relname_relid("pgtls_certificates", namespace);
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("the pgtls_admin registry table is missing")));
-	return relid;
+	return cached_relid;
 }
 
 /*
@@ -247,6 +319,10 @@ static void
 registry_enter(RegistryCall *call)
 {
 	Oid			owner;
+
+	/* what this statement issued so far is part of what every query sees */
+	if (pending.rows != NIL && !pending.flushing)
+		pgtls_registry_flush(0);
 
 	extension_schema_owner(&call->namespace, &owner);
 
@@ -371,11 +447,212 @@ execute_own_insert(RegistryCall *call, RegistryQuery q, Datum *values, char *nul
 	return (int) SPI_processed;
 }
 
+static void
+pending_forget(void)
+{
+	pending.cxt = NULL;
+	pending.rows = NIL;
+	pending.written = NIL;
+	pending.depth = 0;
+}
+
+static void
+pending_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_PRE_PREPARE ||
+		event == XACT_EVENT_PARALLEL_PRE_COMMIT)
+		pgtls_registry_flush(0);
+	else
+		pending_forget();		/* the context went with TopTransactionContext */
+}
+
+static void
+pending_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						 SubTransactionId parentSubid, void *arg)
+{
+	int			level = GetCurrentTransactionNestLevel();
+	List	   *rows = NIL;
+	List	   *written = NIL;
+	ListCell   *lc;
+
+	MemoryContext old;
+
+	if ((event != SUBXACT_EVENT_COMMIT_SUB && event != SUBXACT_EVENT_ABORT_SUB) ||
+		pending.cxt == NULL)
+		return;
+	old = MemoryContextSwitchTo(pending.cxt);
+	foreach(lc, pending.rows)
+	{
+		PendingRow *row = lfirst(lc);
+
+		if (row->nest < level)
+			rows = lappend(rows, row);
+		else if (event == SUBXACT_EVENT_COMMIT_SUB)
+		{
+			/* a released savepoint's rows are its parent's now */
+			row->nest = level - 1;
+			rows = lappend(rows, row);
+		}
+	}
+	foreach(lc, pending.written)
+	{
+		PendingRow *row = lfirst(lc);
+
+		if (row->written < level)
+			written = lappend(written, row);
+		else if (event == SUBXACT_EVENT_COMMIT_SUB)
+		{
+			row->written = level - 1;
+			row->nest = Min(row->nest, level - 1);
+			/* written at the level that issued it: it shares that level's fate */
+			if (row->nest < row->written)
+				written = lappend(written, row);
+		}
+		else if (row->nest < level)
+		{
+			/* its INSERT is undone but the certificate was issued: owed again */
+			row->written = 0;
+			rows = lappend(rows, row);
+			pending.depth = 1;	/* written when the top-level run ends at the latest */
+		}
+	}
+	pending.rows = rows;
+	pending.written = written;
+	MemoryContextSwitchTo(old);
+}
+
+/* A text[] (or name[], oid[], timestamptz[]) of column col of the pending rows. */
+static Datum
+pending_column(int col, Oid elemtype)
+{
+	int			n = list_length(pending.rows);
+	Datum	   *elems = palloc(sizeof(Datum) * n);
+	bool	   *nulls = palloc(sizeof(bool) * n);
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	ListCell   *lc;
+	int			i = 0;
+
+	foreach(lc, pending.rows)
+	{
+		PendingRow *row = lfirst(lc);
+
+		nulls[i] = row->nulls[col] == 'n';
+		elems[i] = row->values[col];
+		/* san travels as text and is cast back to text[] */
+		if (col == 4 && !nulls[i])
+		{
+			Oid			out;
+			bool		varlena;
+
+			getTypeOutputInfo(TEXTARRAYOID, &out, &varlena);
+			elems[i] = CStringGetTextDatum(OidOutputFunctionCall(out, row->values[col]));
+		}
+		i++;
+	}
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, elemtype,
+											  typlen, typbyval, typalign));
+}
+
+/*
+ * Write the pending rows issued at ExecutorRun depth >= depth (0: all),
+ * that is, those of the run that just ended.
+ */
+void
+pgtls_registry_flush(int depth)
+{
+	static const Oid elemtypes[13] = {TEXTOID, TEXTOID, NAMEOID, TEXTOID, TEXTOID, TEXTOID,
+		TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, NAMEOID, OIDOID, TEXTOID};
+	RegistryCall call;
+	Datum		values[13];
+	int			n = list_length(pending.rows);
+	int			level = GetCurrentTransactionNestLevel();
+	int			done;
+	ListCell   *lc;
+	MemoryContext old;
+
+	if (n == 0 || pending.depth < depth || pending.flushing)
+		return;
+	for (int i = 0; i < 13; i++)
+		values[i] = pending_column(i, elemtypes[i]);
+	pending.flushing = true;
+	PG_TRY();
+	{
+		registry_enter(&call);
+		done = execute_own_insert(&call, Q_INSERT_MANY, values, NULL);
+		registry_leave(&call);
+	}
+	PG_FINALLY();
+	{
+		pending.flushing = false;
+	}
+	PG_END_TRY();
+	if (done != n)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNIQUE_VIOLATION),
+				 errmsg("%d of %d serial numbers issued by this statement were recorded already", n - done, n)));
+	old = MemoryContextSwitchTo(pending.cxt);
+	foreach(lc, pending.rows)
+	{
+		PendingRow *row = lfirst(lc);
+
+		if (row->nest < level)
+		{
+			row->written = level;
+			pending.written = lappend(pending.written, row);
+		}
+	}
+	MemoryContextSwitchTo(old);
+	pending.rows = NIL;
+	pending.depth = 0;
+	if (pending.written == NIL)
+	{
+		MemoryContextDelete(pending.cxt);
+		pending.cxt = NULL;
+	}
+}
+
+/* Keep cert's row for the end of the ExecutorRun issuing it; returns its PEM. */
+static text *
+pending_add(X509 *cert, const char *kind, const char *role, Oid role_oid,
+			const char *key_type, const char *issuer_fingerprint)
+{
+	MemoryContext old;
+	PendingRow *row;
+	text	   *pem;
+
+	if (!pending.callbacks)
+	{
+		RegisterXactCallback(pending_xact_callback, NULL);
+		RegisterSubXactCallback(pending_subxact_callback, NULL);
+		pending.callbacks = true;
+	}
+	if (pending.cxt == NULL)
+		pending.cxt = AllocSetContextCreate(TopTransactionContext, "pgtls_admin registry rows",
+											ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(pending.cxt);
+	row = palloc(sizeof(PendingRow));
+	pem = cert_values(cert, kind, role, role_oid, key_type, issuer_fingerprint,
+					  row->values, row->nulls, palloc(sizeof(NameData)), palloc(sizeof(NameData)));
+	row->nest = GetCurrentTransactionNestLevel();
+	row->written = 0;
+	pending.rows = lappend(pending.rows, row);
+	if (pending.depth == 0 || pgtls_executor_depth < pending.depth)
+		pending.depth = pgtls_executor_depth;
+	MemoryContextSwitchTo(old);
+	return (text *) PG_DETOAST_DATUM_COPY(PointerGetDatum(pem));
+}
+
 /*
  * Record cert, issued by the CA whose fingerprint is issuer_fingerprint, and
- * return its PEM, which callers reuse rather than encode again.  A serial
- * that is already recorded is kept for a CA (re-importing the same CA) and
- * is an error for anything else.
+ * return its PEM, which callers reuse rather than encode again.  Inside a
+ * statement a client or server certificate's row is written when the run
+ * that issued it ends.  A serial that is already recorded is kept for a CA
+ * (re-importing the same CA) and is an error for anything else.
  */
 text *
 pgtls_registry_insert(X509 *cert, const char *kind, const char *role, Oid role_oid,
@@ -388,6 +665,8 @@ pgtls_registry_insert(X509 *cert, const char *kind, const char *role, Oid role_o
 	NameData	issued_by;
 	text	   *pem;
 
+	if (pgtls_executor_depth > 0 && strcmp(kind, "ca") != 0)
+		return pending_add(cert, kind, role, role_oid, key_type, issuer_fingerprint);
 	pem = cert_values(cert, kind, role, role_oid, key_type, issuer_fingerprint,
 					  values, nulls, &role_name, &issued_by);
 	registry_enter(&call);
