@@ -27,8 +27,9 @@ cluster_start_temp pgtls_bench "${PGTLS_BENCH_PORT:-55453}"
 W=$CLUSTER_DIR
 sql() { cluster_sql -q "$@"; }
 # a certificate rule for the role, as in real use (else every call adds a NOTICE)
-echo "hostssl all bench 127.0.0.1/32 cert" >>"$W/data/pg_hba.conf"
-sql -c "SELECT pg_reload_conf()" -c "CREATE EXTENSION pgtls_admin" -c "SELECT pgtls_init_ca()" -c "CREATE ROLE bench LOGIN" >/dev/null
+sed -i '1i hostssl all bench 127.0.0.1/32 cert' "$W/data/pg_hba.conf"
+sql -c "CREATE EXTENSION pgtls_admin" -c "SELECT pgtls_init_ca()" -c "SELECT pgtls_enable_ssl()" \
+	-c "CREATE ROLE bench LOGIN" >/dev/null
 gcc -O2 -o "$W/raw_issue" "$ROOT/bench/raw_issue.c" -lcrypto
 cp "$W/data/pgtls/ca.crt" "$W/data/pgtls/ca.key" "$W/"
 
@@ -55,12 +56,20 @@ for spec in $TYPES; do
 	# warm up both sides (caches, allocator, CPU frequency) before measuring
 	"$W/raw_issue" "$W/ca.crt" "$W/ca.key" "$kt" "$(( (n + 1) / 2 ))" >/dev/null
 	ours "$kt" "$(( (n + 1) / 2 ))" >/dev/null
+	# each round is a pair measured back to back, and the ratio is the median
+	# of the pairs' ratios: a slow spell of this (shared) machine then slows
+	# both sides of a pair alike
+	: >"$W/ratio.$kt"
 	for _ in $(seq 1 "$ROUNDS"); do
-		"$W/raw_issue" "$W/ca.crt" "$W/ca.key" "$kt" "$n" >>"$W/raw.$kt"
-		ours "$kt" "$n" >>"$W/ours.$kt"
+		r=$("$W/raw_issue" "$W/ca.crt" "$W/ca.key" "$kt" "$n")
+		o=$(ours "$kt" "$n")
+		echo "$r" >>"$W/raw.$kt"
+		echo "$o" >>"$W/ours.$kt"
+		echo "scale=3; $o / $r" | bc >>"$W/ratio.$kt"
 	done
 	raw=$(median <"$W/raw.$kt")
 	one=$(median <"$W/ours.$kt")
+	ratio=$(median <"$W/ratio.$kt")
 	# two backends at once, each issuing n
 	s=$(date +%s%N)
 	for _ in 1 2; do
@@ -70,10 +79,10 @@ for spec in $TYPES; do
 	e=$(date +%s%N)
 	two_tput=$(echo "scale=0; 2 * $n * 1000000000 / ($e - $s)" | bc)
 	one_tput=$(echo "scale=0; 1000000 / $one" | bc)
-	printf '%-9s %8d %12s %12s %14s %16s %8s\n' "$kt" "$n" "$raw" "$one" "$(echo "scale=2; $one / $raw" | bc)" "$two_tput" "$one_tput"
+	printf '%-9s %8d %12s %12s %14s %16s %8s\n' "$kt" "$n" "$raw" "$one" "$ratio" "$two_tput" "$one_tput"
 	if [ "$kt" = ec-p256 ]; then
 		ours_p256=$one
-		raw_p256=$raw
+		ratio_p256=$ratio
 	fi
 done
 
@@ -112,4 +121,4 @@ e=$(date +%s%N)
 cli=$(echo "scale=1; ($e - $s) / 1000 / $CLI_RUNS" | bc)
 echo "openssl CLI workflow (req + x509 -req), ec-p256, $CLI_RUNS certificates: $cli us/cert"
 echo "pgtls_issue_client ec-p256 is $(echo "scale=0; $cli / $ours_p256" | bc)x faster than the CLI workflow (target >= 50x)"
-echo "ratio to raw libcrypto for ec-p256, registry insert included: $(echo "scale=2; $ours_p256 / $raw_p256" | bc) (target <= 1.3)"
+echo "ratio to raw libcrypto for ec-p256, registry insert and issuance journal included: $ratio_p256 (median of paired rounds; target <= 1.3)"
