@@ -23,7 +23,25 @@ recorded(PgtlsIssued *out, const char *kind, const char *role_name, Oid role_oid
 	pgtls_journal_issued(serial, out->cert_pem, kind[0], role_oid);
 	if (strcmp(kind, "client") == 0)
 		pgtls_live_at_commit(serial, true, role_oid,
-							 pgtls_asn1_time_to_timestamptz(X509_get0_notAfter(out->cert)));
+							 pgtls_asn1_time_to_timestamptz(X509_get0_notAfter(out->cert)),
+							 pgtls_fingerprint_sha256(out->cert));
+}
+
+/*
+ * With registry-enforced logins, a client certificate the shared set of
+ * live ones has no room for would lock every certificate login out: refuse
+ * to issue it instead.
+ */
+static void
+require_live_room(void)
+{
+	if (pgtls_enforce == PGTLS_ENFORCE_REGISTRY && !pgtls_live_has_room(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("the registry holds pgtls_admin.max_certificates (%d) live client certificates already",
+						pgtls_max_certificates),
+				 errdetail("With pgtls_admin.enforce = registry every live client certificate must fit in the shared set the login check reads."),
+				 errhint("Revoke certificates that are no longer used, or raise pgtls_admin.max_certificates and restart.")));
 }
 
 /* A new key and a client certificate for role_name, whose OID is role_oid. */
@@ -41,6 +59,7 @@ pgtls_issue_client_cert_as(const char *role_name, Oid role_oid, const X509_NAME 
 {
 	if (subject == NULL)
 		pgtls_check_role_cn(role_name);
+	require_live_room();
 	pgtls_ca_load(&out->ca);
 	out->key = pgtls_generate_key(key_type);
 	out->cert = pgtls_build_client_cert_as(role_name, subject, days, out->key, out->ca.cert, out->ca.key);
@@ -57,6 +76,7 @@ pgtls_issue_csr_cert(const char *role_name, Oid role_oid, const char *csr, int c
 {
 	X509_REQ   *req = pgtls_parse_csr(csr, csr_len, role_name);
 
+	require_live_room();
 	pgtls_ca_load(&out->ca);
 	out->key = NULL;
 	out->cert = pgtls_build_client_cert(role_name, days, X509_REQ_get0_pubkey(req),

@@ -157,11 +157,11 @@ static const struct
 		0, {InvalidOid}
 	},
 	[Q_CHANGES] = {
-		"SELECT serial, kind, role_oid, not_after, revoked_at IS NOT NULL "
+		"SELECT serial, kind, role_oid, not_after, revoked_at IS NOT NULL, fingerprint_sha256 "
 		"FROM %1$s.pgtls_certificates "
 		"WHERE change_xid OPERATOR(pg_catalog.>=) $1::pg_catalog.text::pg_catalog.xid8 "
 		"UNION ALL "
-		"SELECT serial, 'serial', NULL, NULL, true FROM %1$s.pgtls_revoked_serials "
+		"SELECT serial, 'serial', NULL, NULL, true, NULL FROM %1$s.pgtls_revoked_serials "
 		"WHERE change_xid OPERATOR(pg_catalog.>=) $1::pg_catalog.text::pg_catalog.xid8",
 		1, {TEXTOID}
 	},
@@ -813,6 +813,8 @@ pgtls_registry_changes(FullTransactionId since,
 		d = SPI_getbinval(tup, desc, 4, &isnull);
 		change.not_after = isnull ? DT_NOBEGIN : DatumGetTimestampTz(d);
 		change.revoked = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
+		d = SPI_getbinval(tup, desc, 6, &isnull);
+		change.fingerprint = isnull ? NULL : TextDatumGetCString(d);
 		fn(&change, arg);
 	}
 	registry_leave(&call);

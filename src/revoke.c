@@ -164,7 +164,9 @@ revoke_unrecorded(const char *serial, const char *reason, PgtlsRegistryRow *row)
 		if (strcmp(e->serial, serial) != 0)
 			continue;
 		pgtls_check_revoke_target(e->kind == 's' ? NULL :
-								  GetUserNameFromId(e->role_oid, true) ? GetUserNameFromId(e->role_oid, true) : "");
+								  GetUserNameFromId(e->role_oid, true) ? GetUserNameFromId(e->role_oid, true) :
+								  psprintf("with OID %u", e->role_oid),
+								  e->role_oid);
 		/* its transaction may still record it: wait for it, a few seconds at most */
 		pgtls_wait_for_xact(XidFromFullTransactionId(e->fxid),
 							psprintf("certificate %s, issued by a transaction that has not ended,", serial));
@@ -231,11 +233,11 @@ pgtls_revoke_serial(const char *serial, const char *reason)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("serial %s is a CA certificate, which cannot be revoked", serial),
 				 errhint("Replace the CA with pgtls_init_ca(replace => true).")));
-	pgtls_check_revoke_target(row.role);
+	pgtls_check_revoke_target(row.role, row.role_oid);
 
 	revoked_now = pgtls_registry_revoke(serial, reason);
 	pgtls_pending_add(serial, reason);
-	pgtls_live_at_commit(serial, false, InvalidOid, 0);
+	pgtls_live_at_commit(serial, false, InvalidOid, 0, NULL);
 	(void) pgtls_crl_publish(true);
 	if (strcmp(row.kind, "server") == 0 && is_served_certificate(serial))
 		ereport(WARNING,

@@ -47,6 +47,7 @@ PGDLLEXPORT void pgtls_worker_main(Datum arg);
 /* How often the registry is looked at, and how long to pause after an error. */
 #define POLL_MS 1000
 #define ERROR_PAUSE_MS 10000
+#define OVERFLOW_RELOAD_MS 60000
 
 typedef struct WorkerState
 {
@@ -58,6 +59,7 @@ typedef struct WorkerState
 	PgtlsFileIdentity journal_seen;
 	bool		journal_unsettled;
 	MemoryContext tick_cxt;
+	TimestampTz overflow_reload;	/* when an overflowed set was last reloaded */
 } WorkerState;
 
 /*
@@ -91,7 +93,7 @@ apply_change(PgtlsRegistryChange *change, void *arg)
 	if (strcmp(change->kind, "client") != 0)
 		return;
 	pgtls_live_set(change->serial, !change->revoked && change->not_after > GetCurrentTimestamp(),
-				   change->role_oid, change->not_after);
+				   change->role_oid, change->not_after, change->fingerprint);
 }
 
 /* The CAs certificates of ours name as issuer: today the one CA. */
@@ -168,6 +170,15 @@ tick(WorkerState *ws)
 		ws->since = FullTransactionIdFromU64(0);
 	}
 	ws->in_recovery = recovery;
+	/* an entry was lost for want of room: load the set again, once a minute at most */
+	if (pgtls_live_overflowed() &&
+		TimestampDifferenceExceeds(ws->overflow_reload, GetCurrentTimestamp(), OVERFLOW_RELOAD_MS))
+	{
+		ereport(LOG, (errmsg("pgtls_admin: the set of live certificates overflowed pgtls_admin.max_certificates (%d); reloading it",
+							 pgtls_max_certificates)));
+		ws->overflow_reload = GetCurrentTimestamp();
+		ws->since = FullTransactionIdFromU64(0);
+	}
 
 	StartTransactionCommand();
 	XactIsoLevel = XACT_REPEATABLE_READ;	/* one snapshot for the changes and their xmin */
@@ -212,6 +223,11 @@ tick(WorkerState *ws)
 		CommitTransactionCommand();
 	}
 
+	/* a revocation undone, or a prepared one resolved, since the CRL was written */
+	if (pgtls_live_take_crl_request())
+		ws->crl_rewrite = true;
+	if (!ws->crl_rewrite && pgtls_pending_aborted())
+		ws->crl_rewrite = true;
 	if (ws->crl_rewrite || crl_due(ws))
 	{
 		int			listed;
