@@ -177,6 +177,7 @@ tick(WorkerState *ws)
 		pgtls_live_publish(PGTLS_WORKER_NO_REGISTRY, false, NULL, 0);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
+		MemoryContextSwitchTo(ws->tick_cxt);
 		return;
 	}
 	if (ws->since.value == 0)
@@ -189,6 +190,7 @@ tick(WorkerState *ws)
 	publish_ready();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	MemoryContextSwitchTo(ws->tick_cxt);
 	ws->since = next;
 
 	/* the journal's strays go into the registry, which replicates them */
@@ -204,12 +206,14 @@ tick(WorkerState *ws)
 			ws->crl_rewrite = true;
 		PopActiveSnapshot();
 		CommitTransactionCommand();
+		MemoryContextSwitchTo(ws->tick_cxt);
 
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		ws->journal_unsettled = pgtls_compact_journal() < 0 || pgtls_journal_read() != NIL;
 		PopActiveSnapshot();
 		CommitTransactionCommand();
+		MemoryContextSwitchTo(ws->tick_cxt);
 	}
 
 	if (ws->crl_rewrite || crl_due(ws))
@@ -222,6 +226,7 @@ tick(WorkerState *ws)
 		ws->crl_next_update = crl_next_update();
 		PopActiveSnapshot();
 		CommitTransactionCommand();
+		MemoryContextSwitchTo(ws->tick_cxt);
 		ws->crl_rewrite = false;
 		ereport(DEBUG1, (errmsg("pgtls_admin: CRL rewritten, %d serials", listed)));
 	}
@@ -271,13 +276,14 @@ pgtls_worker_main(Datum arg)
 		long		pause = POLL_MS;
 		Oid			now_dboid;
 
+		/* everything a tick allocates goes when it ends (commits leave TopMemoryContext current) */
+		MemoryContextSwitchTo(ws.tick_cxt);
 		/* the registry moved to another database: start again there */
 		if (!pgtls_registry_database(&now_dboid) || now_dboid != ws.dboid)
 		{
 			pgtls_live_publish(PGTLS_WORKER_STARTING, false, NULL, 0);
 			proc_exit(1);
 		}
-		MemoryContextSwitchTo(ws.tick_cxt);
 		PG_TRY();
 		{
 			tick(&ws);
