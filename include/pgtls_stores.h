@@ -132,6 +132,7 @@ extern void pgtls_live_install_hooks(void);
 extern bool pgtls_live_available(void);
 extern void pgtls_live_set(const char *serial, bool is_live, Oid role_oid, TimestampTz not_after);
 extern void pgtls_live_reset(void);
+extern int	pgtls_live_forget_expired(TimestampTz now);
 extern void pgtls_live_publish(PgtlsWorkerState state, bool loaded, const PgtlsCAIdentity *cas,
 							   int ncas);
 /* A worker heartbeat older than this: registry-enforced logins fail closed. */

@@ -227,6 +227,33 @@ pgtls_live_reset(void)
 }
 
 /*
+ * Drop the certificates that expired by now: a set that only grew would
+ * fill up with short-lived certificates.  Returns how many went.
+ */
+int
+pgtls_live_forget_expired(TimestampTz now)
+{
+	HASH_SEQ_STATUS seq;
+	LiveEntry  *e;
+	int			gone = 0;
+
+	if (live == NULL)
+		return 0;
+	LWLockAcquire(live->lock, LW_EXCLUSIVE);
+	hash_seq_init(&seq, live_hash);
+	while ((e = hash_seq_search(&seq)) != NULL)
+	{
+		if (e->not_after > now)
+			continue;
+		(void) hash_search(live_hash, &e->key, HASH_REMOVE, NULL);
+		live->count--;
+		gone++;
+	}
+	LWLockRelease(live->lock);
+	return gone;
+}
+
+/*
  * The worker's report: its state, whether the set is complete as of now,
  * and which CAs are ours.
  */

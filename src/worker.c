@@ -6,7 +6,8 @@
  * Every second it reads the registry's changes since its last look (on a
  * standby, as they are replayed) and
  *   - keeps the shared set of live client certificates (live.c) equal to
- *     the registry, and publishes the CAs' identities and a heartbeat for
+ *     the registry (dropping those that expired, every maintenance
+ *     interval), and publishes the CAs' identities and a heartbeat for
  *     the login hook;
  *   - rewrites and re-signs the CRL when a revocation arrives, when its
  *     nextUpdate is half-way, and at start and promotion, then reloads the
@@ -60,6 +61,7 @@ typedef struct WorkerState
 	PgtlsFileIdentity journal_seen;
 	bool		journal_unsettled;
 	TimestampTz last_maintain;	/* 0: never, run at once */
+	TimestampTz last_sweep;		/* expired certificates last dropped from the live set */
 	char	   *maintain_logged;	/* the lines the last run logged (TopMemoryContext) */
 	MemoryContext tick_cxt;
 } WorkerState;
@@ -207,6 +209,12 @@ tick(WorkerState *ws)
 		ws->crl_next_update = 0;
 	}
 	next = pgtls_registry_changes(ws->since, apply_change, ws);
+	/* certificates that expired while in the set, every maintenance interval */
+	if (GetCurrentTimestamp() - ws->last_sweep >= (TimestampTz) pgtls_maintenance_interval * USECS_PER_SEC)
+	{
+		ws->last_sweep = GetCurrentTimestamp();
+		(void) pgtls_live_forget_expired(ws->last_sweep);
+	}
 	publish_ready();
 	PopActiveSnapshot();
 	CommitTransactionCommand();

@@ -3,9 +3,11 @@
 # on the client) and the new one logs in; every other kind of session gets
 # 42501 (the Unix socket, a password login that presented a certificate, a
 # revoked certificate); the request and lifetime are checked; revoke_previous
-# and pgtls_admin.max_self_renewed; a mapped subject is kept.  Then
-# pgtls-client-cert --renew --if-due as a cron job runs it: not due, due (at a
-# later clock), --exec, an expired certificate, an interrupted renewal.
+# and pgtls_admin.max_self_renewed; a mapped subject is kept; with
+# enforce = registry the renewals log in, and the worker drops expired
+# certificates from the shared live set.  Then pgtls-client-cert --renew
+# --if-due as a cron job runs it: not due, due (at a later clock), --exec, an
+# expired certificate, an interrupted renewal.
 use strict;
 use warnings;
 
@@ -20,7 +22,8 @@ use Test::More;
 my $node = PostgreSQL::Test::Cluster->new('renew_self');
 $node->init;
 $node->append_conf('postgresql.conf',
-	"listen_addresses = '127.0.0.1'\nshared_preload_libraries = 'pgtls_admin'\n");
+	"listen_addresses = '127.0.0.1'\nshared_preload_libraries = 'pgtls_admin'\n"
+	  . "pgtls_admin.enforce = registry\npgtls_admin.maintenance_interval = '2s'\n");
 open my $hba, '>', $node->data_dir . '/pg_hba.conf' or die;
 print $hba <<'HBA';
 local all all trust
@@ -42,6 +45,10 @@ CREATE ROLE user1 LOGIN; CREATE ROLE user2 LOGIN; CREATE ROLE alice LOGIN;
 SET password_encryption = 'scram-sha-256';
 CREATE ROLE pwuser LOGIN PASSWORD 'pw-secret';
 SQL
+# the worker finds the registry at start (registry-enforced logins wait for it)
+$node->restart;
+ok(wait_for(10, sub { slurp_file($node->logfile) =~ /pgtls_admin worker following the registry/ }),
+	'the worker follows the registry');
 my $port = $node->port;
 
 # Client files for $role with a 1-hour certificate; returns the directory.
@@ -167,6 +174,22 @@ like($out, qr/^[0-9A-F]{32}\|/, 'a second live self-renewed certificate is allow
 like($err, qr/ERROR:  53400: role "user1" holds 2 live certificates it renewed itself/, 'a third is refused (53400)');
 $node->safe_psql('postgres', 'ALTER SYSTEM RESET pgtls_admin.max_self_renewed; SELECT pg_reload_conf();');
 session_close($_) for $session, $session_b;
+
+# --- the live set of enforce = registry forgets certificates as they expire
+my $e = short_lived('user2');
+my $serial_e = cert_file_serial("$e/postgresql.crt");
+my $pem_e = slurp_file("$e/postgresql.crt");
+sub registry_step
+{
+	return $node->safe_psql('postgres',
+		"SELECT detail FROM pgtls_explain_login(\$p\$$pem_e\$p\$, 'user2') WHERE step = 'registry'");
+}
+like(registry_step(), qr/certificate $serial_e is live for this role/, 'a new certificate is in the live set');
+# as the registry has it, it expires in 2 s (the worker follows the registry by change_xid)
+$node->safe_psql('postgres', "UPDATE pgtls_certificates SET not_after = now() + interval '2 seconds', "
+	  . "change_xid = pg_current_xact_id() WHERE serial = '$serial_e'");
+ok(defined wait_for(8, sub { registry_step() =~ /certificate $serial_e is not a live certificate of the registry/ }),
+	'once it has expired, the worker drops it from the live set (within a maintenance interval)');
 
 # --- a certificate issued with a mapped subject keeps it
 my $al = short_lived('alice', subject => 'CN=alice@example.com');
