@@ -23,7 +23,19 @@ typedef struct PgtlsRegistryRow
 	char	   *key_type;
 	bool		revoked;
 	char	   *subject;		/* as pgtls_name_text() printed it */
+	TimestampTz not_before;
+	TimestampTz not_after;
+	char	   *fingerprint;	/* SHA-256, as pgtls_fingerprint_sha256() prints it */
 } PgtlsRegistryRow;
+
+/* A certificate that entered its expiry warning window. */
+typedef struct PgtlsExpiring
+{
+	char	   *serial;
+	char	   *kind;
+	char	   *role;			/* NULL unless kind = client */
+	TimestampTz not_after;
+} PgtlsExpiring;
 
 /* A registry row as the background worker follows it. */
 typedef struct PgtlsRegistryChange
@@ -55,6 +67,10 @@ extern List *pgtls_registry_revoked(void);
 extern bool pgtls_registry_lookup(const char *serial, PgtlsRegistryRow *row);
 extern bool pgtls_registry_expiring(int days, int *count, TimestampTz *first);
 extern int	pgtls_registry_role_replaced(char **first_serial, char **first_role);
+extern void pgtls_registry_record_renewal(const char *serial, const char *previous);
+extern List *pgtls_registry_expiry_due(int days);
+extern int	pgtls_registry_tidy(int retain, int revoked_retain, const char *keep);
+extern int	pgtls_registry_self_renewed(Oid role_oid, const char *role);
 
 /* ---- src/journal.c: every certificate issued here, durable before it leaves ---- */
 typedef struct PgtlsJournalEntry
@@ -119,6 +135,7 @@ extern bool pgtls_live_available(void);
 extern void pgtls_live_set(const char *serial, bool is_live, Oid role_oid, TimestampTz not_after,
 						   const char *fingerprint);
 extern void pgtls_live_reset(void);
+extern int	pgtls_live_forget_expired(TimestampTz now);
 extern void pgtls_live_publish(PgtlsWorkerState state, bool loaded, const PgtlsCAIdentity *cas,
 							   int ncas);
 /* A worker heartbeat older than this: registry-enforced logins fail closed. */

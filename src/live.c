@@ -214,19 +214,23 @@ pgtls_live_available(void)
 	return live != NULL;
 }
 
-/* Drop the entries that have expired; caller holds the lock exclusively. */
-static void
-sweep_expired(void)
+/* Drop the entries expired by now; caller holds the lock exclusively. */
+static int
+sweep_expired(TimestampTz now)
 {
 	HASH_SEQ_STATUS seq;
 	LiveEntry  *e;
-	TimestampTz now = GetCurrentTimestamp();
+	int			gone = 0;
 
 	hash_seq_init(&seq, live_hash);
 	while ((e = hash_seq_search(&seq)) != NULL)
 		if (e->not_after <= now &&
 			hash_search(live_hash, &e->key, HASH_REMOVE, NULL) != NULL)
+		{
 			live->count--;
+			gone++;
+		}
+	return gone;
 }
 
 /* Add or remove one certificate; caller holds the lock exclusively. */
@@ -244,7 +248,7 @@ apply(const LiveEntry *e, bool add)
 	}
 	if (live->count >= pgtls_max_certificates &&
 		hash_search(live_hash, &e->key, HASH_FIND, NULL) == NULL)
-		sweep_expired();
+		sweep_expired(GetCurrentTimestamp());
 	entry = live->count < pgtls_max_certificates ?
 		hash_search(live_hash, &e->key, HASH_ENTER_NULL, &found) :
 		hash_search(live_hash, &e->key, HASH_FIND, &found);
@@ -344,7 +348,7 @@ pgtls_live_has_room(int64 more)
 	if (room)
 		return true;
 	LWLockAcquire(live->lock, LW_EXCLUSIVE);
-	sweep_expired();
+	sweep_expired(GetCurrentTimestamp());
 	room = live->count + more <= pgtls_max_certificates;
 	LWLockRelease(live->lock);
 	return room;
@@ -367,6 +371,23 @@ pgtls_live_reset(void)
 	live->overflow = false;
 	live->loaded = false;
 	LWLockRelease(live->lock);
+}
+
+/*
+ * Drop the certificates that expired by now: a set that only grew would
+ * fill up with short-lived certificates.  Returns how many went.
+ */
+int
+pgtls_live_forget_expired(TimestampTz now)
+{
+	int			gone;
+
+	if (live == NULL)
+		return 0;
+	LWLockAcquire(live->lock, LW_EXCLUSIVE);
+	gone = sweep_expired(now);
+	LWLockRelease(live->lock);
+	return gone;
 }
 
 /*

@@ -6,7 +6,8 @@
  * Every second it reads the registry's changes since its last look (on a
  * standby, as they are replayed) and
  *   - keeps the shared set of live client certificates (live.c) equal to
- *     the registry, and publishes the CAs' identities and a heartbeat for
+ *     the registry (dropping those that expired, every maintenance
+ *     interval), and publishes the CAs' identities and a heartbeat for
  *     the login hook;
  *   - rewrites and re-signs the CRL when a revocation arrives, when its
  *     nextUpdate is half-way, and at start and promotion, then reloads the
@@ -14,7 +15,11 @@
  *     the revocation being replayed;
  *   - on the primary, records in the registry the certificates of the
  *     issuance journal whose transaction never committed, and compacts
- *     the journal.
+ *     the journal;
+ *   - on the primary, runs pgtls_maintain() (maintain.c) every
+ *     pgtls_admin.maintenance_interval and at promotion, logging one line
+ *     per action (a line it logged on the previous run is not repeated);
+ *     its errors are logged and it tries again an interval later.
  * An error (a CA that cannot sign, say) is logged and retried after a
  * pause: the worker never crash-loops, and while it cannot confirm the
  * registry its heartbeat ages, so registry-enforced logins fail closed.
@@ -23,8 +28,6 @@
 
 #include <glob.h>
 #include <sys/stat.h>
-
-#include <openssl/pem.h>
 
 #include "access/xact.h"
 #include "access/xlog.h"
@@ -58,6 +61,9 @@ typedef struct WorkerState
 	TimestampTz crl_next_update;	/* of the CRL we last wrote; 0 unknown */
 	PgtlsFileIdentity journal_seen;
 	bool		journal_unsettled;
+	TimestampTz last_maintain;	/* 0: never, run at once */
+	TimestampTz last_sweep;		/* expired certificates last dropped from the live set */
+	char	   *maintain_logged;	/* the lines the last run logged (TopMemoryContext) */
 	MemoryContext tick_cxt;
 	TimestampTz overflow_reload;	/* when an overflowed set was last reloaded */
 } WorkerState;
@@ -108,43 +114,6 @@ publish_ready(void)
 	pgtls_live_publish(PGTLS_WORKER_READY, true, &id, 1);
 }
 
-/* nextUpdate of the CRL file, or 0 when it cannot be read. */
-static TimestampTz
-crl_next_update(void)
-{
-	PgtlsFileRead f;
-	BIO		   *bio;
-	X509_CRL   *crl;
-	TimestampTz next = 0;
-
-	if (!pgtls_try_read_file(pgtls_resolve_path(pgtls_crl_file), false, &f))
-		return 0;
-	bio = pgtls_mem_bio(f.data, (int) f.len);
-	crl = pgtls_own_crl(PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL));
-	pgtls_ossl_clear();
-	if (crl != NULL && X509_CRL_get0_nextUpdate(crl) != NULL)
-		next = pgtls_asn1_time_to_timestamptz(X509_CRL_get0_nextUpdate(crl));
-	return next;
-}
-
-/*
- * Re-sign before half of the validity has passed (never when it is 0: the
- * CA's expiry), and at once when the validity was shortened below what the
- * CRL has left.
- */
-static bool
-crl_due(WorkerState *ws)
-{
-	TimestampTz left;
-
-	if (ws->crl_next_update == 0)
-		return true;
-	if (pgtls_crl_validity <= 0)
-		return false;
-	left = ws->crl_next_update - GetCurrentTimestamp();
-	return left < (TimestampTz) pgtls_crl_validity * USECS_PER_SEC / 2 ||
-		left > (TimestampTz) pgtls_crl_validity * USECS_PER_SEC;
-}
 
 /* Has the journal changed since it was last settled? */
 static bool
@@ -155,6 +124,58 @@ journal_changed(WorkerState *ws)
 	if (stat(psprintf("%s/pgtls/journal", DataDir), &st) < 0)
 		return false;
 	return ws->journal_unsettled || !pgtls_file_identity_same(&ws->journal_seen, &st);
+}
+
+/*
+ * pgtls_maintain() in a transaction of its own, when the interval has
+ * passed.  An error is logged and the next try is an interval later; the
+ * other duties go on meanwhile.
+ */
+static void
+maintain(WorkerState *ws)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (ws->last_maintain != 0 &&
+		now < ws->last_maintain + (TimestampTz) pgtls_maintenance_interval * USECS_PER_SEC)
+		return;
+	ws->last_maintain = now;
+	/* a commit leaves TopMemoryContext current: allocate where the tick frees */
+	MemoryContextSwitchTo(ws->tick_cxt);
+	PG_TRY();
+	{
+		StringInfoData logged;
+		ListCell   *lc;
+
+		initStringInfo(&logged);
+		appendStringInfoChar(&logged, '\n');
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		foreach(lc, pgtls_maintain_run())
+		{
+			PgtlsAction *a = lfirst(lc);
+			char	   *line = psprintf("\n%s: %s\n", a->action, a->detail);
+
+			if (ws->maintain_logged == NULL || strstr(ws->maintain_logged, line) == NULL)
+				ereport(LOG, (errmsg("pgtls_admin maintenance: %s: %s", a->action, a->detail)));
+			appendStringInfoString(&logged, line + 1);
+		}
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		MemoryContextSwitchTo(ws->tick_cxt);
+		if (ws->maintain_logged != NULL)
+			pfree(ws->maintain_logged);
+		ws->maintain_logged = MemoryContextStrdup(TopMemoryContext, logged.data);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(ws->tick_cxt);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		MemoryContextSwitchTo(ws->tick_cxt);
+	}
+	PG_END_TRY();
 }
 
 /* One look at the registry; runs in a transaction of its own. */
@@ -168,6 +189,7 @@ tick(WorkerState *ws)
 	{
 		ereport(LOG, (errmsg("pgtls_admin: promoted; reloading the registry and rewriting the CRL")));
 		ws->since = FullTransactionIdFromU64(0);
+		ws->last_maintain = 0;
 	}
 	ws->in_recovery = recovery;
 	/* an entry was lost for want of room: load the set again, once a minute at most */
@@ -188,6 +210,7 @@ tick(WorkerState *ws)
 		pgtls_live_publish(PGTLS_WORKER_NO_REGISTRY, false, NULL, 0);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
+		MemoryContextSwitchTo(ws->tick_cxt);
 		return;
 	}
 	if (ws->since.value == 0)
@@ -197,9 +220,16 @@ tick(WorkerState *ws)
 		ws->crl_next_update = 0;
 	}
 	next = pgtls_registry_changes(ws->since, apply_change, ws);
+	/* certificates that expired while in the set, every maintenance interval */
+	if (GetCurrentTimestamp() - ws->last_sweep >= (TimestampTz) pgtls_maintenance_interval * USECS_PER_SEC)
+	{
+		ws->last_sweep = GetCurrentTimestamp();
+		(void) pgtls_live_forget_expired(ws->last_sweep);
+	}
 	publish_ready();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	MemoryContextSwitchTo(ws->tick_cxt);
 	ws->since = next;
 
 	/* the journal's strays go into the registry, which replicates them */
@@ -215,12 +245,14 @@ tick(WorkerState *ws)
 			ws->crl_rewrite = true;
 		PopActiveSnapshot();
 		CommitTransactionCommand();
+		MemoryContextSwitchTo(ws->tick_cxt);
 
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		ws->journal_unsettled = pgtls_compact_journal() < 0 || pgtls_journal_read() != NIL;
 		PopActiveSnapshot();
 		CommitTransactionCommand();
+		MemoryContextSwitchTo(ws->tick_cxt);
 	}
 
 	/* a revocation undone, or a prepared one resolved, since the CRL was written */
@@ -228,19 +260,22 @@ tick(WorkerState *ws)
 		ws->crl_rewrite = true;
 	if (!ws->crl_rewrite && pgtls_pending_aborted())
 		ws->crl_rewrite = true;
-	if (ws->crl_rewrite || crl_due(ws))
+	if (ws->crl_rewrite || pgtls_crl_resign_due(ws->crl_next_update))
 	{
 		int			listed;
 
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		listed = pgtls_crl_publish(false);
-		ws->crl_next_update = crl_next_update();
+		ws->crl_next_update = pgtls_crl_next_update();
 		PopActiveSnapshot();
 		CommitTransactionCommand();
+		MemoryContextSwitchTo(ws->tick_cxt);
 		ws->crl_rewrite = false;
 		ereport(DEBUG1, (errmsg("pgtls_admin: CRL rewritten, %d serials", listed)));
 	}
+	if (!recovery)
+		maintain(ws);
 }
 
 static void
@@ -287,13 +322,14 @@ pgtls_worker_main(Datum arg)
 		long		pause = POLL_MS;
 		Oid			now_dboid;
 
+		/* everything a tick allocates goes when it ends (commits leave TopMemoryContext current) */
+		MemoryContextSwitchTo(ws.tick_cxt);
 		/* the registry moved to another database: start again there */
 		if (!pgtls_registry_database(&now_dboid) || now_dboid != ws.dboid)
 		{
 			pgtls_live_publish(PGTLS_WORKER_STARTING, false, NULL, 0);
 			proc_exit(1);
 		}
-		MemoryContextSwitchTo(ws.tick_cxt);
 		PG_TRY();
 		{
 			tick(&ws);

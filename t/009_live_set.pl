@@ -35,7 +35,7 @@ SELECT count(*) FROM pgtls_enable_ssl();
 CREATE ROLE alice LOGIN; CREATE ROLE bob LOGIN; CREATE ROLE carol LOGIN;
 CREATE ROLE issuer LOGIN;
 GRANT alice, carol TO issuer WITH ADMIN OPTION;
-GRANT EXECUTE ON FUNCTION pgtls_issue_client(name, int, text, text), pgtls_revoke(text, text) TO issuer;
+GRANT EXECUTE ON FUNCTION pgtls_issue_client(name, int, text, text, interval), pgtls_revoke(text, text, bool) TO issuer;
 SQL
 
 sub serial_of
