@@ -18,6 +18,7 @@
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/postmaster.h"
+#include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -402,15 +403,24 @@ put_settings_rows(FunctionCallInfo fcinfo, List *changed)
 /*
  * Issuing works regardless, but say so when no pg_hba.conf rule would let
  * this certificate in as the role (following line order, clientname= and
- * map=).
+ * map=): once per statement and role, not once per certificate.
  */
 static void
 notice_if_no_cert_rule(Oid roleid, const char *role, X509 *cert)
 {
+	static LocalTransactionId noticed_lxid = InvalidLocalTransactionId;
+	static TimestampTz noticed_statement = 0;
+	static Oid	noticed_role = InvalidOid;
 	X509_NAME  *subject = X509_get_subject_name(cert);
 	char	   *problem = pgtls_hba_cert_problem(roleid, role, pgtls_name_cn(subject, NULL),
 												pgtls_name_dn(subject, NULL));
 
+	if (problem != NULL && noticed_lxid == MyProc->lxid && noticed_role == roleid &&
+		noticed_statement == GetCurrentStatementStartTimestamp())
+		return;
+	noticed_lxid = MyProc->lxid;
+	noticed_statement = GetCurrentStatementStartTimestamp();
+	noticed_role = problem != NULL ? roleid : InvalidOid;
 	if (problem != NULL)
 		ereport(NOTICE,
 				(errmsg("no pg_hba.conf rule lets role \"%s\" log in with a certificate", role),

@@ -313,6 +313,10 @@ $node->connect_fails(client_connstr($carol, 'carol'), 'connect: no pg_hba.conf e
 my ($rc, $out, $err) = $node->psql('postgres', "SELECT 1 FROM pgtls_issue_client('carol')");
 like($err, qr/NOTICE:  no pg_hba.conf rule lets role "carol" log in with a certificate/,
 	'issuing for a role no cert rule admits gives a NOTICE');
+($rc, $out, $err) = $node->psql('postgres',
+	"SELECT count(*) FROM generate_series(1, 5), pgtls_issue_client('carol'); SELECT 1 FROM pgtls_issue_client('carol')");
+is(scalar(() = $err =~ /NOTICE:  no pg_hba.conf rule lets role "carol"/g), 2,
+	'... once per statement, not once per certificate');
 ($rc, $out, $err) = $node->psql('postgres', "SELECT 1 FROM pgtls_issue_client('alice')");
 unlike($err, qr/NOTICE/, 'no NOTICE for a role a cert rule admits');
 

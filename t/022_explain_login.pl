@@ -62,7 +62,7 @@ sub cli_client
 }
 
 # (ok, failing step, what the client sees) from pgtls_explain_login
-sub explain
+sub explain_login
 {
 	my ($cert, $role, $db) = @_;
 	$db //= 'postgres';
@@ -83,7 +83,7 @@ sub agree
 {
 	my ($name, $cred, $role, $want_step, %o) = @_;
 	my $db = $o{db} // 'postgres';
-	my ($verdict, $at, $sees, $rows) = explain($cred->[0], $role, $db);
+	my ($verdict, $at, $sees, $rows) = explain_login($cred->[0], $role, $db);
 	my $dir = client_dir(@$cred);
 	my ($rc, $out, $err) = psql_login($node, $dir, $role, dbname => $db,
 		replication => $db eq 'replication');
@@ -111,7 +111,7 @@ agree('expired', cli_client('old', 'alice', 'extendedKeyUsage = clientAuth',
 # libpq itself refuses to load a SHA-1 signed certificate at security level 2
 # ("ca md too weak"), so a client at level 0 presents it on the wire
 my $sha1 = cli_client('sha1', 'alice', 'extendedKeyUsage = clientAuth', md => 'sha1');
-my ($v, $at, $sees) = explain($sha1->[0], 'alice');
+my ($v, $at, $sees) = explain_login($sha1->[0], 'alice');
 is("$v at $at", 'refused at strength', 'signed with SHA-1: explained as refused at strength');
 is($sees, 'SSL error: sslv3 alert bad certificate', 'the client sees a bad certificate alert');
 # (TLS 1.2: with TLS 1.3 s_client is gone before the server's alert arrives)
