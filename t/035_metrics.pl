@@ -74,7 +74,14 @@ my $log = PostgreSQL::Test::Utils::tempdir . '/exporter.log';
 my $dsn = sprintf('host=127.0.0.1 port=%d user=pgtls_exporter dbname=postgres sslmode=verify-full '
 	  . 'sslrootcert=%s/root.crt sslcert=%s/postgresql.crt sslkey=%s/postgresql.key',
 	$node->port, $certs, $certs, $certs);
-my $exporter = IPC::Run::start(
+my $exporter;
+# never leave the exporter behind, whatever stops this test
+END
+{
+	local $?;
+	eval { $exporter->kill_kill } if $exporter;
+}
+$exporter = IPC::Run::start(
 	[
 		$exporter_bin, "--web.listen-address=127.0.0.1:$http_port",
 		"--extend.query-path=$srcdir/monitoring/postgres_exporter.yaml"
@@ -279,6 +286,7 @@ ok(IPC::Run::run([ $promtool, 'test', 'rules', 'alerts_test.yaml' ], '>', \$out,
 	'promtool test rules monitoring/alerts_test.yaml: each alert fires when it should and only then') or diag("$out$err");
 
 $exporter->kill_kill;
+undef $exporter;
 
 # --- files that are missing or garbled: no row for them, no error, the rest intact
 my $cert_file = $node->data_dir . '/' . sql('SHOW ssl_cert_file');
