@@ -25,7 +25,10 @@ CREATE TABLE pgtls_certificates (
     role_oid           oid,
     issuer_fingerprint text,
     uncommitted        bool NOT NULL DEFAULT false,
-    change_xid         xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id()
+    change_xid         xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
+    -- which sessions of the certificate its revocation ends on every node
+    -- (pgtls_revoke's terminate): NULL when not revoked by pgtls_revoke
+    ends_sessions      text CHECK (ends_sessions IN ('none', 'except_superusers', 'all'))
 );
 CREATE INDEX pgtls_certificates_role_idx ON pgtls_certificates (role);
 CREATE INDEX pgtls_certificates_not_after_idx ON pgtls_certificates (not_after);

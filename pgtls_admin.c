@@ -715,6 +715,7 @@ pgtls_revoke(PG_FUNCTION_ARGS)
 	MemoryContext caller;
 	char	   *serial;
 	const char *reason;
+	bool		terminate;
 	bool		result;
 
 	require_arg(fcinfo, 0, "serial");
@@ -724,9 +725,10 @@ pgtls_revoke(PG_FUNCTION_ARGS)
 	caller = pgtls_work_begin();
 	serial = pgtls_normalize_serial(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	reason = pgtls_reason_canonical(text_to_cstring(PG_GETARG_TEXT_PP(1)));
-	result = pgtls_revoke_serial(serial, reason);
-	if (PG_NARGS() > 2 && PG_GETARG_BOOL(2))
-		pgtls_sessions_end_at_commit(serial);
+	terminate = PG_NARGS() > 2 && PG_GETARG_BOOL(2);
+	result = pgtls_revoke_serial(serial, reason, terminate);
+	if (terminate)
+		pgtls_sessions_end_at_commit(serial, superuser());
 	pgtls_work_end(caller);
 	PG_RETURN_BOOL(result);
 }

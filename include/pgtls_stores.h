@@ -46,6 +46,7 @@ typedef struct PgtlsRegistryChange
 	TimestampTz not_after;
 	bool		revoked;
 	char	   *fingerprint;	/* SHA-256 as the registry spells it; NULL for a bare serial */
+	char	   *ends_sessions;	/* none, except_superusers, all; NULL: not said */
 } PgtlsRegistryChange;
 
 extern text *pgtls_registry_insert(X509 *cert, const char *kind, const char *role,
@@ -62,7 +63,8 @@ extern HeapTuple pgtls_registry_merge_row(struct TriggerData *trigdata);
 extern FullTransactionId pgtls_registry_changes(FullTransactionId since,
 												void (*fn) (PgtlsRegistryChange *change, void *arg),
 												void *arg);
-extern bool pgtls_registry_revoke(const char *serial, const char *reason);
+extern bool pgtls_registry_revoke(const char *serial, const char *reason,
+								  const char *ends_sessions);
 extern List *pgtls_registry_revoked(void);
 extern bool pgtls_registry_lookup(const char *serial, PgtlsRegistryRow *row);
 extern bool pgtls_registry_expiring(int days, int *count, TimestampTz *first);
@@ -149,6 +151,8 @@ extern bool pgtls_live_has_room(int64 more);
 extern bool pgtls_live_overflowed(void);
 extern void pgtls_live_request_crl_rewrite(void);
 extern bool pgtls_live_take_crl_request(void);
+extern void pgtls_live_publish_crl(unsigned long issuer_hash, const uint8 *id);
+extern bool pgtls_live_current_crl(unsigned long *issuer_hash, uint8 *id);
 extern char *pgtls_live_refusal(X509 *cert, const char *role, PgtlsLiveVerdict *verdict);
 extern void pgtls_ca_identity_of_ca(X509 *ca, PgtlsCAIdentity *id);
 extern Size pgtls_live_shmem_size(void);

@@ -22,6 +22,10 @@
  * the set is full; issuing is refused (with enforce = registry) rather than
  * letting the set overflow, and an overflowed set is reloaded by the worker.
  *
+ * Beside the set, the identity of the CRL last written (every writer
+ * publishes it, revoke.c), which the login hook compares with the CRL a
+ * backend inherited at fork (enforce.c).
+ *
  * Exists only when the library is in shared_preload_libraries.
  */
 #include "pgtls_stores.h"
@@ -66,6 +70,9 @@ typedef struct LiveShared
 	int			ncas;
 	PgtlsCAIdentity cas[MAX_CAS];
 	int64		count;
+	bool		crl_known;		/* a CRL was written since the server started */
+	unsigned long crl_issuer;	/* its issuer's name hash */
+	uint8		crl_id[PGTLS_CRL_ID_BYTES]; /* its identity (pgtls_crl_der_id) */
 } LiveShared;
 
 static LiveShared *live = NULL;
@@ -314,6 +321,39 @@ pgtls_live_take_crl_request(void)
 	live->crl_requested = false;
 	LWLockRelease(live->lock);
 	return requested;
+}
+
+/*
+ * The CRL file was just replaced by the CRL of the CA whose subject hashes
+ * to issuer_hash, identified by id: new logins compare the server's CRL
+ * with it (enforce.c).  A no-op without the shared set.
+ */
+void
+pgtls_live_publish_crl(unsigned long issuer_hash, const uint8 *id)
+{
+	if (live == NULL)
+		return;
+	LWLockAcquire(live->lock, LW_EXCLUSIVE);
+	live->crl_known = true;
+	live->crl_issuer = issuer_hash;
+	memcpy(live->crl_id, id, PGTLS_CRL_ID_BYTES);
+	LWLockRelease(live->lock);
+}
+
+/* The CRL last written, as pgtls_live_publish_crl() said; false if none since start. */
+bool
+pgtls_live_current_crl(unsigned long *issuer_hash, uint8 *id)
+{
+	bool		known;
+
+	if (live == NULL)
+		return false;
+	LWLockAcquire(live->lock, LW_SHARED);
+	known = live->crl_known;
+	*issuer_hash = live->crl_issuer;
+	memcpy(id, live->crl_id, PGTLS_CRL_ID_BYTES);
+	LWLockRelease(live->lock);
+	return known;
 }
 
 /* Has the set lost an entry for want of room (the worker then reloads it)? */

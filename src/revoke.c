@@ -50,17 +50,24 @@ crl_serials(void)
 	return revoked;
 }
 
-/* The CRL as PEM, signed by the CA. */
+/* The CRL as PEM, signed by the CA; *der (if not NULL) gets its DER. */
 static BIO *
-crl_pem(X509 *ca_cert, EVP_PKEY *ca_key)
+crl_pem(X509 *ca_cert, EVP_PKEY *ca_key, StringInfo *der_out)
 {
 	BIO		   *bio = pgtls_mem_bio(NULL, 0);
 	StringInfo	der = pgtls_crl_der(ca_cert, ca_key, crl_serials());
 
 	if (PEM_write_bio(bio, PEM_STRING_X509_CRL, "", (unsigned char *) der->data, der->len) <= 0)
 		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not encode the CRL");
+	if (der_out != NULL)
+		*der_out = der;
 	return bio;
 }
+
+/* The identity of the CRL staged under the lock, published once it is in place. */
+static bool staged_known = false;
+static unsigned long staged_issuer;
+static uint8 staged_id[PGTLS_CRL_ID_BYTES];
 
 /*
  * Take the CRL lock, build the CRL and stage it at pgtls_admin.crl_file.
@@ -73,16 +80,28 @@ pgtls_crl_stage(X509 *ca_cert, EVP_PKEY *ca_key)
 	char	   *data;
 	long		len;
 	BIO		   *bio;
+	StringInfo	der;
 
 	pgtls_lock(CRL_LOCK_KEY1, CRL_LOCK_KEY2, "the CRL");
-	bio = crl_pem(ca_cert, ca_key);
+	bio = crl_pem(ca_cert, ca_key, &der);
+	staged_issuer = X509_NAME_hash_ex(X509_get_subject_name(ca_cert), NULL, NULL, NULL);
+	staged_known = staged_issuer != 0 && pgtls_crl_der_id(der->data, der->len, staged_id);
+	pgtls_ossl_clear();
 	len = BIO_get_mem_data(bio, &data);
 	return pgtls_stage_file(pgtls_resolve_path(pgtls_crl_file), data, len, 0600);
 }
 
+/*
+ * The staged CRL is in place: say which it is in shared memory, so a
+ * login whose backend inherited an older one checks the file (enforce.c),
+ * and release the lock.
+ */
 void
 pgtls_crl_unlock(void)
 {
+	if (staged_known)
+		pgtls_live_publish_crl(staged_issuer, staged_id);
+	staged_known = false;
 	pgtls_unlock(CRL_LOCK_KEY1, CRL_LOCK_KEY2);
 }
 
@@ -222,10 +241,14 @@ pgtls_revoke_unrecorded_serial(const char *serial, const char *reason)
 /*
  * Revoke serial: record it, rewrite the CRL and have the server reload it
  * before returning, so the next connection with that certificate fails.
- * Returns false when it was already revoked (the CRL is rewritten anyway).
+ * terminate: the caller ends its sessions on this node at commit
+ * (sessions.c); the registry records it, so every node's worker ends those
+ * that it sees once the revocation is committed (a prepared one included),
+ * sparing superusers' sessions when a non-superuser revokes.  Returns false
+ * when it was already revoked (the CRL is rewritten anyway).
  */
 bool
-pgtls_revoke_serial(const char *serial, const char *reason)
+pgtls_revoke_serial(const char *serial, const char *reason, bool terminate)
 {
 	PgtlsRegistryRow row;
 
@@ -243,21 +266,24 @@ pgtls_revoke_serial(const char *serial, const char *reason)
 				 errmsg("serial %s is a CA certificate, which cannot be revoked", serial),
 				 errhint("Replace the CA with pgtls_init_ca(replace => true).")));
 	pgtls_check_revoke_target(row.role, row.role_oid);
-	return pgtls_revoke_recorded(serial, reason, &row);
+	return pgtls_revoke_recorded(serial, reason, !terminate ? "none" : superuser() ? "all" : "except_superusers",
+								 &row);
 }
 
 /*
  * Revoke serial, recorded in the registry as row, for a caller whose right
  * to revoke it was checked (pgtls_revoke_serial, or pgtls_renew_self
- * revoking the certificate the session logged in with).  Returns false when
- * it was already revoked (the CRL is rewritten anyway).
+ * revoking the certificate the session logged in with).  ends_sessions is
+ * what the registry records of its sessions (none, except_superusers, all).
+ * Returns false when it was already revoked (the CRL is rewritten anyway).
  */
 bool
-pgtls_revoke_recorded(const char *serial, const char *reason, const PgtlsRegistryRow *row)
+pgtls_revoke_recorded(const char *serial, const char *reason, const char *ends_sessions,
+					  const PgtlsRegistryRow *row)
 {
 	bool		revoked_now;
 
-	revoked_now = pgtls_registry_revoke(serial, reason);
+	revoked_now = pgtls_registry_revoke(serial, reason, ends_sessions);
 	pgtls_pending_add(serial, reason);
 	pgtls_live_at_commit(serial, false, InvalidOid, 0, NULL);
 	(void) pgtls_crl_publish(true);
@@ -287,7 +313,7 @@ pgtls_crl_text(void)
 		PgtlsCA		ca;
 
 		pgtls_ca_load(&ca);
-		return pgtls_bio_to_text(crl_pem(ca.cert, ca.key));
+		return pgtls_bio_to_text(crl_pem(ca.cert, ca.key, NULL));
 	}
 	pem = pgtls_read_file(pgtls_resolve_path(pgtls_crl_file), "CRL file",
 						  "The CRL is written by pgtls_init_ca(), pgtls_enable_ssl() and pgtls_revoke().",
