@@ -716,6 +716,7 @@ pgtls_revoke(PG_FUNCTION_ARGS)
 	char	   *serial;
 	const char *reason;
 	bool		result;
+	List	   *also;
 
 	require_arg(fcinfo, 0, "serial");
 	require_arg(fcinfo, 1, "reason");
@@ -724,9 +725,15 @@ pgtls_revoke(PG_FUNCTION_ARGS)
 	caller = pgtls_work_begin();
 	serial = pgtls_normalize_serial(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	reason = pgtls_reason_canonical(text_to_cstring(PG_GETARG_TEXT_PP(1)));
-	result = pgtls_revoke_serial(serial, reason);
+	result = pgtls_revoke_serial(serial, reason, &also);
 	if (PG_NARGS() > 2 && PG_GETARG_BOOL(2))
+	{
+		ListCell   *lc;
+
 		pgtls_sessions_end_at_commit(serial);
+		foreach(lc, also)
+			pgtls_sessions_end_at_commit(lfirst(lc));
+	}
 	pgtls_work_end(caller);
 	PG_RETURN_BOOL(result);
 }

@@ -45,7 +45,7 @@ extern PgtlsStagedFile *pgtls_crl_stage(X509 *ca_cert, EVP_PKEY *ca_key);
 extern void pgtls_crl_unlock(void);
 extern int	pgtls_crl_publish(bool notice);
 extern X509_CRL *pgtls_crl_file_read(void);
-extern bool pgtls_revoke_serial(const char *serial, const char *reason);
+extern bool pgtls_revoke_serial(const char *serial, const char *reason, List **also);
 extern bool pgtls_revoke_recorded(const char *serial, const char *reason, const PgtlsRegistryRow *row);
 extern bool pgtls_revoke_unrecorded_serial(const char *serial, const char *reason);
 extern text *pgtls_crl_text(void);

@@ -64,6 +64,8 @@ typedef enum RegistryQuery
 	Q_EXPIRY_DUE,
 	Q_TIDY,
 	Q_SELF_RENEWED,
+	Q_LOOKUP_SHARE,
+	Q_SELF_DESCENDANTS,
 	Q_COUNT
 } RegistryQuery;
 
@@ -265,6 +267,33 @@ static const struct
 		"AND issued_by OPERATOR(pg_catalog.=) $2 AND revoked_at IS NULL "
 		"AND not_after OPERATOR(pg_catalog.>) pg_catalog.now()",
 		2, {OIDOID, NAMEOID}
+	},
+	/* Q_LOOKUP, with the row locked against a concurrent revocation */
+	[Q_LOOKUP_SHARE] = {
+		"SELECT kind, role, san, key_type, revoked_at IS NOT NULL, role_oid, subject, "
+		"not_before, not_after, fingerprint_sha256 "
+		"FROM %1$s.pgtls_certificates WHERE serial OPERATOR(pg_catalog.=) $1 FOR SHARE",
+		1, {TEXTOID}
+	},
+	/*
+	 * Live client certificates renewed from $1 by pgtls_renew_self (renewed
+	 * by the certificate's own role), directly or through such renewals of
+	 * renewals, revoked or not.
+	 */
+	[Q_SELF_DESCENDANTS] = {
+		"WITH RECURSIVE d(serial) AS ("
+		" SELECT r.serial FROM %1$s.pgtls_renewals r"
+		" JOIN %1$s.pgtls_certificates c ON c.serial OPERATOR(pg_catalog.=) r.serial"
+		" WHERE r.previous OPERATOR(pg_catalog.=) $1 AND r.renewed_by OPERATOR(pg_catalog.=) c.role"
+		" UNION"
+		" SELECT r.serial FROM d"
+		" JOIN %1$s.pgtls_renewals r ON r.previous OPERATOR(pg_catalog.=) d.serial"
+		" JOIN %1$s.pgtls_certificates c ON c.serial OPERATOR(pg_catalog.=) r.serial"
+		" WHERE r.renewed_by OPERATOR(pg_catalog.=) c.role) "
+		"SELECT c.serial FROM d JOIN %1$s.pgtls_certificates c ON c.serial OPERATOR(pg_catalog.=) d.serial "
+		"WHERE c.kind OPERATOR(pg_catalog.=) 'client' AND c.revoked_at IS NULL "
+		"AND c.not_after OPERATOR(pg_catalog.>) pg_catalog.now() ORDER BY c.serial",
+		1, {TEXTOID}
 	},
 };
 
@@ -970,9 +999,9 @@ pgtls_registry_revoked(void)
 	return result;
 }
 
-/* The registry row of serial, for renewal; false if there is none. */
-bool
-pgtls_registry_lookup(const char *serial, PgtlsRegistryRow *row)
+/* The registry row of serial as query q reads it; false if there is none. */
+static bool
+registry_lookup(RegistryQuery q, const char *serial, PgtlsRegistryRow *row)
 {
 	RegistryCall call;
 	MemoryContext caller = CurrentMemoryContext;
@@ -984,8 +1013,12 @@ pgtls_registry_lookup(const char *serial, PgtlsRegistryRow *row)
 	int			rc;
 
 	registry_enter(&call);
+	/* a revoker idle in its transaction: wait a few seconds, not for ever */
+	if (q == Q_LOOKUP_SHARE)
+		(void) set_config_option("lock_timeout", "5s", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
 	/* not read-only: see rows this transaction wrote earlier in the same statement */
-	rc = SPI_execute_plan(registry_plan(&call, Q_LOOKUP), values, NULL, false, 1);
+	rc = SPI_execute_plan(registry_plan(&call, q), values, NULL, false, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not look up a serial: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 0)
@@ -1025,6 +1058,26 @@ pgtls_registry_lookup(const char *serial, PgtlsRegistryRow *row)
 	}
 	registry_leave(&call);
 	return true;
+}
+
+/* The registry row of serial; false if there is none. */
+bool
+pgtls_registry_lookup(const char *serial, PgtlsRegistryRow *row)
+{
+	return registry_lookup(Q_LOOKUP, serial, row);
+}
+
+/*
+ * The registry row of serial, locked until the transaction ends so that no
+ * revocation of it can commit meanwhile (one in progress is waited for,
+ * a few seconds at most, and then seen; under REPEATABLE READ or
+ * SERIALIZABLE a revocation committed after the snapshot fails with
+ * 40001).  Primary only.
+ */
+bool
+pgtls_registry_lookup_locked(const char *serial, PgtlsRegistryRow *row)
+{
+	return registry_lookup(Q_LOOKUP_SHARE, serial, row);
 }
 
 /* How many live client certificates expire within days, and the first expiry. */
@@ -1186,6 +1239,36 @@ pgtls_registry_record_renewal(const char *serial, const char *previous)
 }
 
 /*
+ * The live client certificates renewed from serial over their own role's
+ * login (pgtls_renew_self), directly or not: serials, as text.
+ */
+List *
+pgtls_registry_self_descendants(const char *serial)
+{
+	RegistryCall call;
+	MemoryContext caller = CurrentMemoryContext;
+	Datum		values[1] = {CStringGetTextDatum(serial)};
+	List	   *result = NIL;
+	int			rc;
+
+	registry_enter(&call);
+	rc = SPI_execute_plan(registry_plan(&call, Q_SELF_DESCENDANTS), values, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not list renewals: %s", SPI_result_code_string(rc));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+		MemoryContext old = MemoryContextSwitchTo(caller);
+
+		result = lappend(result, TextDatumGetCString(d));
+		MemoryContextSwitchTo(old);
+	}
+	registry_leave(&call);
+	return result;
+}
+
+/*
  * Live certificates that entered the last days before their expiry since
  * the last call (not those issued for that long or less, nor renewed ones),
  * recorded as warned in pgtls_expiry_warnings: each is returned once.
@@ -1266,7 +1349,14 @@ pgtls_registry_self_renewed(Oid role_oid, const char *role)
 	values[0] = ObjectIdGetDatum(role_oid);
 	values[1] = NameGetDatum(&name);
 	registry_enter(&call);
-	rc = SPI_execute_plan(registry_plan(&call, Q_SELF_RENEWED), values, NULL, true, 1);
+	/*
+	 * With the newest snapshot, after a command counter increment: the
+	 * caller holds the role's renewal lock, so this counts every renewal
+	 * committed before it, and this transaction's own, this statement's
+	 * included (registry_enter wrote its pending rows).
+	 */
+	rc = SPI_execute_snapshot(registry_plan(&call, Q_SELF_RENEWED), values, NULL,
+							  GetLatestSnapshot(), InvalidSnapshot, false, false, 1);
 	if (rc != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not count certificates: %s", SPI_result_code_string(rc));
 	count = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));

@@ -220,15 +220,61 @@ pgtls_revoke_unrecorded_serial(const char *serial, const char *reason)
 }
 
 /*
+ * Certificates renewed from serial over their own login (pgtls_renew_self)
+ * hold keys that possession of serial's key obtained.  With reason
+ * keyCompromise they are revoked too (the thief may have renewed); with
+ * any other reason a NOTICE names the live ones.  Returns the serials
+ * revoked here.
+ */
+static List *
+revoke_self_renewed(const char *serial, const char *reason)
+{
+	List	   *live = pgtls_registry_self_descendants(serial);
+	StringInfoData names;
+	ListCell   *lc;
+
+	if (live == NIL)
+		return NIL;
+	initStringInfo(&names);
+	foreach(lc, live)
+		appendStringInfo(&names, "%s%s", names.len > 0 ? ", " : "", (char *) lfirst(lc));
+	if (strcmp(reason, "keyCompromise") != 0)
+	{
+		ereport(NOTICE,
+				(errmsg("%d live certificate(s) were renewed from %s over its own login: %s",
+						list_length(live), serial, names.data),
+				 errhint("If its key may be compromised, revoke with reason keyCompromise, which revokes these with it.")));
+		return NIL;
+	}
+	foreach(lc, live)
+	{
+		PgtlsRegistryRow row;
+
+		if (!pgtls_registry_lookup((char *) lfirst(lc), &row))
+			continue;
+		pgtls_check_revoke_target(row.role, row.role_oid);
+		(void) pgtls_revoke_recorded((char *) lfirst(lc), reason, &row);
+	}
+	ereport(NOTICE,
+			(errmsg("also revoked %d certificate(s) renewed from %s over its own login: %s",
+					list_length(live), serial, names.data)));
+	return live;
+}
+
+/*
  * Revoke serial: record it, rewrite the CRL and have the server reload it
  * before returning, so the next connection with that certificate fails.
  * Returns false when it was already revoked (the CRL is rewritten anyway).
+ * *also: certificates revoked with it (see revoke_self_renewed).
  */
 bool
-pgtls_revoke_serial(const char *serial, const char *reason)
+pgtls_revoke_serial(const char *serial, const char *reason, List **also)
 {
+	bool		revoked;
+
 	PgtlsRegistryRow row;
 
+	*also = NIL;
 	pgtls_require_primary("revoke certificates");
 	if (!pgtls_registry_lookup(serial, &row) && revoke_unrecorded(serial, reason, &row))
 	{
@@ -243,7 +289,10 @@ pgtls_revoke_serial(const char *serial, const char *reason)
 				 errmsg("serial %s is a CA certificate, which cannot be revoked", serial),
 				 errhint("Replace the CA with pgtls_init_ca(replace => true).")));
 	pgtls_check_revoke_target(row.role, row.role_oid);
-	return pgtls_revoke_recorded(serial, reason, &row);
+	revoked = pgtls_revoke_recorded(serial, reason, &row);
+	if (strcmp(row.kind, "client") == 0)
+		*also = revoke_self_renewed(serial, reason);
+	return revoked;
 }
 
 /*
