@@ -28,6 +28,7 @@
 extern char *pgtls_ca_cert_file;
 extern char *pgtls_ca_key_file;
 extern char *pgtls_crl_file;
+extern char *pgtls_ca_bundle_file;
 extern int	pgtls_default_days;
 extern int	pgtls_max_days;
 extern int	pgtls_default_key_type;

@@ -239,7 +239,7 @@ base_name(const char *path)
 static bool
 ours(const char *name, size_t len, const char *target)
 {
-	const char *const settings[] = {pgtls_ca_cert_file, pgtls_ca_key_file, pgtls_crl_file};
+	const char *const settings[] = {pgtls_ca_cert_file, pgtls_ca_key_file, pgtls_crl_file, pgtls_ca_bundle_file};
 
 	if (strlen(base_name(target)) == len && strncmp(name, base_name(target), len) == 0)
 		return true;
@@ -247,6 +247,11 @@ ours(const char *name, size_t len, const char *target)
 		if (settings[i] != NULL && strlen(base_name(settings[i])) == len &&
 			strncmp(name, base_name(settings[i]), len) == 0)
 			return true;
+	/* kept CA keys and the pending request of ca_keyring.c: ca-<hex>.key/.crt, ca-request.key/.csr */
+	if (len > 7 && strncmp(name, "ca-", 3) == 0 &&
+		(strncmp(name + len - 4, ".crt", 4) == 0 || strncmp(name + len - 4, ".key", 4) == 0 ||
+		 strncmp(name + len - 4, ".csr", 4) == 0))
+		return true;
 	if (len > 11 && strncmp(name, "server-", 7) == 0 &&
 		(strncmp(name + len - 4, ".crt", 4) == 0 || strncmp(name + len - 4, ".key", 4) == 0))
 	{

@@ -8,10 +8,14 @@
  *   - keeps the shared set of live client certificates (live.c) equal to
  *     the registry, and publishes the CAs' identities and a heartbeat for
  *     the login hook;
- *   - rewrites and re-signs the CRL when a revocation arrives, when its
- *     nextUpdate is half-way, and at start and promotion, then reloads the
- *     server, so a standby refuses a certificate within a second or two of
- *     the revocation being replayed;
+ *   - rewrites and re-signs the CRLs and the trust bundle (trust.c) when a
+ *     revocation arrives, when the CAs, their states, the trusted CAs or
+ *     the CRLs the primary keeps change, when nextUpdate is half-way, and
+ *     at start and promotion, then reloads the server, so a standby refuses
+ *     a certificate within a second or two of the revocation being
+ *     replayed and follows a CA rotation as it replays it; on the primary
+ *     it keeps the CRLs it signed for standbys that lack a CA's key, and on
+ *     every node removes the keys of retired CAs;
  *   - on the primary, records in the registry the certificates of the
  *     issuance journal whose transaction never committed, and compacts
  *     the journal.
@@ -57,6 +61,7 @@ typedef struct WorkerState
 	TimestampTz crl_next_update;	/* of the CRL we last wrote; 0 unknown */
 	PgtlsFileIdentity journal_seen;
 	bool		journal_unsettled;
+	char	   *trust_digest;	/* what the trust files were last written from (malloc'd) */
 	MemoryContext tick_cxt;
 } WorkerState;
 
@@ -94,16 +99,21 @@ apply_change(PgtlsRegistryChange *change, void *arg)
 				   change->role_oid, change->not_after);
 }
 
-/* The CAs certificates of ours name as issuer: today the one CA. */
+/* The CAs certificates of ours name as issuer: every CA the server trusts of ours. */
 static void
 publish_ready(void)
 {
-	PgtlsCA		ca;
-	PgtlsCAIdentity id;
+	PgtlsCAIdentity ids[8];
 
-	pgtls_ca_load_cert(&ca);
-	pgtls_ca_identity_of_ca(ca.cert, &id);
-	pgtls_live_publish(PGTLS_WORKER_READY, true, &id, 1);
+	pgtls_live_publish(PGTLS_WORKER_READY, true, ids, pgtls_trust_identities(ids, lengthof(ids)));
+}
+
+/* Remember the digest the trust files were written from. */
+static void
+set_digest(WorkerState *ws, const char *digest)
+{
+	free(ws->trust_digest);
+	ws->trust_digest = digest ? strdup(digest) : NULL;
 }
 
 /* nextUpdate of the CRL file, or 0 when it cannot be read. */
@@ -187,6 +197,16 @@ tick(WorkerState *ws)
 	}
 	next = pgtls_registry_changes(ws->since, apply_change, ws);
 	publish_ready();
+	{
+		char	   *digest = ws->trust_digest;
+
+		/* CAs, their states, trusted CAs or the primary's CRLs changed: write the trust files again */
+		if (pgtls_trust_changed(&digest))
+		{
+			ws->crl_rewrite = true;
+			(void) pgtls_ca_keyring_drop_retired(pgtls_registry_cas(false));
+		}
+	}
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	ws->since = next;
@@ -216,9 +236,12 @@ tick(WorkerState *ws)
 	{
 		int			listed;
 
+		char	   *digest = NULL;
+
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
-		listed = pgtls_crl_publish(false);
+		listed = pgtls_trust_publish(false, !recovery, &digest);
+		set_digest(ws, digest);
 		ws->crl_next_update = crl_next_update();
 		PopActiveSnapshot();
 		CommitTransactionCommand();
@@ -289,6 +312,7 @@ pgtls_worker_main(Datum arg)
 			FlushErrorState();
 			AbortCurrentTransaction();
 			ws.since = FullTransactionIdFromU64(0);	/* start over once it works again */
+			set_digest(&ws, NULL);
 			pause = ERROR_PAUSE_MS;
 		}
 		PG_END_TRY();
