@@ -75,6 +75,7 @@ typedef struct PgtlsCAUse
 	int			clients;		/* live client certificates */
 	int			servers;		/* live server certificates */
 	List	   *roles;			/* char *, the roles of the live client certificates */
+	List	   *server_serials; /* char *, the serials of the live server certificates */
 	TimestampTz last_expiry;	/* of its live certificates; 0: none */
 	TimestampTz last_end;		/* when its last certificate ended or ends; 0: it issued none */
 } PgtlsCAUse;
@@ -239,6 +240,9 @@ extern void pgtls_ca_keyring_drop_at_commit(const char *fingerprint);
 extern int	pgtls_ca_keyring_drop_retired(List *cas);
 extern char *pgtls_ca_request_path(const char *ext);
 extern void pgtls_ca_request_drop_at_commit(void);
+extern void pgtls_ca_switch_mark(const char *fingerprint);
+extern char *pgtls_ca_switch_marked(void);
+extern void pgtls_ca_switch_unmark(void);
 
 /* ---- src/roles.c: who may issue for whom ---- */
 extern Oid	pgtls_check_issue_target(NameData *role, bool role_isnull);

@@ -11,7 +11,9 @@
  * elsewhere, and never in a table.  A retired CA's files are removed when
  * the retiring transaction commits (and by the background worker after a
  * crash); a pending request for an intermediate CA keeps its key in
- * ca-request.key until the signed certificate is adopted.
+ * ca-request.key until the signed certificate is adopted.  While the CA
+ * files are switched to another CA, ca-switch names it: left by a crash,
+ * it proves the switch happened here (ca_states.c).
  */
 #include "pgtls_stores.h"
 
@@ -190,9 +192,37 @@ pgtls_ca_keyring_drop_retired(List *cas)
 		{
 			dropped++;
 			ereport(LOG,
-					(errmsg("pgtls_admin: removed the key of retired CA \"%s\" (\"%s\")", row->subject, key)));
+					(errhidestmt(true),
+					 errmsg("pgtls_admin: removed the key of retired CA \"%s\" (\"%s\")", row->subject, key)));
 		}
 		(void) unlink(pgtls_ca_keyring_path(row->fingerprint, "crt"));
 	}
 	return dropped;
+}
+
+/* The marker of a switch of the CA files under way: the fingerprint of the CA switched to. */
+void
+pgtls_ca_switch_mark(const char *fingerprint)
+{
+	char	   *path = psprintf("%s/ca-switch", keyring_dir());
+
+	pgtls_commit_file(pgtls_stage_file(path, fingerprint, strlen(fingerprint), 0600));
+	drop_file_at_commit(path);
+}
+
+/* The CA a switch left by a crash (or an error) was to, or NULL. */
+char *
+pgtls_ca_switch_marked(void)
+{
+	PgtlsFileRead f;
+
+	if (!pgtls_try_read_file(psprintf("%s/ca-switch", keyring_dir()), false, &f))
+		return NULL;
+	return f.data;
+}
+
+void
+pgtls_ca_switch_unmark(void)
+{
+	(void) unlink(psprintf("%s/ca-switch", keyring_dir()));
 }

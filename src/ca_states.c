@@ -118,6 +118,8 @@ pgtls_ca_switch_files(X509 *cert, EVP_PKEY *key, const char *upper_pem)
 		pgtls_ca_keep_outgoing(&out);
 	pgtls_ca_stage(key, cert, upper_pem, &key_file, &cert_file);
 	pgtls_debug_pause(11);
+	/* until this transaction commits, the marker tells a crash from stale files */
+	pgtls_ca_switch_mark(pgtls_fingerprint_sha256(cert));
 	pgtls_commit_pair(key_file, cert_file);
 	pgtls_debug_pause(12);
 }
@@ -138,6 +140,34 @@ role_list(List *roles)
 		}
 		appendStringInfo(&buf, "%s%s", buf.len ? ", " : "", quote_identifier(lfirst(lc)));
 	}
+	return buf.data;
+}
+
+/*
+ * "; N server certificate(s) (serials ...)" for the live server certificates
+ * of use, or "": a standby's own, or one an install replaced.
+ */
+static char *
+server_list(PgtlsCAUse *use)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	if (use->servers == 0)
+		return buf.data;
+	appendStringInfo(&buf, "; %d server certificate%s (serial", use->servers, use->servers == 1 ? "" : "s");
+	foreach(lc, use->server_serials)
+	{
+		if (foreach_current_index(lc) == 5)
+		{
+			appendStringInfoString(&buf, ", ...");
+			break;
+		}
+		appendStringInfo(&buf, "%s %s", foreach_current_index(lc) ? "," : (use->servers == 1 ? "" : "s"),
+						 (char *) lfirst(lc));
+	}
+	appendStringInfoString(&buf, ": a standby's own, or one an install replaced)");
 	return buf.data;
 }
 
@@ -163,11 +193,8 @@ pgtls_ca_retire(PgtlsCARow *row, bool force, const char *action)
 				 use.clients > 0 ?
 				 errdetail("%d client certificate%s of role%s %s%s.", use.clients,
 						   use.clients == 1 ? "" : "s", list_length(use.roles) == 1 ? "" : "s",
-						   role_list(use.roles),
-						   use.servers > 0 ? psprintf("; %d server certificate%s", use.servers,
-													  use.servers == 1 ? "" : "s") : "") :
-				 errdetail("%d server certificate%s (a standby's own, say).", use.servers,
-						   use.servers == 1 ? "" : "s"),
+						   role_list(use.roles), server_list(&use)) :
+				 errdetail("%s.", server_list(&use) + 2),
 				 errhint("Renew them under the active CA with pgtls_renew(serial), or revoke them; pass force => true to %s anyway. They are listed by SELECT serial, kind, role, not_after FROM pgtls_certificates WHERE issuer_fingerprint = '%s' AND revoked_at IS NULL AND not_after > now();",
 						 action, row->fingerprint)));
 	if (live > 0)
@@ -176,7 +203,8 @@ pgtls_ca_retire(PgtlsCARow *row, bool force, const char *action)
 
 		/* a replacement (pgtls_init_ca, the imports) always said so in its documentation */
 		ereport(strcmp(action, "replace") == 0 ? LOG : WARNING,
-				(errmsg("%d live certificate%s of CA \"%s\" %s recorded as revoked (cessationOfOperation)",
+				(errhidestmt(true),
+				 errmsg("%d live certificate%s of CA \"%s\" %s recorded as revoked (cessationOfOperation)",
 						revoked, revoked == 1 ? "" : "s", row->subject, revoked == 1 ? "is" : "are"),
 				 errdetail("The CA leaves the trust bundle, so the server refuses them from now on.")));
 	}
@@ -270,6 +298,7 @@ pgtls_ca_make_active(X509 *cert, EVP_PKEY *key, const char *upper_pem, const cha
 	pgtls_ca_stage(key, cert, upper_pem, &key_file, &cert_file);
 	/* a CRL from another CA would make the server refuse every client certificate */
 	pgtls_trust_stage(cert, key, true, &files);
+	pgtls_ca_switch_mark(fingerprint);
 	pgtls_commit_pair(key_file, cert_file);
 	pgtls_trust_commit(&files, false);
 }
@@ -312,21 +341,29 @@ repair_key(PgtlsCA *files)
 		pgtls_commit_pair(key_file, cert_file);
 	}
 	ereport(LOG,
-			(errmsg("pgtls_admin: restored the key of the active CA from \"%s\"",
+			(errhidestmt(true),
+			 errmsg("pgtls_admin: restored the key of the active CA from \"%s\"",
 					pgtls_ca_keyring_path(files->fingerprint, "key"))));
 }
 
 /*
  * Make the registry's states agree with the CA files (the caller holds the
- * CA lock).  See the file's header comment.
+ * CA lock).  The registry is the truth, with two exceptions: a switch of
+ * the files that a crash (or an error) interrupted before its transaction
+ * committed, which the marker proves, is completed; and CA files the
+ * registry does not know while it records no active CA (a registry older
+ * than the states) are recorded as active.  Anything else -- a standby
+ * promoted with the files of a CA since replaced, files changed by hand --
+ * is left for pgtls_ca_require_active() to refuse, with what to do.
  */
 void
 pgtls_ca_sync(void)
 {
 	struct stat st;
 	PgtlsCA		files;
-	PgtlsCAStates	s;
+	PgtlsCAStates s;
 	PgtlsCARow *mine;
+	char	   *marked = pgtls_ca_switch_marked();
 	const char *former = NULL;
 
 	if (stat(pgtls_resolve_path(pgtls_ca_cert_file), &st) < 0)
@@ -336,41 +373,31 @@ pgtls_ca_sync(void)
 	mine = pgtls_ca_find_row(s.rows, files.fingerprint);
 	if (s.active != NULL && mine == s.active)
 	{
-		repair_key(&files);
-		return;
-	}
-	if (mine != NULL && mine->state != NULL && strcmp(mine->state, "retired") == 0)
-	{
-		X509	   *cert;
-		EVP_PKEY   *key;
-
-		/* never bring a retired CA back: put the active one in place, if this node has its key */
-		if (s.active == NULL ||
-			(key = pgtls_ca_keyring_key(s.active->fingerprint, cert = pgtls_ca_row_cert(s.active))) == NULL)
+		/* a switch that never happened, or one that stopped between the key and the certificate */
+		if (marked != NULL)
 		{
-			ereport(WARNING,
-					(errmsg("the CA of pgtls_admin.ca_cert_file, \"%s\", is retired", mine->subject),
-					 s.active ? errdetail("The active CA is \"%s\", whose key this server does not have.", s.active->subject) : 0,
-					 errhint("Copy the active CA's files here, or make a new CA with pgtls_init_ca(replace => true).")));
-			return;
+			repair_key(&files);
+			pgtls_ca_switch_unmark();
 		}
-		pgtls_ca_switch_files(cert, key, s.active->chain);
-		ereport(LOG,
-				(errmsg("pgtls_admin: the CA files held the retired CA \"%s\"; the active CA \"%s\" is back in place",
-						mine->subject, s.active->subject)));
 		return;
 	}
+	if (marked != NULL ? strcmp(marked, files.fingerprint) != 0 :
+		(s.active != NULL || (mine != NULL && mine->state != NULL)))
+		return;
 	if (mine == NULL)
 		(void) pgtls_registry_insert(files.cert, "ca", NULL, InvalidOid, NULL, files.fingerprint);
 	if (s.active != NULL)
 	{
+		/* back to a previous CA is a rolled-back activation */
 		former = mine != NULL && mine->state != NULL && strcmp(mine->state, "previous") == 0 ?
 			"next" : "previous";
 		pgtls_ca_set_state(s.active->fingerprint, former, NULL);
 	}
 	pgtls_ca_set_state(files.fingerprint, "active", files.upper_pem[0] ? files.upper_pem : NULL);
+	pgtls_ca_switch_unmark();
 	ereport(LOG,
-			(errmsg("pgtls_admin: the CA of pgtls_admin.ca_cert_file, \"%s\", is now recorded as the active CA%s%s%s",
+			(errhidestmt(true),
+			 errmsg("pgtls_admin: the CA of pgtls_admin.ca_cert_file, \"%s\", is now recorded as the active CA%s%s%s",
 					pgtls_name_text(X509_get_subject_name(files.cert)),
 					former ? "; \"" : "", former ? s.active->subject : "",
 					former ? psprintf("\" is %s", former) : "")));
@@ -410,7 +437,7 @@ pgtls_ca_require_active(PgtlsCA *ca)
 							   pgtls_name_text(X509_get_subject_name(ca->cert)),
 							   row && row->state ? row->state : "unknown",
 							   s.active ? psprintf("; the active CA is \"%s\"", s.active->subject) : ""),
-					 errhint("Put the active CA's files in place, or make a new CA with pgtls_init_ca(replace => true).")));
+					 errhint("Put the active CA's certificate and key in pgtls_admin.ca_cert_file and ca_key_file (after a promotion: those of the old primary), or make the CA of those files the only active one with pgtls_import_ca_files(certificate_file, key_file, replace => true).")));
 	}
 	if (states_changed_xid != GetTopTransactionIdIfAny() || !TransactionIdIsValid(states_changed_xid))
 		strlcpy(confirmed_active, ca->fingerprint, sizeof(confirmed_active));

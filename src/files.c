@@ -247,10 +247,10 @@ ours(const char *name, size_t len, const char *target)
 		if (settings[i] != NULL && strlen(base_name(settings[i])) == len &&
 			strncmp(name, base_name(settings[i]), len) == 0)
 			return true;
-	/* kept CA keys and the pending request of ca_keyring.c: ca-<hex>.key/.crt, ca-request.key/.csr */
+	/* kept CA keys, the pending request and the switch marker of ca_keyring.c */
 	if (len > 7 && strncmp(name, "ca-", 3) == 0 &&
 		(strncmp(name + len - 4, ".crt", 4) == 0 || strncmp(name + len - 4, ".key", 4) == 0 ||
-		 strncmp(name + len - 4, ".csr", 4) == 0))
+		 strncmp(name + len - 4, ".csr", 4) == 0 || (len == 9 && strncmp(name, "ca-switch", 9) == 0)))
 		return true;
 	if (len > 11 && strncmp(name, "server-", 7) == 0 &&
 		(strncmp(name + len - 4, ".crt", 4) == 0 || strncmp(name + len - 4, ".key", 4) == 0))

@@ -230,8 +230,9 @@ static const struct
 		"pg_catalog.array_agg(DISTINCT role::pg_catalog.text ORDER BY role::pg_catalog.text) "
 		"  FILTER (WHERE live AND role IS NOT NULL), "
 		"pg_catalog.max(not_after) FILTER (WHERE live), "
-		"pg_catalog.max(LEAST(not_after, COALESCE(revoked_at, not_after))) "
-		"FROM (SELECT kind, role, not_after, revoked_at, "
+		"pg_catalog.max(LEAST(not_after, COALESCE(revoked_at, not_after))), "
+		"pg_catalog.array_agg(serial ORDER BY serial) FILTER (WHERE live AND kind OPERATOR(pg_catalog.=) 'server') "
+		"FROM (SELECT kind, role, serial, not_after, revoked_at, "
 		"             revoked_at IS NULL AND not_after OPERATOR(pg_catalog.>) pg_catalog.now() AS live "
 		"      FROM %1$s.pgtls_certificates "
 		"      WHERE issuer_fingerprint OPERATOR(pg_catalog.=) $1 AND kind OPERATOR(pg_catalog.<>) 'ca') c",
@@ -1360,6 +1361,27 @@ pgtls_registry_ca_set_state(const char *fingerprint, const char *state, const ch
 	registry_leave(&call);
 }
 
+/* The elements of a text[] column (NULL: none) as a List of char *, in cxt. */
+static List *
+text_list(HeapTuple tup, TupleDesc desc, int col, MemoryContext cxt)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+	MemoryContext old;
+	List	   *result = NIL;
+	Datum	   *elems;
+	int			n;
+
+	if (isnull)
+		return NIL;
+	old = MemoryContextSwitchTo(cxt);
+	deconstruct_array(DatumGetArrayTypePCopy(d), TEXTOID, -1, false, TYPALIGN_INT, &elems, NULL, &n);
+	for (int i = 0; i < n; i++)
+		result = lappend(result, TextDatumGetCString(elems[i]));
+	MemoryContextSwitchTo(old);
+	return result;
+}
+
 /* What the CA with this fingerprint still signs for. */
 void
 pgtls_registry_ca_use(const char *fingerprint, PgtlsCAUse *use)
@@ -1370,7 +1392,6 @@ pgtls_registry_ca_use(const char *fingerprint, PgtlsCAUse *use)
 	HeapTuple	tup;
 	TupleDesc	desc;
 	bool		isnull;
-	Datum		d;
 
 	memset(use, 0, sizeof(*use));
 	registry_enter(&call);
@@ -1381,21 +1402,10 @@ pgtls_registry_ca_use(const char *fingerprint, PgtlsCAUse *use)
 	desc = SPI_tuptable->tupdesc;
 	use->clients = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
 	use->servers = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
-	d = SPI_getbinval(tup, desc, 3, &isnull);
-	if (!isnull)
-	{
-		MemoryContext old = MemoryContextSwitchTo(caller);
-		Datum	   *elems;
-		int			n;
-
-		deconstruct_array(DatumGetArrayTypePCopy(d), TEXTOID, -1, false, TYPALIGN_INT,
-						  &elems, NULL, &n);
-		for (int i = 0; i < n; i++)
-			use->roles = lappend(use->roles, TextDatumGetCString(elems[i]));
-		MemoryContextSwitchTo(old);
-	}
+	use->roles = text_list(tup, desc, 3, caller);
 	use->last_expiry = time_or_zero(tup, desc, 4);
 	use->last_end = time_or_zero(tup, desc, 5);
+	use->server_serials = text_list(tup, desc, 6, caller);
 	registry_leave(&call);
 }
 

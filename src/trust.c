@@ -108,6 +108,8 @@ our_cas(bool latest, bool with_keys, X509 *extra_cert, EVP_PKEY *extra_key)
 	{
 		PgtlsCA		ca;
 
+		if (extra_cert == NULL && !file_exists(pgtls_ca_cert_file))
+			return NIL;
 		if (extra_cert != NULL)
 		{
 			OurCA	   *o = our_ca_from(extra_fp, "active", extra_cert, NULL);
@@ -271,6 +273,13 @@ build(X509 *extra_cert, EVP_PKEY *extra_key, bool store, TrustContent *out)
 	bool		need_stored = false;
 	ListCell   *lc;
 
+	/* nothing to trust at all: say there is no CA, as before there were several */
+	if (cas == NIL && trusted == NIL)
+	{
+		PgtlsCA		ca;
+
+		pgtls_ca_load_cert(&ca);
+	}
 	initStringInfo(&out->crls);
 	initStringInfo(&out->bundle);
 	out->listed = 0;
@@ -400,7 +409,8 @@ pgtls_trust_publish(bool notice, bool store, char **digest)
 	pgtls_trust_commit(&files, false);
 	if (files.missing != NIL)
 		ereport(notice ? WARNING : LOG,
-				(errmsg("pgtls_admin: no CRL for the trusted CA \"%s\"", (char *) linitial(files.missing)),
+				(errhidestmt(true),
+				 errmsg("pgtls_admin: no CRL for the trusted CA \"%s\"", (char *) linitial(files.missing)),
 				 errdetail("The server checks CRLs for every CA of a chain, so it refuses every client certificate under a CA without one."),
 				 errhint("See SELECT * FROM pgtls_hba_check(); (check ca.crl_missing).")));
 	if (pgtls_server_uses_trust_files())

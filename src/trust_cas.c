@@ -166,6 +166,32 @@ trusted(const char *fingerprint)
 	return NULL;
 }
 
+static TimestampTz
+last_update(const char *pem)
+{
+	BIO		   *bio = pgtls_mem_bio(pem, (int) strlen(pem));
+	X509_CRL   *crl = pgtls_own_crl(PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL));
+
+	pgtls_ossl_clear();
+	return crl ? pgtls_asn1_time_to_timestamptz(X509_CRL_get0_lastUpdate(crl)) : 0;
+}
+
+/* A CRL older than the one kept would bring revoked certificates back. */
+static void
+refuse_older_crl(X509 *cert, const char *kept, const char *offered)
+{
+	TimestampTz kept_at = last_update(kept);
+	TimestampTz offered_at = last_update(offered);
+
+	if (offered_at < kept_at)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("crl of CA \"%s\" is older than the one kept", pgtls_name_text(X509_get_subject_name(cert))),
+				 errdetail("It was issued on %s; the one kept on %s.", timestamptz_to_str(offered_at),
+						   timestamptz_to_str(kept_at)),
+				 errhint("Pass the CA's newest CRL: an older one may not list certificates revoked since.")));
+}
+
 /* Take the locks a change of trust needs, and check the server reads our files. */
 static void
 begin_trust_change(const char *action)
@@ -211,6 +237,8 @@ pgtls_trust_add_ca(const char *cert_pem, int cert_len, const char *crl_pem, int 
 				 errdetail("A retired CA of pgtls_admin does not come back."),
 				 errhint("Its state changes with pgtls_ca_rotate().")));
 	known = trusted(fingerprint);
+	if (crl != NULL && known != NULL && known->crl != NULL)
+		refuse_older_crl(cert, known->crl, crl);
 	if (crl == NULL && (known == NULL || known->crl == NULL))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
