@@ -101,14 +101,39 @@ like($err, qr/DETAIL:  1 server certificate \(serial [0-9A-F]{32}: a standby's o
 $node->safe_psql('postgres', 'SELECT * FROM pgtls_ca_rotate(\'rollback\'); SELECT * FROM pgtls_ca_rotate(\'rollback\');');
 $node->safe_psql('postgres', "SELECT pgtls_revoke(serial, 'superseded') FROM pgtls_certificates WHERE kind = 'server' "
 	  . "AND revoked_at IS NULL AND serial <> (SELECT serial FROM pgtls_server_cert_info())");
+sub finding
+{
+	my ($id) = @_;
+	return $node->safe_psql('postgres',
+		"SELECT string_agg(severity || ': ' || message, E'\\n') FROM pgtls_hba_check() WHERE check_id = '$id'");
+}
 for my $phase ('prepare', 'activate', 'retire')
 {
 	$node->safe_psql('postgres', "SELECT count(*) FROM pgtls_ca_rotate('$phase')");
 	bob_ok("after $phase, bob still logs in");
 	is(urgent(), '', "after $phase the audit finds nothing critical or high");
+	like(finding('ca.previous_unused'), qr/^low: the previous CA "CN=PostgreSQL pgtls_admin CA" is still trusted, but its last certificate ended on /,
+		'... and a previous CA with no live certificate left is reported') if $phase eq 'activate';
 }
 $node->safe_psql('postgres', 'SELECT pgtls_refresh_crl()');
 bob_ok('after pgtls_refresh_crl() too');
+
+# --- the audit's view of the CAs' lifetimes: a CA expiring without a successor, a certificate outliving its CA
+$node->safe_psql('postgres', "SELECT count(*) FROM pgtls_ca_rotate('prepare', days => 200)");
+$node->safe_psql('postgres', "SELECT count(*) FROM pgtls_ca_rotate('activate')");
+like(finding('ca.no_successor'), qr/^medium: the active CA "CN=PostgreSQL pgtls_admin CA G4" expires in 200 days, on .*, and no CA is in state next/,
+	'an active CA that expires within pgtls_admin.default_days and has no successor is reported');
+$node->safe_psql('postgres', <<'SQL');
+INSERT INTO pgtls_certificates (serial, kind, role, subject, key_type, not_before, not_after, fingerprint_sha256,
+                                certificate, issued_by, issuer_fingerprint)
+SELECT '7777', 'client', 'bob', 'CN=bob', 'ec-p256', now(), not_after + interval '1 day', '', '', 'postgres',
+       fingerprint_sha256
+FROM pgtls_cas WHERE state = 'active'
+SQL
+like(finding('cert.outlives_ca'), qr/^medium: 1 live certificate expires after the CA that issued it \(first: serial 7777, CA "CN=PostgreSQL pgtls_admin CA G4"\)/,
+	'a certificate that outlives its CA is reported');
+$node->safe_psql('postgres', "DELETE FROM pgtls_certificates WHERE serial = '7777'");
+$node->safe_psql('postgres', "SELECT count(*) FROM pgtls_ca_rotate('retire', force => true)");
 
 # --- the foreign CA's own revocations are enforced once its new CRL is added
 openssl('ca', '-batch', '-config', "$fca/ca.cnf", '-md', 'sha256', '-revoke', "$tmp/bob.crt", '-cert', "$fca/ca.crt", '-keyfile', "$fca/ca.key");
