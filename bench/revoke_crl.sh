@@ -15,7 +15,9 @@ cluster_start_temp pgtls_bench "${PGTLS_BENCH_PORT:-55451}"
 W=$CLUSTER_DIR
 sql() { cluster_sql -q "$@"; }
 
-# A TLS cluster whose server checks our CRL, as after pgtls_enable_ssl().
+# A TLS cluster whose server checks our CRL, as after pgtls_enable_ssl(),
+# with a certificate rule for the role (else issuing adds a NOTICE).
+sed -i '1i hostssl all bench 127.0.0.1/32 cert' "$W/data/pg_hba.conf"
 sql -c "CREATE EXTENSION pgtls_admin" -c "SELECT pgtls_init_ca()" -c "SELECT count(*) FROM pgtls_enable_ssl()" \
 	-c "CREATE ROLE bench LOGIN" >/dev/null
 sql -c "INSERT INTO pgtls_certificates (serial, kind, role, subject, key_type, not_before, not_after,

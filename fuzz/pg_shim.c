@@ -25,6 +25,7 @@
 /* port.h maps these to the backend's own implementations; use libc's */
 #undef vsnprintf
 #undef snprintf
+#undef qsort
 
 typedef struct Chunk
 {
@@ -263,6 +264,12 @@ lappend(List *list, void *datum)
 	}
 	list->elements[list->length++].ptr_value = datum;
 	return list;
+}
+
+void
+pg_qsort(void *base, size_t nel, size_t elsize, int (*cmp) (const void *, const void *))
+{
+	qsort(base, nel, elsize, cmp);
 }
 
 text *
