@@ -238,8 +238,8 @@ follow_server_certificate(X509 *outgoing)
 		pgtls_registry_revoke(info.serial, "superseded"))
 		pgtls_pending_add(info.serial, "superseded");
 	pgtls_issue_server_cert(dns, ips, pgtls_validity_days(0, true), type, &issued);
+	/* which also makes the trust bundle ssl_ca_file */
 	(void) pgtls_install_server(issued.cert, NULL, issued.key, &issued.ca);
-	(void) pgtls_trust_settings_apply();
 }
 
 /* Move the active state from s->active to incoming (next for activate, previous for rollback). */

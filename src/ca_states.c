@@ -258,8 +258,8 @@ void
 pgtls_ca_publish_trust(void)
 {
 	publish_held(NULL, NULL);
-	(void) pgtls_trust_settings_apply();
-	if (pgtls_server_uses_trust_files())
+	/* a changed setting takes effect only with the reload, like the files */
+	if (pgtls_trust_settings_apply() != NIL || pgtls_server_uses_trust_files())
 		pgtls_reload_server();
 }
 

@@ -177,6 +177,15 @@ like($err, qr/WARNING:  ssl_ca_file "mine.crt" trusted CA "CN=Teleport User CA",
 	'an install that makes the bundle ssl_ca_file names the CA it no longer trusts');
 is($node->safe_psql('postgres', 'SHOW ssl_ca_file'), 'pgtls/ca-bundle.crt', '... and the bundle is ssl_ca_file');
 
+# --- a cluster set up before the bundle existed (ssl_ca_file = the CA file, no CRL): a phase points it at the bundle
+set_conf($node, ssl_ca_file => 'pgtls/ca.crt', ssl_crl_file => '');
+$node->safe_psql('postgres', "SELECT count(*) FROM pgtls_ca_rotate('prepare')");
+is($node->safe_psql('postgres', 'SHOW ssl_ca_file'), 'pgtls/ca-bundle.crt', 'a rotation makes the trust bundle ssl_ca_file, and reloads');
+my $dave = client_files($node, 'alice');
+$node->connect_ok(client_connstr($dave, 'alice') . ' port=' . $node->port, '... where certificates log in',
+	sql => 'SELECT current_user', expected_stdout => qr/^alice$/);
+$node->safe_psql('postgres', "SELECT count(*) FROM pgtls_ca_rotate('rollback')");
+
 sub strftime_utc
 {
 	my @t = gmtime($_[0]);
