@@ -70,6 +70,12 @@ kept_key(PgtlsCARow *row, X509 *cert, const char *action)
  * The phases
  * --------------------------------------------------------------------- */
 
+static void
+free_name(void *p)
+{
+	X509_NAME_free(p);
+}
+
 /*
  * The subject of the next CA: the active one's, its CN with a generation
  * ("... G2", "... G3"), so no two trusted CAs share a name.
@@ -93,7 +99,7 @@ next_subject(PgtlsCARow *active, List *rows)
 	}
 	for (;; gen++)
 	{
-		X509_NAME  *candidate = X509_NAME_dup(name);
+		X509_NAME  *candidate = pgtls_own(X509_NAME_dup(name), free_name);
 		char	   *value = psprintf("%s G%d", base, gen);
 		char	   *text;
 		bool		taken = false;
@@ -105,12 +111,8 @@ next_subject(PgtlsCARow *active, List *rows)
 			X509_NAME_ENTRY_free(X509_NAME_delete_entry(candidate, idx));
 		if (X509_NAME_add_entry_by_NID(candidate, NID_commonName, MBSTRING_UTF8,
 									   (unsigned char *) value, -1, idx, 0) != 1)
-		{
-			X509_NAME_free(candidate);
 			pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not build the next CA's name");
-		}
 		text = pgtls_name_text(candidate);
-		X509_NAME_free(candidate);
 		foreach(lc, rows)
 			taken |= strcmp(((PgtlsCARow *) lfirst(lc))->subject, text) == 0;
 		if (!taken)
