@@ -86,6 +86,30 @@ SELECT pg_catalog.pg_extension_config_dump('pgtls_revoked_serials', '');
 REVOKE ALL ON TABLE pgtls_revoked_serials FROM PUBLIC;
 GRANT SELECT ON TABLE pgtls_revoked_serials TO pg_monitor;
 
+-- Which certificate renewed which (pgtls_renew, pgtls_renew_self, the
+-- server renewal of pgtls_maintain).  A renewed certificate gets no expiry
+-- warning.
+CREATE TABLE pgtls_renewals (
+    serial             text PRIMARY KEY,
+    previous           text NOT NULL,
+    renewed_at         timestamptz NOT NULL DEFAULT now(),
+    renewed_by         name NOT NULL
+);
+CREATE INDEX pgtls_renewals_previous_idx ON pgtls_renewals (previous);
+SELECT pg_catalog.pg_extension_config_dump('pgtls_renewals', '');
+REVOKE ALL ON TABLE pgtls_renewals FROM PUBLIC;
+GRANT SELECT ON TABLE pgtls_renewals TO pg_monitor;
+
+-- Certificates pgtls_maintain() sent an expiry warning for: one each.
+CREATE TABLE pgtls_expiry_warnings (
+    serial             text PRIMARY KEY,
+    not_after          timestamptz NOT NULL,
+    warned_at          timestamptz NOT NULL DEFAULT now()
+);
+SELECT pg_catalog.pg_extension_config_dump('pgtls_expiry_warnings', '');
+REVOKE ALL ON TABLE pgtls_expiry_warnings FROM PUBLIC;
+GRANT SELECT ON TABLE pgtls_expiry_warnings TO pg_monitor;
+
 -- A restored row whose serial is recorded already is merged, not a failure.
 CREATE FUNCTION pgtls_registry_merge()
 RETURNS trigger
@@ -173,13 +197,15 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 -- Issue
 CREATE FUNCTION pgtls_issue_client(role name, days int DEFAULT NULL,
                                    key_type text DEFAULT NULL,
-                                   subject text DEFAULT NULL)
+                                   subject text DEFAULT NULL,
+                                   lifetime interval DEFAULT NULL)
 RETURNS TABLE (serial text, certificate text, private_key text,
                ca_certificate text, not_after timestamptz)
 AS 'MODULE_PATHNAME', 'pgtls_issue_client'
 LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 1;
 
-CREATE FUNCTION pgtls_sign_client_csr(role name, csr text, days int DEFAULT NULL)
+CREATE FUNCTION pgtls_sign_client_csr(role name, csr text, days int DEFAULT NULL,
+                                      lifetime interval DEFAULT NULL)
 RETURNS TABLE (serial text, certificate text, ca_certificate text, not_after timestamptz)
 AS 'MODULE_PATHNAME', 'pgtls_sign_client_csr'
 LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 1;
@@ -209,7 +235,8 @@ AS 'MODULE_PATHNAME', 'pgtls_install_server_cert_files'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 -- Lifecycle
-CREATE FUNCTION pgtls_revoke(serial text, reason text DEFAULT 'unspecified')
+CREATE FUNCTION pgtls_revoke(serial text, reason text DEFAULT 'unspecified',
+                             terminate bool DEFAULT true)
 RETURNS bool
 AS 'MODULE_PATHNAME', 'pgtls_revoke'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
@@ -229,11 +256,32 @@ RETURNS text
 AS 'MODULE_PATHNAME', 'pgtls_crl'
 LANGUAGE C VOLATILE PARALLEL SAFE;
 
-CREATE FUNCTION pgtls_renew(serial text, days int DEFAULT NULL)
+CREATE FUNCTION pgtls_renew(serial text, days int DEFAULT NULL,
+                            lifetime interval DEFAULT NULL)
 RETURNS TABLE (serial text, certificate text, private_key text,
                ca_certificate text, not_after timestamptz)
 AS 'MODULE_PATHNAME', 'pgtls_renew'
 LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 1;
+
+-- Renews the certificate the calling session logged in with, for a key the
+-- client keeps: granted to PUBLIC, it refuses any other session (42501).
+CREATE FUNCTION pgtls_renew_self(csr text, lifetime interval DEFAULT NULL,
+                                 revoke_previous bool DEFAULT false)
+RETURNS TABLE (serial text, certificate text, ca_certificate text, not_after timestamptz)
+AS 'MODULE_PATHNAME', 'pgtls_renew_self'
+LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 1;
+
+-- Every upkeep that is due: server renewal, CRL re-signing, expiry warnings, tidying.
+CREATE FUNCTION pgtls_maintain()
+RETURNS TABLE (action text, detail text)
+AS 'MODULE_PATHNAME', 'pgtls_maintain'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- The sessions of this node that logged in with a client certificate.
+CREATE FUNCTION pgtls_session_certificates()
+RETURNS TABLE (pid int, serial text)
+AS 'MODULE_PATHNAME', 'pgtls_session_certificates'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 
 -- Client formats (for drivers that cannot read PEM keys)
 CREATE FUNCTION pgtls_pkcs8_der(private_key text)
@@ -313,17 +361,21 @@ REVOKE ALL ON FUNCTION pgtls_trust_add(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_trust_remove(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_ca_request(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_ca_set_certificate(text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION pgtls_issue_client(name, int, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgtls_issue_client(name, int, text, text, interval) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_cert_info(text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION pgtls_sign_client_csr(name, text, int) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgtls_sign_client_csr(name, text, int, interval) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_issue_server(text[], inet[], int, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_enable_ssl(text[], inet[], int, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_install_server_cert(text, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION pgtls_revoke(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgtls_revoke(text, text, bool) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_crl() FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_refresh_crl() FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_revoke_unrecorded(text, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION pgtls_renew(text, int) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgtls_renew(text, int, interval) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgtls_maintain() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pgtls_renew_self(text, interval, bool) TO PUBLIC;
+REVOKE ALL ON FUNCTION pgtls_session_certificates() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pgtls_session_certificates() TO pg_monitor;
 REVOKE ALL ON FUNCTION pgtls_pkcs8_der(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_pkcs12(text, text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_encrypt_key(text, text) FROM PUBLIC;
@@ -389,3 +441,23 @@ REVOKE ALL ON pgtls_expiring_certificates, pgtls_revoked_certificates,
               pgtls_certificates_by_role, pgtls_cas FROM PUBLIC;
 GRANT SELECT ON pgtls_expiring_certificates, pgtls_revoked_certificates,
                 pgtls_certificates_by_role, pgtls_cas TO pg_monitor;
+
+-- The sessions of this node that logged in with a client certificate, and
+-- what the registry says of it: live, revoked, expired, or unknown (not
+-- issued here).
+CREATE VIEW pgtls_sessions AS
+SELECT s.pid, a.usename, a.client_addr, s.serial,
+       CASE WHEN c.revoked_at IS NOT NULL
+                 OR EXISTS (SELECT FROM pgtls_revoked_serials r WHERE r.serial = s.serial)
+            THEN 'revoked'
+            WHEN c.serial IS NULL THEN 'unknown'
+            WHEN c.not_after <= now() THEN 'expired'
+            ELSE 'live' END AS status,
+       c.not_after
+FROM pgtls_session_certificates() s
+JOIN pg_catalog.pg_stat_activity a ON a.pid = s.pid
+LEFT JOIN pgtls_certificates c ON c.serial = s.serial
+ORDER BY s.pid;
+
+REVOKE ALL ON pgtls_sessions FROM PUBLIC;
+GRANT SELECT ON pgtls_sessions TO pg_monitor;

@@ -195,34 +195,17 @@ served_certificate(void)
 	return certs ? linitial(certs) : NULL;
 }
 
-/*
- * After the active CA changed from outgoing: when the server presents a
- * certificate the outgoing CA issued, issue one with the same names under
- * the new active CA and install it; else only write the trust files.
- */
+/* A server certificate with the names and key type of leaf, which the registry does not record. */
 static void
-follow_server_certificate(X509 *outgoing)
+issue_like(X509 *leaf, PgtlsLifetime lifetime, PgtlsIssued *issued)
 {
-	X509	   *leaf = served_certificate();
 	List	   *dns = NIL;
 	List	   *ips = NIL;
 	PgtlsCertInfo info;
 	ListCell   *lc;
-	PgtlsIssued issued;
 	PgtlsKeyType type;
 	int			bits;
-	PgtlsRegistryRow row;
 
-	if (leaf == NULL || X509_check_issued(outgoing, leaf) != X509_V_OK)
-	{
-		pgtls_ossl_clear();
-		if (leaf != NULL)
-			ereport(NOTICE,
-					(errmsg("the server certificate was not issued by the outgoing CA; it stays installed")));
-		pgtls_ca_publish_trust();
-		return;
-	}
-	/* the same names, as pgtls_renew() takes them from the registry */
 	pgtls_describe_cert_brief(leaf, &info);
 	foreach(lc, info.san)
 	{
@@ -235,11 +218,44 @@ follow_server_certificate(X509 *outgoing)
 	}
 	if (!pgtls_key_type_lookup(pgtls_key_type_of(X509_get0_pubkey(leaf), &bits), &type))
 		type = (PgtlsKeyType) pgtls_default_key_type;
-	/* replaced, it no longer counts as a live certificate of the outgoing CA */
-	if (pgtls_registry_lookup(info.serial, &row) && !row.revoked &&
-		pgtls_registry_revoke(info.serial, "superseded"))
-		pgtls_pending_add(info.serial, "superseded");
-	pgtls_issue_server_cert(dns, ips, pgtls_validity_days(0, true), type, &issued);
+	pgtls_issue_server_cert(dns, ips, lifetime, type, issued);
+}
+
+/*
+ * After the active CA changed from outgoing: when the server presents a
+ * certificate the outgoing CA issued, issue one with the same names under
+ * the new active CA (a renewal, when the registry records it), record the
+ * replaced one revoked (superseded: it no longer counts as a live
+ * certificate of the outgoing CA), and install the new one; else only write
+ * the trust files.
+ */
+static void
+follow_server_certificate(X509 *outgoing)
+{
+	X509	   *leaf = served_certificate();
+	PgtlsLifetime lifetime = pgtls_lifetime_days(pgtls_validity_days(0, true));
+	PgtlsRegistryRow row;
+	PgtlsIssued issued;
+	char	   *serial;
+
+	if (leaf == NULL || X509_check_issued(outgoing, leaf) != X509_V_OK)
+	{
+		pgtls_ossl_clear();
+		if (leaf != NULL)
+			ereport(NOTICE,
+					(errmsg("the server certificate was not issued by the outgoing CA; it stays installed")));
+		pgtls_ca_publish_trust();
+		return;
+	}
+	serial = pgtls_serial_hex(X509_get0_serialNumber(leaf));
+	if (pgtls_registry_lookup(serial, &row) && strcmp(row.kind, "server") == 0)
+	{
+		pgtls_renew_server(serial, &row, lifetime, &issued);
+		if (!row.revoked && pgtls_registry_revoke(serial, "superseded"))
+			pgtls_pending_add(serial, "superseded");
+	}
+	else
+		issue_like(leaf, lifetime, &issued);
 	/* which also makes the trust bundle ssl_ca_file */
 	(void) pgtls_install_server(issued.cert, NULL, issued.key, &issued.ca);
 }

@@ -23,6 +23,24 @@
 #include "utils/guc.h"
 
 /*
+ * The first CRL of the CRL file as it is now (the active CA's: trust.c
+ * writes ours first), owned by the current context; NULL if it cannot be
+ * read.
+ */
+X509_CRL *
+pgtls_crl_file_read(void)
+{
+	PgtlsFileRead f;
+	X509_CRL   *crl;
+
+	if (!pgtls_try_read_file(pgtls_resolve_path(pgtls_crl_file), false, &f))
+		return NULL;
+	crl = pgtls_own_crl(PEM_read_bio_X509_CRL(pgtls_mem_bio(f.data, (int) f.len), NULL, NULL, NULL));
+	pgtls_ossl_clear();
+	return crl;
+}
+
+/*
  * Rewrite the CRLs (and the trust bundle, trust.c) and have the server load
  * them if it uses them (else, with notice, say so).  Returns the number of
  * serials listed.
@@ -65,7 +83,9 @@ revoke_unrecorded(const char *serial, const char *reason, PgtlsRegistryRow *row)
 		if (strcmp(e->serial, serial) != 0)
 			continue;
 		pgtls_check_revoke_target(e->kind == 's' ? NULL :
-								  GetUserNameFromId(e->role_oid, true) ? GetUserNameFromId(e->role_oid, true) : "");
+								  GetUserNameFromId(e->role_oid, true) ? GetUserNameFromId(e->role_oid, true) :
+								  psprintf("with OID %u", e->role_oid),
+								  e->role_oid);
 		/* its transaction may still record it: wait for it, a few seconds at most */
 		pgtls_wait_for_xact(XidFromFullTransactionId(e->fxid),
 							psprintf("certificate %s, issued by a transaction that has not ended,", serial));
@@ -106,6 +126,8 @@ pgtls_revoke_unrecorded_serial(const char *serial, const char *reason)
 	listed = pgtls_registry_revoke_unknown(serial, reason, 0);
 	pgtls_pending_add(serial, reason);
 	(void) pgtls_crl_publish(true);
+	if (listed)
+		pgtls_notify_revoked(serial, NULL, NULL, reason);
 	return listed;
 }
 
@@ -117,7 +139,6 @@ pgtls_revoke_unrecorded_serial(const char *serial, const char *reason)
 bool
 pgtls_revoke_serial(const char *serial, const char *reason)
 {
-	bool		revoked_now;
 	PgtlsRegistryRow row;
 
 	pgtls_require_primary("revoke certificates");
@@ -125,6 +146,7 @@ pgtls_revoke_serial(const char *serial, const char *reason)
 	{
 		pgtls_pending_add(serial, reason);
 		(void) pgtls_crl_publish(true);
+		pgtls_notify_revoked(serial, NULL, NULL, reason);
 		return true;
 	}
 	if (strcmp(row.kind, "ca") == 0)
@@ -132,13 +154,28 @@ pgtls_revoke_serial(const char *serial, const char *reason)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("serial %s is a CA certificate, which cannot be revoked", serial),
 				 errhint("Replace the CA with pgtls_init_ca(replace => true).")));
-	pgtls_check_revoke_target(row.role);
+	pgtls_check_revoke_target(row.role, row.role_oid);
+	return pgtls_revoke_recorded(serial, reason, &row);
+}
+
+/*
+ * Revoke serial, recorded in the registry as row, for a caller whose right
+ * to revoke it was checked (pgtls_revoke_serial, or pgtls_renew_self
+ * revoking the certificate the session logged in with).  Returns false when
+ * it was already revoked (the CRL is rewritten anyway).
+ */
+bool
+pgtls_revoke_recorded(const char *serial, const char *reason, const PgtlsRegistryRow *row)
+{
+	bool		revoked_now;
 
 	revoked_now = pgtls_registry_revoke(serial, reason);
 	pgtls_pending_add(serial, reason);
-	pgtls_live_at_commit(serial, false, InvalidOid, 0);
+	pgtls_live_at_commit(serial, false, InvalidOid, 0, NULL);
 	(void) pgtls_crl_publish(true);
-	if (strcmp(row.kind, "server") == 0 && is_served_certificate(serial))
+	if (revoked_now)
+		pgtls_notify_revoked(serial, row->kind, row->role, reason);
+	if (strcmp(row->kind, "server") == 0 && is_served_certificate(serial))
 		ereport(WARNING,
 				(errmsg("certificate %s is the one the server presents (ssl_cert_file)", serial),
 				 errdetail("Clients do not check the server's certificate against a CRL (libpq does so only with sslcrl), so revoking it does not stop them from accepting it."),

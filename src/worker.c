@@ -6,7 +6,8 @@
  * Every second it reads the registry's changes since its last look (on a
  * standby, as they are replayed) and
  *   - keeps the shared set of live client certificates (live.c) equal to
- *     the registry, and publishes the CAs' identities and a heartbeat for
+ *     the registry (dropping those that expired, every maintenance
+ *     interval), and publishes the CAs' identities and a heartbeat for
  *     the login hook;
  *   - rewrites and re-signs the CRLs and the trust bundle (trust.c) when a
  *     revocation arrives, when the CAs, their states, the trusted CAs or
@@ -18,7 +19,11 @@
  *     every node removes the keys of retired CAs;
  *   - on the primary, records in the registry the certificates of the
  *     issuance journal whose transaction never committed, and compacts
- *     the journal.
+ *     the journal;
+ *   - on the primary, runs pgtls_maintain() (maintain.c) every
+ *     pgtls_admin.maintenance_interval and at promotion, logging one line
+ *     per action (a line it logged on the previous run is not repeated);
+ *     its errors are logged and it tries again an interval later.
  * An error (a CA that cannot sign, say) is logged and retried after a
  * pause: the worker never crash-loops, and while it cannot confirm the
  * registry its heartbeat ages, so registry-enforced logins fail closed.
@@ -27,8 +32,6 @@
 
 #include <glob.h>
 #include <sys/stat.h>
-
-#include <openssl/pem.h>
 
 #include "access/xact.h"
 #include "access/xlog.h"
@@ -51,6 +54,7 @@ PGDLLEXPORT void pgtls_worker_main(Datum arg);
 /* How often the registry is looked at, and how long to pause after an error. */
 #define POLL_MS 1000
 #define ERROR_PAUSE_MS 10000
+#define OVERFLOW_RELOAD_MS 60000
 
 typedef struct WorkerState
 {
@@ -62,7 +66,11 @@ typedef struct WorkerState
 	PgtlsFileIdentity journal_seen;
 	bool		journal_unsettled;
 	char	   *trust_digest;	/* what the trust files were last written from (malloc'd) */
+	TimestampTz last_maintain;	/* 0: never, run at once */
+	TimestampTz last_sweep;		/* expired certificates last dropped from the live set */
+	char	   *maintain_logged;	/* the lines the last run logged (TopMemoryContext) */
 	MemoryContext tick_cxt;
+	TimestampTz overflow_reload;	/* when an overflowed set was last reloaded */
 } WorkerState;
 
 /*
@@ -96,7 +104,7 @@ apply_change(PgtlsRegistryChange *change, void *arg)
 	if (strcmp(change->kind, "client") != 0)
 		return;
 	pgtls_live_set(change->serial, !change->revoked && change->not_after > GetCurrentTimestamp(),
-				   change->role_oid, change->not_after);
+				   change->role_oid, change->not_after, change->fingerprint);
 }
 
 /* The CAs certificates of ours name as issuer: every CA the server trusts of ours. */
@@ -116,43 +124,6 @@ set_digest(WorkerState *ws, const char *digest)
 	ws->trust_digest = digest ? strdup(digest) : NULL;
 }
 
-/* nextUpdate of the CRL file, or 0 when it cannot be read. */
-static TimestampTz
-crl_next_update(void)
-{
-	PgtlsFileRead f;
-	BIO		   *bio;
-	X509_CRL   *crl;
-	TimestampTz next = 0;
-
-	if (!pgtls_try_read_file(pgtls_resolve_path(pgtls_crl_file), false, &f))
-		return 0;
-	bio = pgtls_mem_bio(f.data, (int) f.len);
-	crl = pgtls_own_crl(PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL));
-	pgtls_ossl_clear();
-	if (crl != NULL && X509_CRL_get0_nextUpdate(crl) != NULL)
-		next = pgtls_asn1_time_to_timestamptz(X509_CRL_get0_nextUpdate(crl));
-	return next;
-}
-
-/*
- * Re-sign before half of the validity has passed (never when it is 0: the
- * CA's expiry), and at once when the validity was shortened below what the
- * CRL has left.
- */
-static bool
-crl_due(WorkerState *ws)
-{
-	TimestampTz left;
-
-	if (ws->crl_next_update == 0)
-		return true;
-	if (pgtls_crl_validity <= 0)
-		return false;
-	left = ws->crl_next_update - GetCurrentTimestamp();
-	return left < (TimestampTz) pgtls_crl_validity * USECS_PER_SEC / 2 ||
-		left > (TimestampTz) pgtls_crl_validity * USECS_PER_SEC;
-}
 
 /* Has the journal changed since it was last settled? */
 static bool
@@ -163,6 +134,58 @@ journal_changed(WorkerState *ws)
 	if (stat(psprintf("%s/pgtls/journal", DataDir), &st) < 0)
 		return false;
 	return ws->journal_unsettled || !pgtls_file_identity_same(&ws->journal_seen, &st);
+}
+
+/*
+ * pgtls_maintain() in a transaction of its own, when the interval has
+ * passed.  An error is logged and the next try is an interval later; the
+ * other duties go on meanwhile.
+ */
+static void
+maintain(WorkerState *ws)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (ws->last_maintain != 0 &&
+		now < ws->last_maintain + (TimestampTz) pgtls_maintenance_interval * USECS_PER_SEC)
+		return;
+	ws->last_maintain = now;
+	/* a commit leaves TopMemoryContext current: allocate where the tick frees */
+	MemoryContextSwitchTo(ws->tick_cxt);
+	PG_TRY();
+	{
+		StringInfoData logged;
+		ListCell   *lc;
+
+		initStringInfo(&logged);
+		appendStringInfoChar(&logged, '\n');
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		foreach(lc, pgtls_maintain_run())
+		{
+			PgtlsAction *a = lfirst(lc);
+			char	   *line = psprintf("\n%s: %s\n", a->action, a->detail);
+
+			if (ws->maintain_logged == NULL || strstr(ws->maintain_logged, line) == NULL)
+				ereport(LOG, (errmsg("pgtls_admin maintenance: %s: %s", a->action, a->detail)));
+			appendStringInfoString(&logged, line + 1);
+		}
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		MemoryContextSwitchTo(ws->tick_cxt);
+		if (ws->maintain_logged != NULL)
+			pfree(ws->maintain_logged);
+		ws->maintain_logged = MemoryContextStrdup(TopMemoryContext, logged.data);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(ws->tick_cxt);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		MemoryContextSwitchTo(ws->tick_cxt);
+	}
+	PG_END_TRY();
 }
 
 /* One look at the registry; runs in a transaction of its own. */
@@ -176,8 +199,18 @@ tick(WorkerState *ws)
 	{
 		ereport(LOG, (errmsg("pgtls_admin: promoted; reloading the registry and rewriting the CRL")));
 		ws->since = FullTransactionIdFromU64(0);
+		ws->last_maintain = 0;
 	}
 	ws->in_recovery = recovery;
+	/* an entry was lost for want of room: load the set again, once a minute at most */
+	if (pgtls_live_overflowed() &&
+		TimestampDifferenceExceeds(ws->overflow_reload, GetCurrentTimestamp(), OVERFLOW_RELOAD_MS))
+	{
+		ereport(LOG, (errmsg("pgtls_admin: the set of live certificates overflowed pgtls_admin.max_certificates (%d); reloading it",
+							 pgtls_max_certificates)));
+		ws->overflow_reload = GetCurrentTimestamp();
+		ws->since = FullTransactionIdFromU64(0);
+	}
 
 	StartTransactionCommand();
 	XactIsoLevel = XACT_REPEATABLE_READ;	/* one snapshot for the changes and their xmin */
@@ -187,6 +220,7 @@ tick(WorkerState *ws)
 		pgtls_live_publish(PGTLS_WORKER_NO_REGISTRY, false, NULL, 0);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
+		MemoryContextSwitchTo(ws->tick_cxt);
 		return;
 	}
 	if (ws->since.value == 0)
@@ -196,6 +230,12 @@ tick(WorkerState *ws)
 		ws->crl_next_update = 0;
 	}
 	next = pgtls_registry_changes(ws->since, apply_change, ws);
+	/* certificates that expired while in the set, every maintenance interval */
+	if (GetCurrentTimestamp() - ws->last_sweep >= (TimestampTz) pgtls_maintenance_interval * USECS_PER_SEC)
+	{
+		ws->last_sweep = GetCurrentTimestamp();
+		(void) pgtls_live_forget_expired(ws->last_sweep);
+	}
 	publish_ready();
 	{
 		char	   *digest = ws->trust_digest;
@@ -209,6 +249,7 @@ tick(WorkerState *ws)
 	}
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	MemoryContextSwitchTo(ws->tick_cxt);
 	ws->since = next;
 
 	/* the journal's strays go into the registry, which replicates them */
@@ -224,30 +265,39 @@ tick(WorkerState *ws)
 			ws->crl_rewrite = true;
 		PopActiveSnapshot();
 		CommitTransactionCommand();
+		MemoryContextSwitchTo(ws->tick_cxt);
 
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		ws->journal_unsettled = pgtls_compact_journal() < 0 || pgtls_journal_read() != NIL;
 		PopActiveSnapshot();
 		CommitTransactionCommand();
+		MemoryContextSwitchTo(ws->tick_cxt);
 	}
 
-	if (ws->crl_rewrite || crl_due(ws))
+	/* a revocation undone, or a prepared one resolved, since the CRL was written */
+	if (pgtls_live_take_crl_request())
+		ws->crl_rewrite = true;
+	if (!ws->crl_rewrite && pgtls_pending_aborted())
+		ws->crl_rewrite = true;
+	if (ws->crl_rewrite || pgtls_crl_resign_due(ws->crl_next_update))
 	{
 		int			listed;
-
 		char	   *digest = NULL;
 
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		listed = pgtls_trust_publish(false, !recovery, &digest);
 		set_digest(ws, digest);
-		ws->crl_next_update = crl_next_update();
+		ws->crl_next_update = pgtls_crl_next_update();
 		PopActiveSnapshot();
 		CommitTransactionCommand();
+		MemoryContextSwitchTo(ws->tick_cxt);
 		ws->crl_rewrite = false;
 		ereport(DEBUG1, (errmsg("pgtls_admin: CRL rewritten, %d serials", listed)));
 	}
+	if (!recovery)
+		maintain(ws);
 }
 
 static void
@@ -294,13 +344,14 @@ pgtls_worker_main(Datum arg)
 		long		pause = POLL_MS;
 		Oid			now_dboid;
 
+		/* everything a tick allocates goes when it ends (commits leave TopMemoryContext current) */
+		MemoryContextSwitchTo(ws.tick_cxt);
 		/* the registry moved to another database: start again there */
 		if (!pgtls_registry_database(&now_dboid) || now_dboid != ws.dboid)
 		{
 			pgtls_live_publish(PGTLS_WORKER_STARTING, false, NULL, 0);
 			proc_exit(1);
 		}
-		MemoryContextSwitchTo(ws.tick_cxt);
 		PG_TRY();
 		{
 			tick(&ws);
