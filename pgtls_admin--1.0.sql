@@ -461,3 +461,104 @@ ORDER BY s.pid;
 
 REVOKE ALL ON pgtls_sessions FROM PUBLIC;
 GRANT SELECT ON pgtls_sessions TO pg_monitor;
+
+-- Monitoring: the numbers a scraper needs, one row per metric and label
+-- set; monitoring/postgres_exporter.yaml exports each row as the Prometheus
+-- metric of the same name.  The two functions read the files the ssl
+-- settings name as they are now; a missing or unreadable file gives no row
+-- (the audit says why), never an error.
+CREATE FUNCTION pgtls_metrics_server_cert()
+RETURNS TABLE (serial text, subject text, fingerprint_sha256 text, not_after timestamptz)
+AS 'MODULE_PATHNAME', 'pgtls_metrics_server_cert'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED ROWS 1;
+
+CREATE FUNCTION pgtls_metrics_crls()
+RETURNS TABLE (issuer text, ca_fingerprint text, this_update timestamptz, next_update timestamptz)
+AS 'MODULE_PATHNAME', 'pgtls_metrics_crls'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED ROWS 2;
+
+REVOKE ALL ON FUNCTION pgtls_metrics_server_cert() FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgtls_metrics_crls() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pgtls_metrics_server_cert() TO pg_monitor;
+GRANT EXECUTE ON FUNCTION pgtls_metrics_crls() TO pg_monitor;
+
+-- security_invoker: the view runs with the reader's own rights, so it is a
+-- convenience over what pg_monitor may read anyway (the registry tables,
+-- pgtls_hba_check() and the two functions above), never a grant of more.
+-- Every name in it is schema-qualified, so nothing created in another
+-- schema before CREATE EXTENSION can be bound into it.  Each branch has a
+-- constant metric name: a query for one metric runs only its branch.
+CREATE VIEW pgtls_metrics WITH (security_invoker = true) AS
+SELECT 'pgtls_server_cert_not_after_timestamp_seconds'::pg_catalog.text AS metric,
+       pg_catalog.jsonb_build_object('serial', s.serial, 'subject', s.subject,
+                                     'fingerprint', s.fingerprint_sha256) AS labels,
+       pg_catalog.date_part('epoch', s.not_after) AS value
+FROM @extschema@.pgtls_metrics_server_cert() s
+UNION ALL
+SELECT 'pgtls_ca_not_after_timestamp_seconds',
+       pg_catalog.jsonb_build_object('fingerprint', c.fingerprint_sha256, 'subject', c.subject,
+                                     'serial', c.serial),
+       pg_catalog.date_part('epoch', c.not_after)
+FROM @extschema@.pgtls_certificates c
+WHERE c.kind OPERATOR(pg_catalog.=) 'ca'
+UNION ALL
+SELECT 'pgtls_crl_this_update_timestamp_seconds',
+       pg_catalog.jsonb_build_object('issuer', r.issuer, 'ca_fingerprint', r.ca_fingerprint),
+       pg_catalog.date_part('epoch', r.this_update)
+FROM @extschema@.pgtls_metrics_crls() r
+UNION ALL
+SELECT 'pgtls_crl_next_update_timestamp_seconds',
+       pg_catalog.jsonb_build_object('issuer', r.issuer, 'ca_fingerprint', r.ca_fingerprint),
+       pg_catalog.date_part('epoch', r.next_update)
+FROM @extschema@.pgtls_metrics_crls() r
+WHERE r.next_update IS NOT NULL
+UNION ALL
+SELECT 'pgtls_client_certificates',
+       pg_catalog.jsonb_build_object('role', r.role, 'state', n.state),
+       n.count::pg_catalog.float8
+FROM (SELECT COALESCE(c.role::pg_catalog.text, '') AS role,
+             pg_catalog.count(*) FILTER (WHERE c.revoked_at IS NULL
+                 AND c.not_after OPERATOR(pg_catalog.>) pg_catalog.now()) AS live,
+             pg_catalog.count(*) FILTER (WHERE c.revoked_at IS NOT NULL) AS revoked,
+             pg_catalog.count(*) FILTER (WHERE c.revoked_at IS NULL
+                 AND c.not_after OPERATOR(pg_catalog.<=) pg_catalog.now()) AS expired
+      FROM @extschema@.pgtls_certificates c
+      WHERE c.kind OPERATOR(pg_catalog.=) 'client'
+      GROUP BY 1) r
+CROSS JOIN LATERAL (VALUES ('live'::pg_catalog.text, r.live), ('revoked', r.revoked),
+                           ('expired', r.expired)) n(state, count)
+UNION ALL
+SELECT 'pgtls_client_cert_next_expiry_timestamp_seconds',
+       pg_catalog.jsonb_build_object('role', COALESCE(c.role::pg_catalog.text, '')),
+       pg_catalog.date_part('epoch', pg_catalog.min(c.not_after))
+FROM @extschema@.pgtls_certificates c
+WHERE c.kind OPERATOR(pg_catalog.=) 'client' AND c.revoked_at IS NULL
+  AND c.not_after OPERATOR(pg_catalog.>) pg_catalog.now()
+GROUP BY COALESCE(c.role::pg_catalog.text, '')
+UNION ALL
+SELECT 'pgtls_audit_findings',
+       pg_catalog.jsonb_build_object('severity', v.severity),
+       pg_catalog.count(f.check_id)::pg_catalog.float8
+FROM (VALUES ('critical'::pg_catalog.text), ('high'), ('medium'), ('low'), ('info')) v(severity)
+LEFT JOIN (SELECT a.severity, a.check_id FROM @extschema@.pgtls_hba_check() a
+           WHERE a.check_id OPERATOR(pg_catalog.<>) 'summary') f
+       ON f.severity OPERATOR(pg_catalog.=) v.severity
+GROUP BY v.severity
+UNION ALL
+SELECT 'pgtls_last_issuance_timestamp_seconds',
+       pg_catalog.jsonb_build_object('kind', c.kind),
+       pg_catalog.date_part('epoch', pg_catalog.max(c.issued_at))
+FROM @extschema@.pgtls_certificates c
+WHERE NOT c.uncommitted
+GROUP BY c.kind
+UNION ALL
+SELECT 'pgtls_last_revocation_timestamp_seconds',
+       '{}'::pg_catalog.jsonb,
+       pg_catalog.date_part('epoch', pg_catalog.max(x.revoked_at))
+FROM (SELECT c.revoked_at FROM @extschema@.pgtls_certificates c WHERE c.revoked_at IS NOT NULL
+      UNION ALL
+      SELECT s.revoked_at FROM @extschema@.pgtls_revoked_serials s) x
+HAVING pg_catalog.max(x.revoked_at) IS NOT NULL;
+
+REVOKE ALL ON pgtls_metrics FROM PUBLIC;
+GRANT SELECT ON pgtls_metrics TO pg_monitor;

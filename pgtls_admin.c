@@ -1078,6 +1078,58 @@ pgtls_hba_check(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
+/* For pgtls_metrics: ssl_cert_file's certificate, or no row (src/metrics.c). */
+PG_FUNCTION_INFO_V1(pgtls_metrics_server_cert);
+Datum
+pgtls_metrics_server_cert(PG_FUNCTION_ARGS)
+{
+	MemoryContext caller;
+	PgtlsCertInfo info;
+
+	srf_begin(fcinfo, 4);
+	caller = pgtls_work_begin();
+	if (pgtls_server_cert_times(&info))
+	{
+		Datum		values[4];
+		bool		nulls[4] = {false};
+
+		values[0] = CStringGetTextDatum(info.serial);
+		values[1] = CStringGetTextDatum(info.subject);
+		values[2] = CStringGetTextDatum(info.fingerprint_sha256);
+		values[3] = TimestampTzGetDatum(info.not_after);
+		srf_put(fcinfo, values, nulls);
+	}
+	pgtls_work_end(caller);
+	return (Datum) 0;
+}
+
+/* For pgtls_metrics: the CRL of each CA the server checks client certificates against. */
+PG_FUNCTION_INFO_V1(pgtls_metrics_crls);
+Datum
+pgtls_metrics_crls(PG_FUNCTION_ARGS)
+{
+	MemoryContext caller;
+	ListCell   *lc;
+
+	srf_begin(fcinfo, 4);
+	caller = pgtls_work_begin();
+	foreach(lc, pgtls_crl_times())
+	{
+		PgtlsCrlTimes *t = lfirst(lc);
+		Datum		values[4];
+		bool		nulls[4] = {false};
+
+		values[0] = CStringGetTextDatum(t->issuer);
+		values[1] = CStringGetTextDatum(t->ca_fingerprint);
+		values[2] = TimestampTzGetDatum(t->this_update);
+		values[3] = TimestampTzGetDatum(t->next_update);
+		nulls[3] = !t->has_next_update;
+		srf_put(fcinfo, values, nulls);
+	}
+	pgtls_work_end(caller);
+	return (Datum) 0;
+}
+
 /* The connection pgtls_hba_match() asks about. */
 static void
 connection_arg(FunctionCallInfo fcinfo, PgtlsConnection *conn)

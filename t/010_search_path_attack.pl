@@ -524,6 +524,8 @@ my @calls = (
 	{ fns => ['pgtls_server_cert_info'], sql => "SELECT serial FROM $x.pgtls_server_cert_info()", ok => 1 },
 	{ fns => ['pgtls_hba_check'], sql => "SELECT count(*) FROM $x.pgtls_hba_check()", ok => 1 },
 	{ fns => ['pgtls_hba_check'], sql => "SELECT check_id FROM $x.pgtls_hba_check()", ok => 1 },
+	{ fns => ['pgtls_metrics_server_cert'], sql => "SELECT count(*) FROM $x.pgtls_metrics_server_cert()", ok => 1 },
+	{ fns => ['pgtls_metrics_crls'], sql => "SELECT count(*) FROM $x.pgtls_metrics_crls()", ok => 1 },
 	{ fns => ['pgtls_hba_match'], sql => "SELECT verdict FROM $x.pgtls_hba_match('shadow_target', 'postgres', '127.0.0.1')", ok => 1 },
 	{ fns => ['pgtls_hba_match'], sql => "SELECT verdict FROM $x.pgtls_hba_match('shadow_target', 'postgres', '10.1.2.3', false)", ok => 1 },
 	{ fns => ['pgtls_hba_match'], sql => "SELECT verdict FROM $x.pgtls_hba_match('no_such_role', 'postgres', '::1')" },
