@@ -103,6 +103,14 @@ apply_change(PgtlsRegistryChange *change, void *arg)
 		ws->crl_rewrite = true;
 	if (strcmp(change->kind, "client") != 0)
 		return;
+	/*
+	 * On a standby, a revocation replayed from the primary ends this node's
+	 * sessions of that certificate when this pass commits (the primary's
+	 * revoking backend ends its own node's, as pgtls_revoke's terminate
+	 * says).  Not at a full load: that revocation is old news.
+	 */
+	if (change->revoked && ws->since.value != 0 && RecoveryInProgress())
+		pgtls_sessions_end_at_commit(change->serial);
 	pgtls_live_set(change->serial, !change->revoked && change->not_after > GetCurrentTimestamp(),
 				   change->role_oid, change->not_after, change->fingerprint);
 }
