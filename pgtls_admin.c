@@ -60,6 +60,7 @@ register_worker(void)
 void
 _PG_init(void)
 {
+	pgtls_files_init();
 	for (int i = 0; i < PGTLS_KEY_NTYPES; i++)
 	{
 		key_type_options[i].name = pgtls_key_type_name((PgtlsKeyType) i);
@@ -340,7 +341,7 @@ import_ca_work(FunctionCallInfo fcinfo)
 	require_arg(fcinfo, 2, "replace");
 	return pgtls_ca_import(VARDATA_ANY(cert), VARSIZE_ANY_EXHDR(cert),
 						   VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key),
-						   PG_GETARG_BOOL(2));
+						   PG_GETARG_BOOL(2), "pgtls_import_ca()");
 }
 
 /*

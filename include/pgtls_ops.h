@@ -13,7 +13,7 @@ extern text *pgtls_ca_init(const char *subject, int days, PgtlsKeyType key_type,
 						   bool replace);
 extern text *pgtls_ca_import(const char *cert_pem, int cert_len,
 							 const char *key_pem, int key_len,
-							 bool replace);
+							 bool replace, const char *function);
 extern text *pgtls_ca_import_files(const char *cert_path, const char *key_path, bool replace);
 
 /* ---- src/issue.c: client and server certificates ---- */

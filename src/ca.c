@@ -6,15 +6,31 @@
  * CA is retired, and the certificates it issued no longer log in.  A
  * rotation without that break is pgtls_ca_rotate().  The CA key, its
  * certificate, the trust bundle and the CRLs are written under the CA lock:
- * all are staged before any is renamed into place, the key first.  The
- * registry rows are written before the renames, so a failure before them
- * changes nothing on disk.
+ * all are staged, and renamed into place (the key first) only when the
+ * statement's transaction commits, after the registry rows are written, so
+ * that an error anywhere before -- in this function, in the rest of the
+ * statement, in a DO block that called it -- leaves the old CA files, and
+ * the registry, as they were.  That is why they refuse to run in a
+ * transaction block: the files cannot follow a ROLLBACK TO SAVEPOINT.
  */
 #include "pgtls_ops.h"
 
 #include <openssl/pem.h>
 
+#include "access/xact.h"
 #include "utils/builtins.h"
+
+/*
+ * Take the CA lock (refusing to replace a CA unless asked to) and refuse a
+ * transaction block; the CA files are then written when the transaction
+ * commits (pgtls_ca_make_active).
+ */
+static void
+begin_ca_change(bool replace, const char *function)
+{
+	pgtls_ca_lock(replace);
+	PreventInTransactionBlock(true, function);
+}
 
 static void
 free_info_stack(void *p)
@@ -36,7 +52,7 @@ pgtls_ca_init(const char *subject, int days, PgtlsKeyType key_type,
 	key = pgtls_generate_key(key_type);
 	cert = pgtls_build_ca_cert(subject, days, key);
 
-	pgtls_ca_lock(replace);
+	begin_ca_change(replace, "pgtls_init_ca()");
 	pgtls_registry_insert(cert, "ca", NULL, InvalidOid, NULL, pgtls_fingerprint_sha256(cert));
 	pgtls_ca_make_active(cert, key, NULL, "replace");
 	return pgtls_cert_pem(cert);
@@ -72,7 +88,7 @@ read_rest(const char *pem, int len, List **upper, List **crls)
  */
 text *
 pgtls_ca_import(const char *cert_pem, int cert_len, const char *key_pem, int key_len,
-				bool replace)
+				bool replace, const char *function)
 {
 	X509	   *cert = pgtls_parse_cert(cert_pem, cert_len, "certificate", PGTLS_CERT_TEXT_HINT);
 	EVP_PKEY   *key = pgtls_parse_private_key(key_pem, key_len, "private_key", PGTLS_KEY_TEXT_HINT);
@@ -98,7 +114,7 @@ pgtls_ca_import(const char *cert_pem, int cert_len, const char *key_pem, int key
 			appendStringInfoString(&upper_pem, text_to_cstring(pgtls_cert_pem(lfirst(lc))));
 	}
 
-	pgtls_ca_lock(replace);
+	begin_ca_change(replace, function);
 	pgtls_registry_insert(cert, "ca", NULL, InvalidOid, NULL, pgtls_fingerprint_sha256(cert));
 	pgtls_ca_trust_chain(upper, crls);
 	pgtls_ca_make_active(cert, key, upper_pem.data, "replace");
@@ -118,5 +134,6 @@ pgtls_ca_import_files(const char *cert_path, const char *key_path, bool replace)
 	char	   *cert_pem = pgtls_read_file(cert_path, "certificate file", NULL, false, &cert_len);
 	char	   *key_pem = pgtls_read_key_file(key_path, "private key file", &key_len);
 
-	return pgtls_ca_import(cert_pem, (int) cert_len, key_pem, (int) key_len, replace);
+	return pgtls_ca_import(cert_pem, (int) cert_len, key_pem, (int) key_len, replace,
+						   "pgtls_import_ca_files()");
 }

@@ -265,10 +265,11 @@ pgtls_ca_publish_trust(void)
 
 /*
  * Make cert the active CA, as pgtls_init_ca() and the imports do: it is
- * recorded (the caller inserted its row and holds the CA lock), every other
- * CA is retired with its live certificates recorded revoked, and the CA
- * files, the trust bundle and the CRLs are written.  why names the call in
- * messages.
+ * recorded (the caller inserted its row, holds the CA lock and refused a
+ * transaction block), every other CA is retired with its live certificates
+ * recorded revoked, and the CA files, the trust bundle and the CRLs are
+ * written when the transaction commits: until then the old CA's files stay
+ * in place, and an error leaves them so.  why names the call in messages.
  */
 void
 pgtls_ca_make_active(X509 *cert, EVP_PKEY *key, const char *upper_pem, const char *why)
@@ -281,8 +282,9 @@ pgtls_ca_make_active(X509 *cert, EVP_PKEY *key, const char *upper_pem, const cha
 	PgtlsStagedFile *cert_file;
 	PgtlsTrustFiles files;
 
+	pgtls_files_defer_to_commit();
 	pgtls_ca_read_states(&s);
-	/* kept, so that a rolled-back replacement leaves the old CA usable */
+	/* kept, so that a replacement rolled back by a crash leaves the old CA usable */
 	if (pgtls_ca_try_load(&out) && strcmp(out.fingerprint, fingerprint) != 0)
 		pgtls_ca_keep_outgoing(&out);
 	foreach(lc, s.rows)
@@ -300,7 +302,8 @@ pgtls_ca_make_active(X509 *cert, EVP_PKEY *key, const char *upper_pem, const cha
 	pgtls_trust_stage(cert, key, true, &files);
 	pgtls_ca_switch_mark(fingerprint);
 	pgtls_commit_pair(key_file, cert_file);
-	pgtls_trust_commit(&files, false);
+	/* the files are renamed at commit: no other writer in between */
+	pgtls_trust_commit(&files, true);
 }
 
 /* ---------------------------------------------------------------------
