@@ -27,6 +27,7 @@
 
 #include <openssl/pem.h>
 
+#include "access/xact.h"
 #include "access/xlog.h"
 #include "libpq/libpq.h"
 #include "postmaster/postmaster.h"
@@ -365,6 +366,28 @@ pgtls_trust_stage(X509 *extra_cert, EVP_PKEY *extra_key, bool store, PgtlsTrustF
 	out->digest = pgtls_registry_trust_digest(RecoveryInProgress(), true);
 }
 
+/* Did this transaction put trust files in place?  They were made from what it had not committed. */
+static bool trust_written = false;
+static bool trust_callback_registered = false;
+
+/*
+ * A transaction that wrote the trust files and then aborted (a phase of a
+ * rotation or a pgtls_trust_add() whose statement failed afterwards) left
+ * files that say what never was: have the worker write them again from the
+ * tables, as pending.c does for a revocation rolled back.
+ */
+static void
+trust_xact_callback(XactEvent event, void *arg)
+{
+	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
+		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT &&
+		event != XACT_EVENT_PREPARE)
+		return;
+	if (trust_written && (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT))
+		pgtls_live_request_crl_rewrite();
+	trust_written = false;
+}
+
 /*
  * Put the staged files in place, the CRLs first (a CRL for a CA not trusted
  * yet harms nothing), and release the CRL lock unless keep_lock.
@@ -372,6 +395,15 @@ pgtls_trust_stage(X509 *extra_cert, EVP_PKEY *extra_key, bool store, PgtlsTrustF
 void
 pgtls_trust_commit(PgtlsTrustFiles *files, bool keep_lock)
 {
+	if (IsTransactionState())
+	{
+		if (!trust_callback_registered)
+		{
+			RegisterXactCallback(trust_xact_callback, NULL);
+			trust_callback_registered = true;
+		}
+		trust_written = true;
+	}
 	pgtls_commit_file(files->crl);
 	if (files->bundle != NULL)
 		pgtls_commit_file(files->bundle);
