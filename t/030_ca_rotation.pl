@@ -200,6 +200,53 @@ $primary->wait_for_catchup($standby);
 $standby->safe_psql('postgres', "SELECT count(*) FROM pgtls_install_server_cert_files('node.crt', 'node.key')");
 is(served_issuer($standby), 'CN = PostgreSQL pgtls_admin CA G2', 'the standby presents a certificate of the new CA');
 
+# --- the worker re-signs the CRL of every trusted CA, on the primary and on the standby
+# (the standby writes the primary's CRL of the CA whose key it lacks)
+sub crl_signed
+{
+	my ($node) = @_;
+	my @pems = slurp_file($node->data_dir . '/pgtls/root.crl') =~ /(-----BEGIN X509 CRL-----.*?-----END X509 CRL-----)/sg;
+	my %last;
+	for my $i (0 .. $#pems)
+	{
+		my $o = openssl('crl', '-in', write_file_0600("$tmp/crl$i.pem", "$pems[$i]\n"), '-noout', '-issuer', '-lastupdate');
+		my ($issuer) = $o =~ /issuer=\s*(.*)/;
+		my ($last) = $o =~ /lastUpdate=(.*)/;
+		$last{$issuer} = $last;
+	}
+	return \%last;
+}
+
+sub all_resigned_within
+{
+	my ($node, $before, $limit) = @_;
+	my $start = time;
+	while (time - $start < $limit)
+	{
+		my $now = crl_signed($node);
+		return $now if keys %$now == keys %$before && !grep { ($now->{$_} // '') eq $before->{$_} } keys %$before;
+		usleep(200_000);
+	}
+	return undef;
+}
+my $dave_g2 = client_files($primary, 'dave');
+$_->append_conf('postgresql.conf', "pgtls_admin.crl_validity = '4s'\n") for $primary, $standby;
+$_->reload for $primary, $standby;
+for my $node ($primary, $standby)
+{
+	my $first = crl_signed($node);
+	is(join(', ', sort keys %$first), 'CN = PostgreSQL pgtls_admin CA, CN = PostgreSQL pgtls_admin CA G2',
+		$node->name . ': ssl_crl_file holds the CRLs of both trusted CAs');
+	my $second = all_resigned_within($node, $first, 10);
+	ok($second && all_resigned_within($node, $second, 10),
+		$node->name . ': with crl_validity = 4s the worker re-signs both CRLs, again and again')
+	  or diag(explain(crl_signed($node)));
+	login_ok($alice_old, 'alice', $root2, $node->name . ': a certificate of the previous CA logs in with the re-signed CRLs', $node);
+	login_ok($dave_g2, 'dave', $root2, $node->name . ': ... and one of the active CA', $node);
+}
+$_->append_conf('postgresql.conf', "pgtls_admin.crl_validity = '7d'\n") for $primary, $standby;
+$_->reload for $primary, $standby;
+
 # --- retire: refused while old-CA certificates live, naming them
 my $alice_new = client_files($primary, 'alice');
 $primary->safe_psql('postgres', "SELECT count(pgtls_revoke(serial)) FROM pgtls_certificates WHERE role IN ('alice', 'bob') "
