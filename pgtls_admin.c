@@ -1191,14 +1191,15 @@ pgtls_hba_match(PG_FUNCTION_ARGS)
 	else
 	{
 		HbaLine    *hba = file->rules[i].hba;
-		List	   *options = pgtls_hba_options(hba);
+		List	   *options = pgtls_hba_options(&file->rules[i]);
 
 		values[0] = Int32GetDatum(file->rules[i].line);
 		values[1] = CStringGetTextDatum(pgtls_hba_type_name(hba->conntype));
 		values[2] = CStringGetTextDatum(hba_authname(hba->auth_method));
 		values[3] = pgtls_text_array(options);
 		nulls[3] = options == NIL;
-		values[4] = CStringGetTextDatum(pgtls_hba_verdict(hba, &conn, pgtls_ident_read()));
+		values[4] = CStringGetTextDatum(pgtls_hba_mask(&file->rules[i],
+													   pgtls_hba_verdict(hba, &conn, pgtls_ident_read())));
 	}
 	srf_put(fcinfo, values, nulls);
 	pgtls_work_end(caller);

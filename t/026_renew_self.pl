@@ -396,5 +396,27 @@ is("$code " . cert_file_serial("$t/postgresql.crt"), '0 ' . cert_file_serial("$f
 ok(!-e "$t/postgresql.crt.renewed", '... nothing is left staged');
 $node->connect_ok(client_connstr($t, 'user2'), '... and the pair logs in', sql => 'SELECT 1');
 
+# a link or a directory planted where a renewal stages its files: refused
+# before the login, so the server signs nothing that would be left unsaved
+my $signed_sql = "SELECT (SELECT count(*) FROM pgtls_certificates WHERE role = 'user2') || ' ' || "
+  . "(SELECT count(*) FROM pgtls_renewals)";
+my $signed = $node->safe_psql('postgres', $signed_sql);
+my $before = cert_file_serial("$t/postgresql.crt");
+symlink("$t/planted", "$t/postgresql.key.renewed") or die;
+($code, $o, $e) = tool(0, '--renew', '--dir', $t, $conninfo);
+is($code, 1, 'a symbolic link at the staged key path: exit 1');
+like($e, qr/postgresql\.key\.renewed is a symbolic link: refusing to write through it/, '... saying why');
+is($node->safe_psql('postgres', $signed_sql), $signed, '... and the server signed no certificate');
+ok(!-e "$t/planted" && cert_file_serial("$t/postgresql.crt") eq $before, '... nor was anything written');
+unlink "$t/postgresql.key.renewed" or die;
+mkdir "$t/postgresql.crt.renewed" or die;
+($code, $o, $e) = tool(0, '--renew', '--dir', $t, $conninfo);
+is($code, 1, 'a directory at the staged certificate path: exit 1');
+is($node->safe_psql('postgres', $signed_sql), $signed, '... and the server signed no certificate');
+rmdir "$t/postgresql.crt.renewed" or die;
+($code, $o, $e) = tool(0, '--renew', '--dir', $t, $conninfo);
+is($code, 0, 'with the path clear the renewal goes through') or diag($e);
+isnt($node->safe_psql('postgres', $signed_sql), $signed, '... and is counted where the refusals were not');
+
 $node->stop;
 done_testing();
