@@ -54,6 +54,8 @@ typedef struct PgtlsHbaRule
 	char	   *error;			/* why the server rejects the line, or NULL */
 	bool		warning;		/* parsed, but the server warned about it */
 	HbaLine    *hba;			/* NULL when error is set */
+	List	   *secrets;		/* text to mask in anything said of the line */
+	List	   *masked_options; /* option names set after a secret option */
 } PgtlsHbaRule;
 
 typedef struct PgtlsHbaFile
@@ -68,6 +70,7 @@ typedef struct PgtlsHbaFile
 
 extern PgtlsHbaFile *pgtls_hba_read(void);
 extern PgtlsHbaFile *pgtls_hba_read_cached(void);
+extern char *pgtls_hba_mask(const PgtlsHbaRule *rule, const char *text);
 extern bool pgtls_token_is_keyword(AuthToken *t, const char *keyword);
 
 /* ---- src/hba_match.c: which rule a connection hits (check_hba) ---- */
@@ -92,7 +95,7 @@ extern int	pgtls_hba_find(PgtlsHbaFile *file, PgtlsConnection *conn);
 extern bool pgtls_hostname_matches(const char *pattern, const char *actual);
 extern const char *pgtls_hba_type_name(ConnType type);
 extern bool pgtls_hba_is_password_method(UserAuth method);
-extern List *pgtls_hba_options(HbaLine *hba);
+extern List *pgtls_hba_options(const PgtlsHbaRule *rule);
 typedef struct PgtlsIdentFile PgtlsIdentFile;
 extern bool pgtls_hba_match_role(PgtlsConnection *conn, List *tokens);
 extern bool pgtls_hba_checks_cert_name(HbaLine *hba);
@@ -191,6 +194,9 @@ extern void pgtls_audit_settings(PgtlsAudit *audit);
 extern X509 *pgtls_audit_extension_ca(PgtlsAudit *audit);
 extern void pgtls_audit_server_files(PgtlsAudit *audit, X509 *our_ca);
 extern X509 *pgtls_server_cert(void);
+
+/* ---- src/audit_ca.c: the extension's CAs, their states, and the CAs of others ---- */
+extern void pgtls_audit_cas(PgtlsAudit *audit);
 
 /* ---- src/audit_crl.c: every CRL the server reads, per CA ---- */
 extern void pgtls_audit_crls(PgtlsAudit *audit, X509 *our_ca, List *revoked,

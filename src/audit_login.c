@@ -41,6 +41,7 @@ typedef struct Explain
 	const char *failed_fix;
 	bool		unknown;		/* a step before any failure could not be judged */
 	const char *unknown_why;
+	const PgtlsHbaRule *rule;	/* the pg_hba.conf line found, whose secrets every later step masks */
 } Explain;
 
 /* Add a step.  After a failure the server never gets there: the step is shown as not reached. */
@@ -50,6 +51,12 @@ add_step(Explain *ex, const char *step, int ok, char *detail, const char *client
 {
 	PgtlsLoginStep *s = palloc0(sizeof(PgtlsLoginStep));
 
+	if (ex->rule != NULL)
+	{
+		detail = pgtls_hba_mask(ex->rule, detail);
+		client = pgtls_hba_mask(ex->rule, client);
+		fix = pgtls_hba_mask(ex->rule, fix);
+	}
 	s->step = step;
 	s->ok = ok;
 	s->detail = detail;
@@ -596,6 +603,7 @@ explain_hba_and_after(Explain *ex, X509 *leaf, PgtlsConnection *conn, const char
 	}
 	hba = file->rules[i].hba;
 	line = file->rules[i].line;
+	ex->rule = &file->rules[i];
 	if (hba->auth_method == uaReject)
 	{
 		add_step(ex, "hba", 0, psprintf("line %d rejects it: %s%s", line, file->rules[i].raw, errors),

@@ -21,14 +21,20 @@
  * connection, and the backend does its TLS handshake later with the SSL
  * context the postmaster had at that moment: a connection opened before a
  * revocation (up to authentication_timeout before, and a client can keep a
- * rolling pool of them) would log in with a CRL that does not list it.  So
- * when the CRL this backend's context holds for the certificate's issuer is
- * not the one last written to pgtls_admin.crl_file (every writer publishes
- * its identity, the hash of its signature, in shared memory), the file is
- * read and a certificate it lists is refused.  On the usual path nothing
- * changed and the cost is one hash of a signature, no file read.
+ * rolling pool of them) would log in with a CRL that does not list it.
+ * The file holds one CRL for each CA of ours the server trusts (and those of
+ * other CAs, pgtls_trust_add); whoever writes it publishes in shared memory
+ * the identity (the hash of its signature) of each CRL of ours it wrote,
+ * with its issuer (trust.c, live.c).  When a CRL this backend's context
+ * holds for the certificate's issuer is not among those published for that
+ * issuer, the file is read and a certificate one of its CRLs of that issuer
+ * lists is refused.  On the usual path nothing changed and the cost is one
+ * hash of a signature, no file read; a certificate of a CA that is not ours
+ * is left to the server's own CRL check, with no file read.
  */
 #include "pgtls_ops.h"
+
+#include <openssl/pem.h>
 
 #include "libpq/auth.h"
 #include "libpq/hba.h"
@@ -72,38 +78,40 @@ enforce_registry(Port *port)
 }
 
 /*
- * Is the CRL for issuer that this backend's SSL context holds (as the
- * postmaster built it before the fork) other than the one whose identity
- * is current?  False also when the context holds no CRL of that issuer:
- * then the server checks none for it, and neither does this hook.
+ * Does this backend's SSL context (as the postmaster built it before the
+ * fork) hold a CRL of issuer that is not among the ncurrent identities last
+ * written?  False also when it holds no CRL of that issuer: then the
+ * server checks none for it, and neither does this hook.
  */
 static bool
-context_crl_outdated(Port *port, X509_NAME *issuer, const uint8 *current)
+context_crl_outdated(Port *port, X509_NAME *issuer, uint8 (*current)[PGTLS_CRL_ID_BYTES], int ncurrent)
 {
 	X509_STORE *store = SSL_CTX_get_cert_store(SSL_get_SSL_CTX(port->ssl));
 	STACK_OF(X509_OBJECT) *objects = store ? X509_STORE_get0_objects(store) : NULL;
-	bool		holds = false;
 
 	for (int i = 0; objects != NULL && i < sk_X509_OBJECT_num(objects); i++)
 	{
 		X509_OBJECT *o = sk_X509_OBJECT_value(objects, i);
 		X509_CRL   *crl = X509_OBJECT_get0_X509_CRL(o);
 		uint8		id[PGTLS_CRL_ID_BYTES];
+		bool		current_one = false;
 
 		if (X509_OBJECT_get_type(o) != X509_LU_CRL || crl == NULL ||
 			X509_NAME_cmp(X509_CRL_get_issuer(crl), issuer) != 0)
 			continue;
-		if (pgtls_crl_id(crl, id) && memcmp(id, current, PGTLS_CRL_ID_BYTES) == 0)
-			return false;
-		holds = true;
+		if (pgtls_crl_id(crl, id))
+			for (int j = 0; j < ncurrent && !current_one; j++)
+				current_one = memcmp(id, current[j], PGTLS_CRL_ID_BYTES) == 0;
+		if (!current_one)
+			return true;
 	}
-	return holds;
+	return false;
 }
 
 /*
- * Why the CRL file, as it is now, refuses cert (NULL: it does not list
- * it).  An unreadable file refuses: fail closed.  Everything it parses is
- * freed before returning.
+ * Why the CRL file, as it is now, refuses cert (NULL: no CRL of its issuer
+ * there lists it).  An unreadable file, or one without any CRL, refuses:
+ * fail closed.  Everything it parses is freed before returning.
  */
 static char *
 current_crl_refusal(X509 *cert)
@@ -112,16 +120,30 @@ current_crl_refusal(X509 *cert)
 	MemoryContext cxt = AllocSetContextCreate(caller, "pgtls_admin CRL check", ALLOCSET_DEFAULT_SIZES);
 	char	   *serial = pgtls_serial_hex(X509_get0_serialNumber(cert));
 	char	   *why = NULL;
-	X509_CRL   *crl;
-	X509_REVOKED *entry = NULL;
+	PgtlsFileRead f;
 
 	MemoryContextSwitchTo(cxt);
-	crl = pgtls_crl_file_read();
-	if (crl == NULL)
+	if (!pgtls_try_read_file(pgtls_resolve_path(pgtls_crl_file), false, &f))
 		why = "the CRL file cannot be read";
-	else if (X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_issuer_name(cert)) == 0 &&
-			 X509_CRL_get0_by_serial(crl, &entry, (ASN1_INTEGER *) X509_get0_serialNumber(cert)) == 1)
-		why = "the CRL lists it";
+	else
+	{
+		BIO		   *bio = pgtls_mem_bio(f.data, (int) f.len);
+		X509_CRL   *crl;
+		int			ncrls = 0;
+
+		while (why == NULL &&
+			   (crl = pgtls_own_crl(PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL))) != NULL)
+		{
+			X509_REVOKED *entry = NULL;
+
+			ncrls++;
+			if (X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_issuer_name(cert)) == 0 &&
+				X509_CRL_get0_by_serial(crl, &entry, (ASN1_INTEGER *) X509_get0_serialNumber(cert)) == 1)
+				why = "the CRL lists it";
+		}
+		if (ncrls == 0)
+			why = "the CRL file holds no CRL";
+	}
 	pgtls_ossl_clear();
 	MemoryContextSwitchTo(caller);
 	MemoryContextDelete(cxt);
@@ -135,19 +157,17 @@ current_crl_refusal(X509 *cert)
 static void
 enforce_current_crl(Port *port)
 {
-	unsigned long issuer_hash;
-	uint8		current[PGTLS_CRL_ID_BYTES];
+	uint8		current[PGTLS_MAX_CRL_IDS][PGTLS_CRL_ID_BYTES];
 	X509_NAME  *issuer = X509_get_issuer_name(port->peer);
+	unsigned long issuer_hash = X509_NAME_hash_ex(issuer, NULL, NULL, NULL);
+	int			ncurrent;
 	char	   *why;
 
-	if (!pgtls_live_current_crl(&issuer_hash, current))
-		return;					/* none written since the server started */
-	if (X509_NAME_hash_ex(issuer, NULL, NULL, NULL) != issuer_hash)
-	{
-		pgtls_ossl_clear();
-		return;					/* a certificate of another CA */
-	}
-	if (!context_crl_outdated(port, issuer, current))
+	pgtls_ossl_clear();
+	ncurrent = pgtls_live_crl_ids(issuer_hash, current, PGTLS_MAX_CRL_IDS);
+	if (ncurrent < 0)
+		return;					/* none written since start, or not a CA of ours */
+	if (!context_crl_outdated(port, issuer, current, ncurrent))
 		return;
 	why = current_crl_refusal(port->peer);
 	if (why != NULL)

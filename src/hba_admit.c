@@ -141,9 +141,10 @@ cert_problem(Oid roleid, const char *role, const char *cn, const char *dn, Pgtls
 		if (pgtls_hba_admits_identity(hba, ident, role, cn, dn, &ident_line, &why))
 			return NULL;
 		if (first_reason == NULL)
-			first_reason = psprintf("Line %d checks the certificate's %s%s: %s.", file->rules[i].line,
-									hba->clientcertname == clientCertDN ? "subject DN" : "CN",
-									hba->usermap ? psprintf(" through map \"%s\"", hba->usermap) : "", why);
+			first_reason = pgtls_hba_mask(&file->rules[i],
+										  psprintf("Line %d checks the certificate's %s%s: %s.", file->rules[i].line,
+												   hba->clientcertname == clientCertDN ? "subject DN" : "CN",
+												   hba->usermap ? psprintf(" through map \"%s\"", hba->usermap) : "", why));
 	}
 	return first_reason ? first_reason :
 		pstrdup("No hostssl or host line with method cert (or a clientcert option) that this role reaches.");

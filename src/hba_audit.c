@@ -21,7 +21,8 @@ typedef struct RuleCtx
 static void
 rule_finding(RuleCtx *r, PgtlsSeverity sev, const char *id, char *message, char *hint)
 {
-	pgtls_finding(r->audit, sev, id, r->file, r->rule->line, r->rule->raw, message, hint);
+	pgtls_finding(r->audit, sev, id, r->file, r->rule->line, r->rule->raw,
+				  pgtls_hba_mask(r->rule, message), pgtls_hba_mask(r->rule, hint));
 }
 
 static void

@@ -52,6 +52,15 @@ check_regexes(PgtlsAudit *audit, PgtlsIdentFile *ident, PgtlsHbaFile *hba)
 	}
 }
 
+/* a finding on a pg_hba.conf line, with what may be pieces of its secrets masked */
+static void
+map_finding(PgtlsAudit *audit, const char *file, PgtlsHbaRule *rule, PgtlsSeverity sev,
+			const char *id, char *message, char *hint)
+{
+	pgtls_finding(audit, sev, id, file, rule->line, rule->raw,
+				  pgtls_hba_mask(rule, message), pgtls_hba_mask(rule, hint));
+}
+
 static void
 check_hba_maps(PgtlsAudit *audit, PgtlsIdentFile *ident, PgtlsHbaFile *hba)
 {
@@ -65,7 +74,7 @@ check_hba_maps(PgtlsAudit *audit, PgtlsIdentFile *ident, PgtlsHbaFile *hba)
 		if (h == NULL || h->auth_method == uaReject)
 			continue;
 		if (h->usermap != NULL && h->usermap[0] != '\0' && !pgtls_usermap_exists(ident, h->usermap))
-			pgtls_finding(audit, PGTLS_SEV_HIGH, "ident.map_missing", hba->path, r->line, r->raw,
+			map_finding(audit, hba->path, r, PGTLS_SEV_HIGH, "ident.map_missing",
 						  psprintf("line %d uses map \"%s\", which pg_ident.conf does not define: every login through this line fails (\"no match in usermap\")",
 								   r->line, h->usermap),
 						  psprintf("Add the map \"%s\" to pg_ident.conf (%s) and reload, or remove map= from line %d.",
@@ -73,7 +82,7 @@ check_hba_maps(PgtlsAudit *audit, PgtlsIdentFile *ident, PgtlsHbaFile *hba)
 		if (!pgtls_hba_checks_cert_name(h) || h->clientcertname != clientCertDN)
 			continue;
 		if (h->usermap == NULL || h->usermap[0] == '\0')
-			pgtls_finding(audit, PGTLS_SEV_MEDIUM, "hba.clientname_dn", hba->path, r->line, r->raw,
+			map_finding(audit, hba->path, r, PGTLS_SEV_MEDIUM, "hba.clientname_dn",
 						  psprintf("line %d has clientname=DN without map=: the certificate's whole subject DN (such as \"CN=alice\") must equal the role name, so certificates from pgtls_issue_client() never log in here",
 								   r->line),
 						  psprintf("Add map=<name> to line %d with a pg_ident.conf map from DNs to roles (for example \"dnmap \\\"/^CN=([^,]+)$\\\" \\\\1\"), or use clientname=CN.", r->line));
@@ -83,7 +92,7 @@ check_hba_maps(PgtlsAudit *audit, PgtlsIdentFile *ident, PgtlsHbaFile *hba)
 			char	   *why;
 
 			if (!pgtls_usermap_check(ident, h->usermap, "pgtls_probe", "CN=pgtls_probe", &line, &why))
-				pgtls_finding(audit, PGTLS_SEV_LOW, "hba.clientname_dn", hba->path, r->line, r->raw,
+				map_finding(audit, hba->path, r, PGTLS_SEV_LOW, "hba.clientname_dn",
 							  psprintf("line %d matches the certificate's whole subject DN through map \"%s\", which maps no \"CN=<role>\" subject to its role: certificates from pgtls_issue_client() with the default subject cannot log in here",
 									   r->line, h->usermap),
 							  pstrdup("Issue them with pgtls_issue_client(role, subject => '...') using a subject the map admits."));

@@ -504,44 +504,56 @@ pgtls_hba_verdict(HbaLine *hba, PgtlsConnection *conn, PgtlsIdentFile *ident)
 }
 
 static void
-add_option(List **options, const char *name, const char *value)
+add_option(List **options, const PgtlsHbaRule *rule, const char *name, const char *value)
 {
-	if (value != NULL)
-		*options = lappend(*options, psprintf("%s=%s", name, value));
+	ListCell   *lc;
+
+	if (value == NULL)
+		return;
+	foreach(lc, rule->masked_options)
+	{
+		if (strcmp(lfirst(lc), name) == 0)
+			value = PGTLS_MASK;
+	}
+	*options = lappend(*options, pgtls_hba_mask(rule, psprintf("%s=%s", name, value)));
 }
 
-/* The rule's options, as pg_hba_file_rules lists them, secrets masked. */
+/*
+ * The rule's options, as pg_hba_file_rules lists them, secrets masked, and
+ * so are options written after a secret option (they may be pieces of it).
+ */
 List *
-pgtls_hba_options(HbaLine *hba)
+pgtls_hba_options(const PgtlsHbaRule *rule)
 {
+	HbaLine    *hba = rule->hba;
 	List	   *options = NIL;
 
 	if (hba->auth_method != uaCert && hba->clientcert != clientCertOff)
-		add_option(&options, "clientcert",
+		add_option(&options, rule, "clientcert",
 				   hba->clientcert == clientCertCA ? "verify-ca" : "verify-full");
 	if (hba->clientcertname == clientCertDN)
-		add_option(&options, "clientname", "DN");
-	add_option(&options, "map", hba->usermap);
-	add_option(&options, "krb_realm", hba->krb_realm);
+		add_option(&options, rule, "clientname", "DN");
+	add_option(&options, rule, "map", hba->usermap);
+	add_option(&options, rule, "krb_realm", hba->krb_realm);
 	if (hba->include_realm)
-		add_option(&options, "include_realm", "true");
-	add_option(&options, "pamservice", hba->pamservice);
-	add_option(&options, "ldapserver", hba->ldapserver);
-	add_option(&options, "ldapscheme", hba->ldapscheme);
+		add_option(&options, rule, "include_realm", "true");
+	add_option(&options, rule, "pamservice", hba->pamservice);
+	add_option(&options, rule, "ldapserver", hba->ldapserver);
+	add_option(&options, rule, "ldapscheme", hba->ldapscheme);
 	if (hba->ldapport)
-		add_option(&options, "ldapport", psprintf("%d", hba->ldapport));
+		add_option(&options, rule, "ldapport", psprintf("%d", hba->ldapport));
 	if (hba->ldaptls)
-		add_option(&options, "ldaptls", "true");
-	add_option(&options, "ldapprefix", hba->ldapprefix);
-	add_option(&options, "ldapsuffix", hba->ldapsuffix);
-	add_option(&options, "ldapbasedn", hba->ldapbasedn);
-	add_option(&options, "ldapbinddn", hba->ldapbinddn);
-	add_option(&options, "ldapbindpasswd", hba->ldapbindpasswd ? PGTLS_MASK : NULL);
-	add_option(&options, "ldapsearchattribute", hba->ldapsearchattribute);
-	add_option(&options, "ldapsearchfilter", hba->ldapsearchfilter);
-	add_option(&options, "radiusservers", hba->radiusservers_s);
-	add_option(&options, "radiussecrets", hba->radiussecrets_s ? PGTLS_MASK : NULL);
-	add_option(&options, "radiusidentifiers", hba->radiusidentifiers_s);
-	add_option(&options, "radiusports", hba->radiusports_s);
+		add_option(&options, rule, "ldaptls", "true");
+	add_option(&options, rule, "ldapprefix", hba->ldapprefix);
+	add_option(&options, rule, "ldapsuffix", hba->ldapsuffix);
+	add_option(&options, rule, "ldapbasedn", hba->ldapbasedn);
+	add_option(&options, rule, "ldapbinddn", hba->ldapbinddn);
+	add_option(&options, rule, "ldapbindpasswd", hba->ldapbindpasswd ? PGTLS_MASK : NULL);
+	add_option(&options, rule, "ldapsearchattribute", hba->ldapsearchattribute);
+	add_option(&options, rule, "ldapsearchfilter", hba->ldapsearchfilter);
+	add_option(&options, rule, "radiusservers", hba->radiusservers_s);
+	add_option(&options, rule, "radiussecrets", hba->radiussecrets_s ? PGTLS_MASK : NULL);
+	add_option(&options, rule, "radiusidentifiers", hba->radiusidentifiers_s);
+	add_option(&options, rule, "radiusports", hba->radiusports_s);
 	return options;
 }

@@ -19,13 +19,71 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-static const char *const secret_options[] = {"ldapbindpasswd=", "radiussecrets=", "radiussecret="};
+/*
+ * The options of PostgreSQL 15's pg_hba.conf that carry a secret.  The server
+ * matches option names exactly, but a misspelled or mistyped secret is still
+ * the administrator's secret, so names match in any case and as a prefix of
+ * whatever follows them (longer names first).
+ */
+static const char *const secret_names[] = {"ldapbindpasswd", "radiussecrets", "radiussecret"};
 
-/* Values of secret options found in a line's tokens. */
-static List *
-line_secrets(TokenizedAuthLine *tok)
+/*
+ * In s, the text after the first secret option name that starts a word (at
+ * the start, or after a blank, a comma or a double quote), with one '='
+ * after the name skipped; NULL when s names no secret option.
+ */
+static const char *
+after_secret_name(const char *s)
 {
-	List	   *secrets = NIL;
+	const char *p;
+
+	for (p = s; *p; p++)
+	{
+		int			i;
+
+		if (p != s && !pg_isblank(p[-1]) && p[-1] != ',' && p[-1] != '"')
+			continue;
+		for (i = 0; i < (int) lengthof(secret_names); i++)
+		{
+			size_t		n = strlen(secret_names[i]);
+
+			if (pg_strncasecmp(p, secret_names[i], n) != 0)
+				continue;
+			p += n;
+			return *p == '=' ? p + 1 : p;
+		}
+	}
+	return NULL;
+}
+
+static void
+add_secret(PgtlsHbaRule *rule, const char *s)
+{
+	if (s[0] != '\0')
+		rule->secrets = lappend(rule->secrets, pstrdup(s));
+}
+
+/* longest first, so that a secret inside a longer one cannot leave the rest shown */
+static int
+longer_first(const ListCell *a, const ListCell *b)
+{
+	size_t		la = strlen(lfirst(a));
+	size_t		lb = strlen(lfirst(b));
+
+	return la > lb ? -1 : la < lb ? 1 : 0;
+}
+
+/*
+ * From the first token that names a secret option on, every token of the
+ * line is (or may be) part of a secret: the parser splits an unquoted value
+ * at commas and blanks and names the piece it rejects in its message.
+ * Collect the value after the name, each later token and the value part of
+ * each later name=value token, and the option names those later tokens set.
+ */
+static void
+line_secrets(TokenizedAuthLine *tok, PgtlsHbaRule *rule)
+{
+	bool		found = false;
 	ListCell   *f;
 	ListCell   *t;
 
@@ -34,37 +92,48 @@ line_secrets(TokenizedAuthLine *tok)
 		foreach(t, (List *) lfirst(f))
 		{
 			AuthToken  *token = lfirst(t);
-			int			i;
+			const char *eq;
 
-			for (i = 0; i < (int) lengthof(secret_options); i++)
+			if (!found)
 			{
-				size_t		n = strlen(secret_options[i]);
+				const char *value = after_secret_name(token->string);
 
-				/* the server matches option names exactly, but the value is real either way */
-				if (pg_strncasecmp(token->string, secret_options[i], n) == 0 && token->string[n] != '\0')
-					secrets = lappend(secrets, token->string + n);
+				if (value == NULL)
+					continue;
+				found = true;
+				add_secret(rule, value);
+				continue;
 			}
+			add_secret(rule, token->string);
+			eq = strchr(token->string, '=');
+			if (eq == NULL)
+				continue;
+			add_secret(rule, eq + 1);
+			rule->masked_options = lappend(rule->masked_options,
+										   pnstrdup(token->string, eq - token->string));
 		}
 	}
-	return secrets;
+	list_sort(rule->secrets, longer_first);
 }
 
-/* text with every occurrence of every secret replaced by MASK */
-static char *
-mask_values(const char *text, List *secrets)
+/* text with every occurrence of every secret of the rule replaced by MASK */
+char *
+pgtls_hba_mask(const PgtlsHbaRule *rule, const char *text)
 {
 	StringInfoData buf;
 	const char *p = text;
 	ListCell   *lc;
 
-	if (secrets == NIL)
+	if (text == NULL)
+		return NULL;
+	if (rule->secrets == NIL)
 		return pstrdup(text);
 	initStringInfo(&buf);
 	while (*p)
 	{
 		bool		hit = false;
 
-		foreach(lc, secrets)
+		foreach(lc, rule->secrets)
 		{
 			const char *s = lfirst(lc);
 			size_t		n = strlen(s);
@@ -84,44 +153,19 @@ mask_values(const char *text, List *secrets)
 }
 
 /*
- * Mask the value of each secret option in a raw line, quoted or not, up to
- * the next unquoted blank; then any remaining copy of a secret value.
+ * The raw line up to the first secret option name (and its '='), then one
+ * MASK for all the rest, whatever quoting, commas or blanks it holds.
  */
 static char *
-mask_line(const char *raw, List *secrets)
+mask_line(const char *raw, const PgtlsHbaRule *rule)
 {
-	StringInfoData buf;
-	const char *p = raw;
+	const char *rest = after_secret_name(raw);
+	char	   *head;
 
-	initStringInfo(&buf);
-	while (*p)
-	{
-		int			i;
-		bool		hit = false;
-
-		for (i = 0; i < (int) lengthof(secret_options) && !hit; i++)
-		{
-			const char *q = (*p == '"') ? p + 1 : p;
-			size_t		n = strlen(secret_options[i]);
-			bool		in_quote = (*p == '"');
-
-			if ((p != raw && !pg_isblank(p[-1])) || pg_strncasecmp(q, secret_options[i], n) != 0)
-				continue;
-			appendBinaryStringInfo(&buf, p, (q - p) + n);
-			p = q + n;
-			while (*p && (in_quote || !pg_isblank(*p)))
-			{
-				if (*p == '"')
-					in_quote = !in_quote;
-				p++;
-			}
-			appendStringInfoString(&buf, PGTLS_MASK);
-			hit = true;
-		}
-		if (!hit)
-			appendStringInfoChar(&buf, *p++);
-	}
-	return mask_values(buf.data, secrets);
+	if (rest == NULL)
+		return pgtls_hba_mask(rule, raw);
+	head = pgtls_hba_mask(rule, pnstrdup(raw, rest - raw));
+	return *rest == '\0' ? head : psprintf("%s%s", head, PGTLS_MASK);
 }
 
 /*
@@ -151,14 +195,14 @@ pgtls_hba_read(void)
 	{
 		TokenizedAuthLine *tok = lfirst(lc);
 		PgtlsHbaRule *rule = &result->rules[i++];
-		List	   *secrets = line_secrets(tok);
 
 		rule->line = tok->line_num;
-		rule->raw = secrets == NIL ? pstrdup(tok->raw_line) : mask_line(tok->raw_line, secrets);
+		line_secrets(tok, rule);
+		rule->raw = mask_line(tok->raw_line, rule);
 		if (tok->err_msg == NULL)
 			rule->hba = parse_hba_line(tok, DEBUG3);
 		if (tok->err_msg != NULL)
-			rule->error = mask_values(tok->err_msg, secrets);
+			rule->error = pgtls_hba_mask(rule, tok->err_msg);
 		else if (rule->hba == NULL)
 			rule->error = pstrdup("the server rejects this line (its reason is logged at the next reload)");
 		rule->warning = (rule->hba != NULL && rule->error != NULL);

@@ -363,7 +363,7 @@ pgtls_journal_strays(void)
 
 		if (pgtls_serial_in_list(js.known, e->serial))
 			continue;
-		r = palloc(sizeof(PgtlsRevoked));
+		r = palloc0(sizeof(PgtlsRevoked));
 		r->serial = e->serial;
 		r->revoked_at = GetCurrentTimestamp();
 		r->reason = "unspecified";

@@ -22,9 +22,10 @@
  * the set is full; issuing is refused (with enforce = registry) rather than
  * letting the set overflow, and an overflowed set is reloaded by the worker.
  *
- * Beside the set, the identity of the CRL last written (every writer
- * publishes it, revoke.c), which the login hook compares with the CRL a
- * backend inherited at fork (enforce.c).
+ * Beside the set, the identities of the CRLs of our CAs last written to
+ * pgtls_admin.crl_file (the writer publishes them, trust.c), which the
+ * login hook compares with the CRLs a backend inherited at fork
+ * (enforce.c).
  *
  * Exists only when the library is in shared_preload_libraries.
  */
@@ -70,9 +71,10 @@ typedef struct LiveShared
 	int			ncas;
 	PgtlsCAIdentity cas[MAX_CAS];
 	int64		count;
-	bool		crl_known;		/* a CRL was written since the server started */
-	unsigned long crl_issuer;	/* its issuer's name hash */
-	uint8		crl_id[PGTLS_CRL_ID_BYTES]; /* its identity (pgtls_crl_der_id) */
+	bool		crls_known;		/* the CRL file was written since the server started */
+	bool		crls_overflow;	/* it holds more of our CRLs than crls has room for */
+	int			ncrls;
+	PgtlsCrlIdentity crls[PGTLS_MAX_CRL_IDS];	/* our CRLs in it */
 } LiveShared;
 
 static LiveShared *live = NULL;
@@ -324,36 +326,51 @@ pgtls_live_take_crl_request(void)
 }
 
 /*
- * The CRL file was just replaced by the CRL of the CA whose subject hashes
- * to issuer_hash, identified by id: new logins compare the server's CRL
- * with it (enforce.c).  A no-op without the shared set.
+ * The CRL file was just replaced; ids[0..n-1] are the CRLs of our CAs it
+ * holds (issuer name hash, identity): new logins compare the server's CRLs
+ * with them (enforce.c).  More than PGTLS_MAX_CRL_IDS: those beyond are
+ * not kept, and every issuer not found is checked (fail closed).  A no-op
+ * without the shared set.
  */
 void
-pgtls_live_publish_crl(unsigned long issuer_hash, const uint8 *id)
+pgtls_live_publish_crls(const PgtlsCrlIdentity *ids, int n)
 {
 	if (live == NULL)
 		return;
 	LWLockAcquire(live->lock, LW_EXCLUSIVE);
-	live->crl_known = true;
-	live->crl_issuer = issuer_hash;
-	memcpy(live->crl_id, id, PGTLS_CRL_ID_BYTES);
+	live->crls_known = true;
+	live->crls_overflow = n > PGTLS_MAX_CRL_IDS;
+	live->ncrls = Min(n, PGTLS_MAX_CRL_IDS);
+	memcpy(live->crls, ids, sizeof(PgtlsCrlIdentity) * live->ncrls);
 	LWLockRelease(live->lock);
 }
 
-/* The CRL last written, as pgtls_live_publish_crl() said; false if none since start. */
-bool
-pgtls_live_current_crl(unsigned long *issuer_hash, uint8 *id)
+/*
+ * The identities of the CRLs last written whose issuer name hashes to
+ * issuer_hash, into ids (room for max); returns how many there are, or -1
+ * when there is nothing to compare: no CRL file written since the server
+ * started, or no CRL of ours for that issuer (a foreign CA's, or none).
+ */
+int
+pgtls_live_crl_ids(unsigned long issuer_hash, uint8 (*ids)[PGTLS_CRL_ID_BYTES], int max)
 {
-	bool		known;
+	int			n = 0;
+	bool		ours;
 
 	if (live == NULL)
-		return false;
+		return -1;
 	LWLockAcquire(live->lock, LW_SHARED);
-	known = live->crl_known;
-	*issuer_hash = live->crl_issuer;
-	memcpy(id, live->crl_id, PGTLS_CRL_ID_BYTES);
+	for (int i = 0; i < live->ncrls; i++)
+	{
+		if (live->crls[i].issuer_hash != issuer_hash)
+			continue;
+		if (n < max)
+			memcpy(ids[n], live->crls[i].id, PGTLS_CRL_ID_BYTES);
+		n++;
+	}
+	ours = live->crls_known && (n > 0 || live->crls_overflow);
 	LWLockRelease(live->lock);
-	return known;
+	return ours ? Min(n, max) : -1;
 }
 
 /* Has the set lost an entry for want of room (the worker then reloads it)? */

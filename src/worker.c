@@ -9,10 +9,14 @@
  *     the registry (dropping those that expired, every maintenance
  *     interval), and publishes the CAs' identities and a heartbeat for
  *     the login hook;
- *   - rewrites and re-signs the CRL when a revocation arrives, when its
- *     nextUpdate is half-way, and at start and promotion, then reloads the
- *     server, so a standby refuses a certificate within a second or two of
- *     the revocation being replayed;
+ *   - rewrites and re-signs the CRLs and the trust bundle (trust.c) when a
+ *     revocation arrives, when the CAs, their states, the trusted CAs or
+ *     the CRLs the primary keeps change, when nextUpdate is half-way, and
+ *     at start and promotion, then reloads the server, so a standby refuses
+ *     a certificate within a second or two of the revocation being
+ *     replayed and follows a CA rotation as it replays it; on the primary
+ *     it keeps the CRLs it signed for standbys that lack a CA's key, and on
+ *     every node removes the keys of retired CAs;
  *   - on the primary, records in the registry the certificates of the
  *     issuance journal whose transaction never committed, and compacts
  *     the journal;
@@ -61,6 +65,7 @@ typedef struct WorkerState
 	TimestampTz crl_next_update;	/* of the CRL we last wrote; 0 unknown */
 	PgtlsFileIdentity journal_seen;
 	bool		journal_unsettled;
+	char	   *trust_digest;	/* what the trust files were last written from (malloc'd) */
 	TimestampTz last_maintain;	/* 0: never, run at once */
 	TimestampTz last_sweep;		/* expired certificates last dropped from the live set */
 	char	   *maintain_logged;	/* the lines the last run logged (TopMemoryContext) */
@@ -117,16 +122,21 @@ apply_change(PgtlsRegistryChange *change, void *arg)
 				   change->role_oid, change->not_after, change->fingerprint);
 }
 
-/* The CAs certificates of ours name as issuer: today the one CA. */
+/* The CAs certificates of ours name as issuer: every CA the server trusts of ours. */
 static void
 publish_ready(void)
 {
-	PgtlsCA		ca;
-	PgtlsCAIdentity id;
+	PgtlsCAIdentity ids[8];
 
-	pgtls_ca_load_cert(&ca);
-	pgtls_ca_identity_of_ca(ca.cert, &id);
-	pgtls_live_publish(PGTLS_WORKER_READY, true, &id, 1);
+	pgtls_live_publish(PGTLS_WORKER_READY, true, ids, pgtls_trust_identities(ids, lengthof(ids)));
+}
+
+/* Remember the digest the trust files were written from. */
+static void
+set_digest(WorkerState *ws, const char *digest)
+{
+	free(ws->trust_digest);
+	ws->trust_digest = digest ? strdup(digest) : NULL;
 }
 
 
@@ -242,6 +252,16 @@ tick(WorkerState *ws)
 		(void) pgtls_live_forget_expired(ws->last_sweep);
 	}
 	publish_ready();
+	{
+		char	   *digest = ws->trust_digest;
+
+		/* CAs, their states, trusted CAs or the primary's CRLs changed: write the trust files again */
+		if (pgtls_trust_changed(&digest))
+		{
+			ws->crl_rewrite = true;
+			(void) pgtls_ca_keyring_drop_retired(pgtls_registry_cas(false));
+		}
+	}
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	MemoryContextSwitchTo(ws->tick_cxt);
@@ -278,10 +298,12 @@ tick(WorkerState *ws)
 	if (ws->crl_rewrite || pgtls_crl_resign_due(ws->crl_next_update))
 	{
 		int			listed;
+		char	   *digest = NULL;
 
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
-		listed = pgtls_crl_publish(false);
+		listed = pgtls_trust_publish(false, !recovery, &digest);
+		set_digest(ws, digest);
 		ws->crl_next_update = pgtls_crl_next_update();
 		PopActiveSnapshot();
 		CommitTransactionCommand();
@@ -356,6 +378,7 @@ pgtls_worker_main(Datum arg)
 			FlushErrorState();
 			AbortCurrentTransaction();
 			ws.since = FullTransactionIdFromU64(0);	/* start over once it works again */
+			set_digest(&ws, NULL);
 			pause = ERROR_PAUSE_MS;
 		}
 		PG_END_TRY();

@@ -311,6 +311,50 @@ is(sql("SELECT coalesce(line_number::text, '-') || ' ' || verdict FROM pgtls_hba
 $node->connect_fails(client_connstr($carol, 'carol'), 'connect: no pg_hba.conf entry',
 	expected_stderr => qr/no pg_hba.conf entry/);
 
+# --- a secret option mistyped: no piece of it reaches pg_monitor.  The
+# server splits an unquoted value at commas and blanks and its parser names
+# the piece it rejects, so everything after a secret option's name is masked.
+# No reload: the server itself logs a rejected line on reload.
+write_hba(<<'HBA');
+local all all                                 peer
+hostssl all all 127.0.0.1/32                  cert
+host all ldapuser 10.1.0.0/16 ldap ldapserver=h ldapbasedn="dc=x" ldapbindpasswd=ZZa,ZZb
+host all ldapuser 10.2.0.0/16 ldap ldapserver=h ldapbasedn="dc=x" ldapbindpasswd= UUa
+host all ldapuser 10.3.0.0/16 ldap ldapserver=h ldapbasedn="dc=x" ldapbindpasswd="SSa SSb",SSc
+host all ldapuser 10.4.0.0/16 ldap ldapserver=h ldapbasedn="dc=x" ldapbindpasswd="QQa, QQb" ldapsearchattribute=QQc
+host all ldapuser 10.5.0.0/16 ldap ldapserver=h ldapbasedn="dc=x" ldapbindpasswd=PPa,ldapsearchfilter=PPb
+host all raduser  10.6.0.0/16 radius radiusservers=127.0.0.1 radiussecrets= RRa
+host all ldapuser 10.7.0.0/16 ldap ldapserver=h ldapbasedn="dc=x" LDAPBINDPASSWD =KKa
+HBA
+sql("CREATE ROLE ldapuser LOGIN; CREATE ROLE hbamon LOGIN IN ROLE pg_monitor");
+my $ldapcert = slurp_file(client_files($node, 'ldapuser') . '/postgresql.crt');
+my $log_at = -s $node->logfile;
+my $fragments = qr/(?:ZZ|UU|SS|QQ|PP|RR|KK)[abc]/;
+is(sql("SELECT string_agg(line_number::text, ' ' ORDER BY line_number) FROM pgtls_hba_check() "
+		  . "WHERE check_id = 'hba.parse_error'"),
+	'3 4 5 8 9', 'mistyped secrets: the lines the server rejects');
+my $seen = $node->safe_psql('postgres',
+	"SET ROLE hbamon; "
+	  . "SELECT string_agg(concat_ws(' ', rule, message, hint), E'\\n') FROM pgtls_hba_check(); "
+	  . "SELECT string_agg(concat_ws(' ', line_number, array_to_string(options, ','), verdict), E'\\n') "
+	  . "FROM generate_series(1, 7) i, pgtls_hba_match('ldapuser', 'postgres', ('10.' || i || '.0.1')::inet, false); "
+	  . "SELECT string_agg(detail, E'\\n') FROM generate_series(1, 7) i, "
+	  . "pgtls_explain_login(\$c\$$ldapcert\$c\$, 'ldapuser', 'postgres', ('10.' || i || '.0.1')::inet); "
+	  . "SELECT string_agg(metric || labels::text || value, E'\\n') FROM pgtls_metrics");
+unlike($seen, $fragments, 'pg_monitor sees no piece of a mistyped secret in the audit, match, explain or metrics')
+  or diag(join "\n", grep { /$fragments/ } split /\n/, $seen);
+like($seen, qr/"dc=x" ldapbindpasswd=\*{8} line 3: authentication option not in name=value format: \*{8} /,
+	'ldapbindpasswd=a,b: the rule text and the parser\'s message mask all after the name');
+like($seen, qr/"dc=x" ldapbindpasswd=\*{8} line 4: authentication option not in name=value format: \*{8} /,
+	'ldapbindpasswd= a: so do they');
+like($seen, qr/radiussecrets=\*{8}/, 'radiussecrets= x is masked');
+like($seen, qr/LDAPBINDPASSWD\*{8}/, 'a mis-cased name apart from its value is masked');
+is(sql("SELECT array_to_string(options, ',') FROM pgtls_hba_match('ldapuser', 'postgres', '10.5.0.1', false)"),
+	'ldapserver=h,ldapbasedn=dc=x,ldapbindpasswd=********,ldapsearchfilter=********',
+	'an option written after the secret is masked in the options');
+unlike(slurp_file($node->logfile, $log_at), $fragments, 'no piece of a mistyped secret in the server log');
+write_hba("local all all peer\nhostssl all +certusers 127.0.0.1/32 cert\n");
+
 # --- issuing warns when no rule would accept the certificate
 my ($rc, $out, $err) = $node->psql('postgres', "SELECT 1 FROM pgtls_issue_client('carol')");
 like($err, qr/NOTICE:  no pg_hba.conf rule lets role "carol" log in with a certificate/,
