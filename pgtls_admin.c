@@ -410,7 +410,6 @@ pgtls_ca_rotate(PG_FUNCTION_ARGS)
 
 	pgtls_require_primary("rotate the CA");
 	pgtls_require_superuser("rotate the CA");
-	PreventInTransactionBlock(true, "pgtls_ca_rotate()");
 	require_arg(fcinfo, 0, "phase");
 	require_arg(fcinfo, 1, "force");
 	srf_begin(fcinfo, 4);
@@ -425,6 +424,8 @@ pgtls_ca_rotate(PG_FUNCTION_ARGS)
 	}
 	if (!PG_ARGISNULL(4))
 		key_type = pgtls_key_type_from_name(text_to_cstring(PG_GETARG_TEXT_PP(4)));
+	/* the files are written when the statement commits: they cannot follow a ROLLBACK TO SAVEPOINT */
+	PreventInTransactionBlock(true, "pgtls_ca_rotate()");
 	caller = pgtls_work_begin();
 	rows = pgtls_ca_rotate_phase(phase, PG_GETARG_BOOL(1),
 								 PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2)),

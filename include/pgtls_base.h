@@ -130,6 +130,9 @@ extern PgtlsStagedFile *pgtls_stage_file(const char *path, const char *data,
 extern void pgtls_commit_file(PgtlsStagedFile *staged);
 extern void pgtls_files_init(void);
 extern void pgtls_files_defer_to_commit(void);
+extern bool pgtls_files_deferring(void);
+extern void pgtls_files_defer_stop(void);
+extern void pgtls_files_then(void (*action) (void *arg), void *arg);
 
 /* ---- src/locks.c: cluster-wide advisory locks with a bounded wait ---- */
 extern void pgtls_lock(uint32 key1, uint32 key2, const char *what);

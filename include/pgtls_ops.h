@@ -130,6 +130,8 @@ extern void pgtls_enforce_install_hook(void);
 extern List *pgtls_install_server(X509 *leaf, STACK_OF(X509) *chain, EVP_PKEY *key,
 								  PgtlsCA *ca);
 extern void pgtls_debug_pause(int step);
+extern void pgtls_debug_pause_after_files(int step);
+extern X509 *pgtls_install_pending_cert(void);
 
 /* ---- src/renew.c: a new certificate like an old one ---- */
 extern void pgtls_renew_cert(const char *serial, PgtlsLifetime lifetime, PgtlsIssued *out);

@@ -265,6 +265,7 @@ typedef struct PgtlsCA
 extern void pgtls_ca_load_cert(PgtlsCA *ca);
 extern void pgtls_ca_load(PgtlsCA *ca);
 extern bool pgtls_ca_try_load(PgtlsCA *ca);
+extern void pgtls_ca_hold(X509 *cert, EVP_PKEY *key, const char *upper_pem);
 extern void pgtls_check_ca_cert(X509 *cert, const char *what);
 extern void pgtls_ca_lock(bool replace);
 extern void pgtls_ca_stage(EVP_PKEY *key, X509 *cert, const char *upper_pem,
@@ -300,6 +301,7 @@ typedef struct PgtlsSetting
 
 extern List *pgtls_write_auto_conf(const char *const *names, const char *const *values, int n);
 extern void pgtls_reload_server(void);
+extern void pgtls_reload_server_after_files(void);
 extern void pgtls_require_primary(const char *action);
 
 #endif							/* PGTLS_STORES_H */

@@ -68,7 +68,10 @@ request_ca_extensions(X509_REQ *req)
 /*
  * A new CA key and a request for it with subject; the key is written to
  * ca-request.key beside the CA key (0600), the request beside it, and the
- * request returned.  A pending request is replaced.
+ * request returned.  A pending request is replaced.  Both files are
+ * renamed into place only when the transaction commits: it may be a
+ * transaction block, and its rollback (or that of a savepoint around the
+ * call) leaves no request behind.
  */
 text *
 pgtls_ca_make_request(const char *subject, PgtlsKeyType key_type)
@@ -81,6 +84,7 @@ pgtls_ca_make_request(const char *subject, PgtlsKeyType key_type)
 	char	   *csr;
 	PgtlsStagedFile *staged[2];
 	struct stat st;
+	bool		deferring;
 
 	if (req == NULL || X509_REQ_set_version(req, X509_REQ_VERSION_1) != 1 ||
 		X509_REQ_set_subject_name(req, name) != 1 || X509_REQ_set_pubkey(req, key) != 1)
@@ -97,11 +101,16 @@ pgtls_ca_make_request(const char *subject, PgtlsKeyType key_type)
 				(errmsg("a pending request made on %s is replaced: a certificate signed for it can no longer be adopted",
 						timestamptz_to_str(time_t_to_timestamptz(st.st_mtime)))));
 	key_pem = pgtls_private_key_pem(key);
+	deferring = pgtls_files_deferring();
+	pgtls_files_defer_to_commit();
 	staged[0] = pgtls_stage_file(pgtls_ca_request_path("key"), VARDATA_ANY(key_pem),
 								 VARSIZE_ANY_EXHDR(key_pem), 0600);
 	staged[1] = pgtls_stage_file(pgtls_ca_request_path("csr"), csr, strlen(csr), 0600);
 	pgtls_commit_file(staged[0]);
 	pgtls_commit_file(staged[1]);
+	/* only these two: later statements of a transaction block write their files as they always do */
+	if (!deferring)
+		pgtls_files_defer_stop();
 	return cstring_to_text(csr);
 }
 

@@ -14,6 +14,10 @@
  * ca-request.key until the signed certificate is adopted.  While the CA
  * files are switched to another CA, ca-switch names it: left by a crash,
  * it proves the switch happened here (ca_states.c).
+ *
+ * A transaction that writes its files at commit (a phase of a rotation)
+ * keeps the keys it stages in memory to its end, so that it signs with
+ * them before they are on disk.
  */
 #include "pgtls_stores.h"
 
@@ -22,12 +26,57 @@
 
 #include "access/xact.h"
 #include "miscadmin.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
 /* Files to remove when this transaction commits (TopMemoryContext). */
 static List *drop_at_commit = NIL;
 static bool callback_registered = false;
+
+/* Keys this transaction staged (HeldKey *, in TopTransactionContext) while held_lxid is ours. */
+typedef struct HeldKey
+{
+	char	   *fingerprint;
+	EVP_PKEY   *key;
+} HeldKey;
+
+static List *held_keys = NIL;
+static LocalTransactionId held_lxid = InvalidLocalTransactionId;
+
+static HeldKey *
+held_key(const char *fingerprint)
+{
+	ListCell   *lc;
+
+	if (held_lxid == InvalidLocalTransactionId || MyProc == NULL || held_lxid != MyProc->lxid)
+		return NULL;
+	foreach(lc, held_keys)
+		if (strcmp(((HeldKey *) lfirst(lc))->fingerprint, fingerprint) == 0)
+			return lfirst(lc);
+	return NULL;
+}
+
+static void
+hold_key(const char *fingerprint, EVP_PKEY *key)
+{
+	MemoryContext old;
+	HeldKey    *h;
+
+	if (held_lxid == InvalidLocalTransactionId || held_lxid != MyProc->lxid)
+		held_keys = NIL;		/* the list went with its transaction's memory */
+	held_lxid = MyProc->lxid;
+	if (held_key(fingerprint) != NULL)
+		return;
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	if (EVP_PKEY_up_ref(key) != 1)
+		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not keep a CA key in memory");
+	h = palloc(sizeof(HeldKey));
+	h->fingerprint = pstrdup(fingerprint);
+	h->key = pgtls_own_pkey(key);
+	held_keys = lappend(held_keys, h);
+	MemoryContextSwitchTo(old);
+}
 
 /* The directory of pgtls_admin.ca_key_file. */
 static char *
@@ -65,7 +114,7 @@ pgtls_ca_keyring_has(const char *fingerprint)
 {
 	struct stat st;
 
-	return stat(pgtls_ca_keyring_path(fingerprint, "key"), &st) == 0;
+	return held_key(fingerprint) != NULL || stat(pgtls_ca_keyring_path(fingerprint, "key"), &st) == 0;
 }
 
 /*
@@ -82,7 +131,14 @@ pgtls_ca_keyring_key(const char *fingerprint, X509 *cert)
 	size_t		len;
 	char	   *pem;
 	EVP_PKEY   *key;
+	HeldKey    *h = held_key(fingerprint);
 
+	if (h != NULL)
+	{
+		if (EVP_PKEY_up_ref(h->key) != 1)
+			pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not keep a CA key in memory");
+		return pgtls_own_pkey(h->key);
+	}
 	if (stat(path, &st) < 0)
 	{
 		if (errno == ENOENT)
@@ -105,7 +161,11 @@ pgtls_ca_keyring_key(const char *fingerprint, X509 *cert)
 	return key;
 }
 
-/* Stage the kept key and certificate (followed by upper_pem) of a CA; the caller commits them, the key first. */
+/*
+ * Stage the kept key and certificate (followed by upper_pem) of a CA; the
+ * caller commits them, the key first.  When they are written at commit,
+ * the key is held in memory for the rest of the transaction.
+ */
 void
 pgtls_ca_keyring_stage(EVP_PKEY *key, X509 *cert, const char *upper_pem,
 					   PgtlsStagedFile **key_file, PgtlsStagedFile **cert_file)
@@ -118,6 +178,8 @@ pgtls_ca_keyring_stage(EVP_PKEY *key, X509 *cert, const char *upper_pem,
 								 VARSIZE_ANY_EXHDR(key_pem), 0600);
 	*cert_file = pgtls_stage_file(pgtls_ca_keyring_path(fingerprint, "crt"), cert_pem,
 								  strlen(cert_pem), 0600);
+	if (pgtls_files_deferring())
+		hold_key(fingerprint, key);
 }
 
 static void

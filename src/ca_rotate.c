@@ -12,14 +12,25 @@
  *             forced, which records them revoked (they are refused at login);
  *   rollback  undoes the last of these while nothing was retired.
  *
- * Crash safety.  What a phase writes before its switch goes under new names
- * or only adds trust.  The switch of the active CA is the rename of the CA
- * files (after the outgoing CA's key has been kept beside them), then the
- * server certificate is installed as pgtls_install_server_cert() installs
- * one; a crash after the rename is completed by pgtls_ca_sync() (ca_states.c)
- * at the next phase, issuance or trust change, and one before it changes
- * nothing.  The trust files always follow the registry (the next phase,
- * pgtls_refresh_crl() or the background worker within a second).
+ * Atomicity.  A phase refuses a transaction block and writes nothing
+ * before its transaction commits (pgtls_files_defer_to_commit): the kept
+ * keys, the CA files, the trust bundle, the CRLs, the server certificate
+ * and key and postgresql.auto.conf are staged, and renamed at PRE_COMMIT in
+ * the order they were written, followed by the reload.  Until then the
+ * phase holds the CA it switches to and the keys it keeps in memory
+ * (pgtls_ca_hold, ca_keyring.c), so it signs the server certificate and
+ * the CRLs with them; an error anywhere in the statement (a DO block that
+ * raises after the phase, several phases in one) leaves every file as it
+ * was, and the registry too.
+ *
+ * Crash safety.  The renames of a switch of the active CA start with the
+ * ca-switch marker, then the outgoing CA's kept key, then the CA files;
+ * a crash after them and before the commit record is completed by
+ * pgtls_ca_sync() (ca_states.c) at the next phase, issuance or trust
+ * change, and one before them changes nothing.  A statement that failed
+ * never renamed the marker, so it is never completed.  The trust files
+ * always follow the registry (the next phase, pgtls_refresh_crl() or the
+ * background worker within a second).
  */
 #include "pgtls_ops.h"
 
@@ -181,13 +192,15 @@ prepare(PgtlsCAStates *s, const char *subject, int days, const PgtlsKeyType *key
 	pgtls_ca_add_next(cert, key, NULL);
 }
 
-/* The certificate the server presents, or NULL. */
+/* The certificate the server presents (or will, when this transaction installed one), or NULL. */
 static X509 *
 served_certificate(void)
 {
 	PgtlsFileRead f;
 	List	   *certs;
 
+	if (pgtls_install_pending_cert() != NULL)
+		return pgtls_install_pending_cert();
 	if (!EnableSSL || ssl_cert_file == NULL || ssl_cert_file[0] == '\0' ||
 		!pgtls_try_read_file(pgtls_resolve_path(ssl_cert_file), false, &f))
 		return NULL;
@@ -375,6 +388,8 @@ pgtls_ca_rotate_phase(const char *phase, bool force, const char *subject, int da
 				 errhint("Use prepare, activate, retire or rollback, in that order (rollback undoes the last one).")));
 
 	pgtls_ca_lock(true);
+	/* everything the phase writes is renamed into place when it commits (the caller refused a transaction block) */
+	pgtls_files_defer_to_commit();
 	pgtls_ca_sync();
 	pgtls_ca_read_states(&s);
 	before = pgtls_trusted_ca_rows(s.rows);

@@ -105,7 +105,13 @@ pgtls_ca_keep_outgoing(PgtlsCA *out)
 
 /*
  * Make cert (with key, and upper_pem above it) the CA of the files: the
- * switch of the active CA.  The outgoing CA's key is kept first.
+ * switch of the active CA.  The outgoing CA's key is kept first.  The
+ * caller defers its file commits (pgtls_files_defer_to_commit): the
+ * marker, the kept key and the CA files are renamed in that order when
+ * the transaction commits, and until then it holds cert and key in
+ * memory (pgtls_ca_hold).  So a statement that fails leaves the old files
+ * and no marker; a crash between the renames and the commit record leaves
+ * the marker, and pgtls_ca_sync() completes the switch.
  */
 void
 pgtls_ca_switch_files(X509 *cert, EVP_PKEY *key, const char *upper_pem)
@@ -121,7 +127,9 @@ pgtls_ca_switch_files(X509 *cert, EVP_PKEY *key, const char *upper_pem)
 	/* until this transaction commits, the marker tells a crash from stale files */
 	pgtls_ca_switch_mark(pgtls_fingerprint_sha256(cert));
 	pgtls_commit_pair(key_file, cert_file);
-	pgtls_debug_pause(12);
+	/* the files are renamed when the transaction commits; what it signs until then comes from here */
+	pgtls_ca_hold(cert, key, upper_pem);
+	pgtls_debug_pause_after_files(12);
 }
 
 static char *
@@ -260,7 +268,7 @@ pgtls_ca_publish_trust(void)
 	publish_held(NULL, NULL);
 	/* a changed setting takes effect only with the reload, like the files */
 	if (pgtls_trust_settings_apply() != NIL || pgtls_server_uses_trust_files())
-		pgtls_reload_server();
+		pgtls_reload_server_after_files();
 }
 
 /*
@@ -302,6 +310,7 @@ pgtls_ca_make_active(X509 *cert, EVP_PKEY *key, const char *upper_pem, const cha
 	pgtls_trust_stage(cert, key, true, &files);
 	pgtls_ca_switch_mark(fingerprint);
 	pgtls_commit_pair(key_file, cert_file);
+	pgtls_ca_hold(cert, key, upper_pem);
 	/* the files are renamed at commit: no other writer in between */
 	pgtls_trust_commit(&files, true);
 }
@@ -406,7 +415,7 @@ pgtls_ca_sync(void)
 					former ? psprintf("\" is %s", former) : "")));
 	publish_held(NULL, NULL);
 	if (pgtls_server_uses_trust_files())
-		pgtls_reload_server();
+		pgtls_reload_server_after_files();
 }
 
 /*

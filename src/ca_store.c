@@ -17,7 +17,9 @@
 #include <openssl/pem.h>
 
 #include "miscadmin.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 
 #define CA_HINT "Create a CA with SELECT pgtls_init_ca(); or adopt an existing one with pgtls_import_ca()."
 
@@ -46,6 +48,53 @@ static char cached_cert_fingerprint[96];
 /* the certificates after the CA in its file (an intermediate's chain), made once per load (malloc'd) */
 static char *cached_chain_pem;
 static char *cached_upper_pem;
+
+/* The CA this transaction switches to, in TopTransactionContext; valid while held_lxid is ours. */
+static LocalTransactionId held_lxid = InvalidLocalTransactionId;
+static X509 *held_cert;
+static EVP_PKEY *held_key;
+static char *held_upper_pem;
+
+static bool
+holding(void)
+{
+	return held_lxid != InvalidLocalTransactionId && MyProc != NULL && held_lxid == MyProc->lxid;
+}
+
+/*
+ * Until this transaction ends, the CA files are cert (with key, and
+ * upper_pem above it) for every load in it: the files themselves are
+ * written when it commits.
+ */
+void
+pgtls_ca_hold(X509 *cert, EVP_PKEY *key, const char *upper_pem)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+
+	if (X509_up_ref(cert) != 1 || EVP_PKEY_up_ref(key) != 1)
+		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not keep the CA in memory");
+	held_cert = pgtls_own_x509(cert);
+	held_key = pgtls_own_pkey(key);
+	held_upper_pem = pstrdup(upper_pem ? upper_pem : "");
+	MemoryContextSwitchTo(old);
+	held_lxid = MyProc->lxid;
+}
+
+/* The held CA into ca, its key too when with_key. */
+static void
+load_held(PgtlsCA *ca, bool with_key)
+{
+	List	   *upper = pgtls_read_cert_list(held_upper_pem, (int) strlen(held_upper_pem));
+
+	if (X509_up_ref(held_cert) != 1 || (with_key && EVP_PKEY_up_ref(held_key) != 1))
+		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not keep the CA certificate");
+	ca->cert = pgtls_own_x509(held_cert);
+	ca->key = with_key ? pgtls_own_pkey(held_key) : NULL;
+	ca->pem = pgtls_cert_pem(ca->cert);
+	ca->fingerprint = pgtls_fingerprint_sha256(ca->cert);
+	ca->chain_pem = pgtls_chain_pem(ca->cert, upper);
+	ca->upper_pem = pstrdup(held_upper_pem);
+}
 
 static bool
 cache_matches(const CachedFile *c, const char *path, const struct stat *st)
@@ -172,6 +221,11 @@ pgtls_ca_load_cert(PgtlsCA *ca)
 	char	   *path = pgtls_resolve_path(pgtls_ca_cert_file);
 	struct stat st;
 
+	if (holding())
+	{
+		load_held(ca, false);
+		return;
+	}
 	stat_ca_file(path, "CA certificate file", &st);
 	if (!cache_matches(&cached_cert, path, &st))
 	{
@@ -229,6 +283,11 @@ pgtls_ca_load(PgtlsCA *ca)
 	char	   *path;
 	struct stat st;
 
+	if (holding())
+	{
+		load_held(ca, true);
+		return;
+	}
 	pgtls_ca_load_cert(ca);
 	path = pgtls_resolve_path(pgtls_ca_key_file);
 	stat_ca_file(path, "CA private key file", &st);
@@ -278,6 +337,11 @@ pgtls_ca_try_load(PgtlsCA *ca)
 	List	   *certs;
 
 	memset(ca, 0, sizeof(*ca));
+	if (holding())
+	{
+		load_held(ca, true);
+		return true;
+	}
 	if (!pgtls_try_read_file(pgtls_resolve_path(pgtls_ca_cert_file), false, &cf) ||
 		!pgtls_try_read_file(pgtls_resolve_path(pgtls_ca_key_file), true, &kf) ||
 		pgtls_key_permission_problem(pgtls_resolve_path(pgtls_ca_key_file), &kf.st) != NULL)

@@ -11,11 +11,14 @@
  * goes away, on success and ERROR paths alike.
  *
  * A transaction that replaces files others must find as the tables say
- * (the CA files, pgtls_init_ca() and the imports) defers its commits to
- * the end (pgtls_files_defer_to_commit): its files are staged as usual but
- * renamed only at PRE_COMMIT, in the order they were committed, after
- * everything else the transaction did has succeeded.  An error anywhere
- * before leaves every target untouched.
+ * (the CA files: pgtls_init_ca(), the imports, the phases of a rotation, a
+ * CA request) defers its commits to the end (pgtls_files_defer_to_commit):
+ * its files are staged as usual but renamed only at PRE_COMMIT, in the
+ * order they were committed, after everything else the transaction did has
+ * succeeded.  An error anywhere before leaves every target untouched, and a
+ * rolled-back subtransaction drops what it deferred.  What must follow the
+ * renames (a reload, a clean-up, a test pause) is queued among them with
+ * pgtls_files_then().
  */
 #include "pgtls_base.h"
 
@@ -36,10 +39,17 @@ struct PgtlsStagedFile
 	char	   *tmp;
 	char	   *dst;
 	bool		committed;
+	SubTransactionId subid;		/* deferred: the subtransaction that committed it */
+	void		(*action) (void *arg);	/* not a file: what pgtls_files_then() queued */
+	void	   *action_arg;
 };
 
-/* Commits deferred to the end of this transaction: PgtlsStagedFile *, in TopTransactionContext. */
+/*
+ * Commits deferred to the end of this transaction: PgtlsStagedFile *, in
+ * TopTransactionContext; deferring since subtransaction defer_subid.
+ */
 static bool defer_commits = false;
+static SubTransactionId defer_subid = InvalidSubTransactionId;
 static List *deferred_files = NIL;
 
 /* A setting's path: absolute as given, relative ones under the data directory. */
@@ -329,7 +339,7 @@ pgtls_stage_file(const char *path, const char *data, size_t len, mode_t mode)
 	{
 		PgtlsStagedFile *earlier = lfirst(lc);
 
-		if (strcmp(earlier->dst, path) == 0)
+		if (earlier->dst != NULL && strcmp(earlier->dst, path) == 0)
 		{
 			earlier->committed = true;	/* its temporary file is the one made now */
 			deferred_files = foreach_delete_current(deferred_files, lc);
@@ -406,11 +416,39 @@ pgtls_commit_file(PgtlsStagedFile *staged)
 	{
 		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
 
+		staged->subid = GetCurrentSubTransactionId();
 		deferred_files = lappend(deferred_files, staged);
 		MemoryContextSwitchTo(old);
 		return;
 	}
 	rename_into_place(staged);
+}
+
+/*
+ * Run action(arg) after the files committed so far are in place: at once,
+ * or, in a transaction that defers its commits, among the renames at its
+ * PRE_COMMIT (arg must live until then).  An ERROR from it aborts the
+ * transaction.
+ */
+void
+pgtls_files_then(void (*action) (void *arg), void *arg)
+{
+	PgtlsStagedFile *entry;
+	MemoryContext old;
+
+	if (!defer_commits)
+	{
+		action(arg);
+		return;
+	}
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	entry = palloc0(sizeof(PgtlsStagedFile));
+	entry->committed = true;
+	entry->subid = GetCurrentSubTransactionId();
+	entry->action = action;
+	entry->action_arg = arg;
+	deferred_files = lappend(deferred_files, entry);
+	MemoryContextSwitchTo(old);
 }
 
 static void
@@ -426,7 +464,14 @@ defer_xact_callback(XactEvent event, void *arg)
 			/* an ERROR here aborts the transaction: what is renamed stays renamed, the rest is unlinked */
 			deferred_files = NIL;
 			foreach(lc, files)
-				rename_into_place(lfirst(lc));
+			{
+				PgtlsStagedFile *entry = lfirst(lc);
+
+				if (entry->action != NULL)
+					entry->action(entry->action_arg);
+				else
+					rename_into_place(entry);
+			}
 			list_free(files);
 			break;
 		case XACT_EVENT_PRE_PREPARE:
@@ -443,22 +488,71 @@ defer_xact_callback(XactEvent event, void *arg)
 	}
 }
 
+/*
+ * A subtransaction rolled back: what it (or one below it, whose ids are
+ * higher) deferred is dropped, and it stops deferring if it started to.
+ */
+static void
+defer_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					   SubTransactionId parentSubid, void *arg)
+{
+	ListCell   *lc;
+
+	if (event != SUBXACT_EVENT_ABORT_SUB)
+		return;
+	foreach(lc, deferred_files)
+	{
+		PgtlsStagedFile *entry = lfirst(lc);
+
+		if (entry->subid < mySubid)
+			continue;
+		if (entry->tmp != NULL && !entry->committed)
+			unlink(entry->tmp);
+		entry->committed = true;
+		deferred_files = foreach_delete_current(deferred_files, lc);
+	}
+	if (defer_commits && defer_subid >= mySubid)
+		defer_commits = false;
+}
+
 /* Registered first (_PG_init), so that it runs after the extension's other PRE_COMMIT work. */
 void
 pgtls_files_init(void)
 {
 	RegisterXactCallback(defer_xact_callback, NULL);
+	RegisterSubXactCallback(defer_subxact_callback, NULL);
 }
 
 /*
  * From now to the end of the transaction, stage files in the transaction's
- * memory and rename them only when it commits; an abort removes them.  The
- * caller refused to run in a transaction block (PreventInTransactionBlock),
- * so no subtransaction can roll back part of it.
+ * memory and rename them only when it commits; an abort removes them.
+ * Callers that change what the registry says refused to run in a
+ * transaction block (PreventInTransactionBlock), so that the files and the
+ * tables commit together.
  */
 void
 pgtls_files_defer_to_commit(void)
 {
 	Assert(IsTransactionState());
+	if (!defer_commits)
+		defer_subid = GetCurrentSubTransactionId();
 	defer_commits = true;
+}
+
+/* Does this transaction defer its file commits? */
+bool
+pgtls_files_deferring(void)
+{
+	return defer_commits;
+}
+
+/*
+ * Commit files at once again from now on (those deferred so far are still
+ * renamed at PRE_COMMIT): for a function that may run in a transaction
+ * block and defers only its own files.
+ */
+void
+pgtls_files_defer_stop(void)
+{
+	defer_commits = false;
 }

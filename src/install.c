@@ -9,7 +9,11 @@
  * then are the five ssl settings switched, in one atomic rewrite of
  * postgresql.auto.conf made the way ALTER SYSTEM makes it.  A crash at any
  * point leaves the old configuration with its files, or the new one with
- * all of its files.
+ * all of its files.  In a phase of a CA rotation, which writes its files
+ * only when it commits, all of that -- the renames, the rewrite of
+ * postgresql.auto.conf, the reload, the removal of unused server files --
+ * happens at its PRE_COMMIT in that order, and an error before leaves the
+ * old configuration untouched.
  */
 #include "pgtls_ops.h"
 
@@ -22,8 +26,10 @@
 #include "miscadmin.h"
 #include "storage/fd.h"
 #include "storage/latch.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
 #include "utils/wait_event.h"
 
 /*
@@ -112,6 +118,64 @@ pgtls_debug_pause(int step)
 		return;
 	elog(LOG, "pgtls_admin: paused at install step %d", step);
 	(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 60000, PG_WAIT_EXTENSION);
+}
+
+static void
+pause_action(void *arg)
+{
+	pgtls_debug_pause((int) (intptr_t) arg);
+}
+
+/* The same, once the files committed so far are in place (at PRE_COMMIT when they are deferred). */
+void
+pgtls_debug_pause_after_files(int step)
+{
+	if (pgtls_debug_pause_at == step)
+		pgtls_files_then(pause_action, (void *) (intptr_t) step);
+}
+
+/* The server certificate this transaction installs when it commits (TopTransactionContext). */
+static X509 *installing_cert;
+static LocalTransactionId installing_lxid = InvalidLocalTransactionId;
+
+/*
+ * The certificate an install of this transaction puts in place at commit,
+ * or NULL: until then the server presents another, but a later step of the
+ * same transaction must follow this one.
+ */
+X509 *
+pgtls_install_pending_cert(void)
+{
+	if (installing_lxid == InvalidLocalTransactionId || installing_lxid != MyProc->lxid)
+		return NULL;
+	return installing_cert;
+}
+
+static void
+remember_install(X509 *leaf)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+
+	if (X509_up_ref(leaf) != 1)
+		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not keep the server certificate");
+	installing_cert = pgtls_own_x509(leaf);
+	installing_lxid = MyProc->lxid;
+	MemoryContextSwitchTo(old);
+}
+
+typedef struct RemoveUnused
+{
+	char	   *dir;
+	List	   *keep;
+} RemoveUnused;
+
+
+static void
+remove_action(void *arg)
+{
+	RemoveUnused *r = arg;
+
+	remove_unused_server_files(r->dir, r->keep);
 }
 
 /*
@@ -204,7 +268,26 @@ pgtls_install_server(X509 *leaf, STACK_OF(X509) *chain, EVP_PKEY *key, PgtlsCA *
 	values[4] = pgtls_crl_file;
 	changed = pgtls_write_auto_conf(names, values, lengthof(names));
 	pgtls_debug_pause(4);
-	pgtls_reload_server();
-	remove_unused_server_files(psprintf("%s/pgtls", DataDir), keep);
+	if (!pgtls_files_deferring())
+	{
+		pgtls_reload_server();
+		remove_unused_server_files(psprintf("%s/pgtls", DataDir), keep);
+		return changed;
+	}
+	/* a phase of a rotation: all of it happens when the transaction commits */
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+		RemoveUnused *r = palloc(sizeof(RemoveUnused));
+		ListCell   *lc;
+
+		r->dir = psprintf("%s/pgtls", DataDir);
+		r->keep = NIL;
+		foreach(lc, keep)
+			r->keep = lappend(r->keep, lfirst(lc) ? pstrdup(lfirst(lc)) : NULL);
+		MemoryContextSwitchTo(old);
+		remember_install(leaf);
+		pgtls_reload_server_after_files();
+		pgtls_files_then(remove_action, r);
+	}
 	return changed;
 }

@@ -128,6 +128,22 @@ pgtls_write_auto_conf(const char *const *names, const char *const *values, int n
 	return changed;
 }
 
+static void
+reload_action(void *arg)
+{
+	pgtls_reload_server();
+}
+
+/*
+ * Reload once the files committed so far are in place: at once, or among
+ * the renames at PRE_COMMIT of a transaction that writes its files then.
+ */
+void
+pgtls_reload_server_after_files(void)
+{
+	pgtls_files_then(reload_action, NULL);
+}
+
 /*
  * Ask the postmaster to reload, and return once it has begun: in
  * PostgreSQL 15 the postmaster forwards SIGHUP to its children from inside

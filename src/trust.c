@@ -428,7 +428,10 @@ trust_xact_callback(XactEvent event, void *arg)
 void
 pgtls_trust_commit(PgtlsTrustFiles *files, bool keep_lock)
 {
-	if (IsTransactionState())
+	/* renamed at PRE_COMMIT: nothing to rewrite after an abort, and no writer in between */
+	if (pgtls_files_deferring())
+		keep_lock = true;
+	else if (IsTransactionState())
 	{
 		if (!trust_callback_registered)
 		{
@@ -480,7 +483,7 @@ pgtls_trust_publish(bool notice, bool store, char **digest)
 				 errdetail("The server checks CRLs for every CA of a chain, so it refuses every client certificate under a CA without one."),
 				 errhint("See SELECT * FROM pgtls_hba_check(); (check ca.crl_missing).")));
 	if (pgtls_server_uses_trust_files())
-		pgtls_reload_server();
+		pgtls_reload_server_after_files();
 	else if (notice)
 		ereport(NOTICE,
 				(errmsg("the server does not check the CRL pgtls_admin writes"),

@@ -1,9 +1,11 @@
 # Replacing the CA writes its files only when the statement's transaction
-# commits: pgtls_init_ca(replace => true) and the imports refuse a
-# transaction block (25001), and when the statement that called them fails
-# afterwards, the old CA's files, trust bundle and CRLs are untouched, the
-# registry agrees with them, and a certificate of the old CA still logs in
-# with verify-full.
+# commits: pgtls_init_ca(replace => true), the imports and the phases of
+# pgtls_ca_rotate() refuse a transaction block (25001), and when the
+# statement that called them fails afterwards, the old CA's files, trust
+# bundle and CRLs (and, for a rotation, the server certificate and key) are
+# untouched, the registry agrees with them, the old CA still issues, and a
+# certificate of the old CA still logs in with verify-full.  A rolled-back
+# CA request leaves no key.
 use strict;
 use warnings;
 
@@ -23,7 +25,17 @@ $node->connect_ok(client_connstr($alice, 'alice'), 'a certificate of the CA logs
 
 my @files = map { "$dd/pgtls/$_" } qw(ca.crt ca.key ca-bundle.crt root.crl);
 sub snapshot { return join("\x00", map { -e $_ ? slurp_file($_) : "<none: $_>" } @files); }
-sub pgtls_dir { opendir(my $dh, "$dd/pgtls") or die; my @n = sort grep { !/^\./ } readdir $dh; return "@n"; }
+# the files of pgtls/ (those of pgtls/pending/ too: a revocation's directory is made once, its files go with its transaction)
+sub pgtls_dir
+{
+	my @n;
+	for my $sub ('', 'pending/')
+	{
+		opendir(my $dh, "$dd/pgtls/$sub") or next;
+		push @n, map { "$sub$_" } grep { !/^\./ && $_ ne 'pending' } readdir $dh;
+	}
+	return join(' ', sort @n);
+}
 my ($before, $dir_before) = (snapshot(), pgtls_dir());
 my $active = "SELECT fingerprint_sha256 FROM pgtls_cas WHERE state = 'active'";
 my $fp_before = $node->safe_psql('postgres', $active);
@@ -76,6 +88,74 @@ for my $call ('pgtls_init_ca(replace => true)',
 }
 my $bob = client_files($node, 'bob');
 $node->connect_ok(client_connstr($bob, 'bob'), 'the old CA still issues, and its new certificate logs in',
+	sql => 'SELECT 1', expected_stdout => qr/^1$/);
+
+# --- the phases of a rotation in a statement that fails
+my $sdir = "$dd/" . $node->safe_psql('postgres', 'SHOW ssl_cert_file') =~ s{/[^/]*$}{}r;
+my @rot_files = (@files, map { "$dd/" . $node->safe_psql('postgres', "SHOW $_") } qw(ssl_cert_file ssl_key_file));
+push @rot_files, "$dd/postgresql.auto.conf";
+sub rot_snapshot { return join("\x00", map { -e $_ ? slurp_file($_) : "<none: $_>" } @rot_files); }
+my $states = "SELECT string_agg(state || ' ' || fingerprint_sha256, ', ' ORDER BY fingerprint_sha256) FROM pgtls_cas";
+my ($rot_before, $rot_dir, $states_before) = (rot_snapshot(), pgtls_dir(), $node->safe_psql('postgres', $states));
+my $old_issuer = openssl('x509', '-in', "$dd/pgtls/ca.crt", '-noout', '-subject') =~ s/^subject=\s*|\s+$//gr;
+sub issuer_of { return openssl('x509', '-in', $_[0], '-noout', '-issuer') =~ s/^issuer=\s*|\s+$//gr; }
+
+for my $phases ([qw(prepare)], [qw(prepare activate)], [qw(prepare activate rollback)])
+{
+	my $name = join(', ', @$phases);
+	my $calls = join(' ', map { "PERFORM * FROM pgtls_ca_rotate('$_');" } @$phases);
+	($rc, $out, $err) = $node->psql('postgres',
+		"DO \$\$ BEGIN $calls RAISE EXCEPTION 'failed after the rotation'; END \$\$;",
+		stdout => \$out, stderr => \$err);
+	like($err, qr/failed after the rotation/, "rotation $name, then an error in the same statement");
+	ok(rot_snapshot() eq $rot_before,
+		"rotation $name rolled back: the CA files, bundle, CRLs, server certificate and key and postgresql.auto.conf are untouched");
+	is(pgtls_dir(), $rot_dir, "rotation $name rolled back: no file was added to pgtls/ (no kept key, marker or temporary file)");
+	is($node->safe_psql('postgres', $states), $states_before, "rotation $name rolled back: the registry's CA states are unchanged");
+	my $fresh = client_files($node, 'alice');
+	is(issuer_of("$fresh/postgresql.crt"), $old_issuer, "rotation $name rolled back: the old CA still issues");
+	$node->connect_ok(client_connstr($fresh, 'alice'), "rotation $name rolled back: its new certificate logs in (verify-full)",
+		sql => 'SELECT 1', expected_stdout => qr/^1$/);
+	$node->connect_ok(client_connstr($alice, 'alice'), "rotation $name rolled back: the old certificate logs in",
+		sql => 'SELECT 1', expected_stdout => qr/^1$/);
+	ok(rot_snapshot() eq $rot_before, "rotation $name rolled back: issuing afterwards changed no file either")
+	  if $name =~ /activate/;
+}
+
+# a transaction block is refused before anything is done
+for my $phase (qw(prepare activate retire rollback))
+{
+	($rc, $out, $err) = $node->psql('postgres', "BEGIN;\nSELECT * FROM pgtls_ca_rotate('$phase');\nCOMMIT;",
+		stdout => \$out, stderr => \$err, extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+	like($err, qr/25001: pgtls_ca_rotate\(\) cannot run inside a transaction block/,
+		"pgtls_ca_rotate('$phase') in BEGIN ... COMMIT is refused (25001)");
+}
+ok(rot_snapshot() eq $rot_before && $node->safe_psql('postgres', $states) eq $states_before,
+	'... and changes no file and no CA state');
+
+# --- a CA request rolled back leaves no key
+for my $case (
+	[ 'ROLLBACK', "BEGIN;\nSELECT length(pgtls_ca_request('CN=Rolled Back')) > 0;\nROLLBACK;" ],
+	[ 'ROLLBACK TO SAVEPOINT', "BEGIN;\nSAVEPOINT s;\nSELECT length(pgtls_ca_request('CN=Rolled Back')) > 0;\nROLLBACK TO SAVEPOINT s;\nCOMMIT;" ],
+	[ 'a failing statement', "DO \$\$ BEGIN PERFORM pgtls_ca_request('CN=Rolled Back'); RAISE EXCEPTION 'failed after the request'; END \$\$;" ])
+{
+	$node->psql('postgres', $case->[1], stdout => \$out, stderr => \$err);
+	ok(!-e "$dd/pgtls/ca-request.key" && !-e "$dd/pgtls/ca-request.csr", "a CA request undone by $case->[0] leaves no key and no request");
+	is(pgtls_dir(), $rot_dir, "... nor any other file in pgtls/");
+}
+
+# --- committed in one statement, the phases happen, signed by the CA the statement switched to
+$node->safe_psql('postgres', "DO \$\$ BEGIN PERFORM * FROM pgtls_ca_rotate('prepare'); PERFORM * FROM pgtls_ca_rotate('activate'); END \$\$;");
+my $new_subject = openssl('x509', '-in', "$dd/pgtls/ca.crt", '-noout', '-subject') =~ s/^subject=\s*|\s+$//gr;
+isnt($new_subject, $old_issuer, 'prepare and activate in one committed statement: the CA file holds the new CA');
+is(issuer_of("$dd/" . $node->safe_psql('postgres', 'SHOW ssl_cert_file')), $new_subject,
+	'... and the installed server certificate comes from it');
+is($node->safe_psql('postgres', "SELECT string_agg(state, ',' ORDER BY state) FROM pgtls_cas WHERE state <> 'retired'"),
+	'active,previous', '... and the registry records it as active, the old CA as previous');
+ok(!-e "$dd/pgtls/ca-switch", '... and no switch marker is left');
+my $root = write_file_0600(PostgreSQL::Test::Utils::tempdir . '/root.crt', $node->safe_psql('postgres', 'SELECT pgtls_ca_cert()') . "\n");
+(my $alice_str = client_connstr($alice, 'alice')) =~ s/sslrootcert=\S+/sslrootcert=$root/;
+$node->connect_ok($alice_str, '... and a certificate of the old CA logs in against the new bundle',
 	sql => 'SELECT 1', expected_stdout => qr/^1$/);
 
 # --- committed, the replacement happens
