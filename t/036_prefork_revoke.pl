@@ -9,7 +9,9 @@
 #   certificate's pre-opened connection still logs in;
 # - a revocation committed with COMMIT PREPARED ends the certificate's
 #   sessions (the worker, which sees it in the registry);
-# - terminate => false is recorded and the worker keeps those sessions.
+# - terminate => false is recorded and the worker keeps those sessions;
+# - with two CAs of ours (a rotation), one CRL for each in the file, the
+#   same holds for a certificate of either.
 use strict;
 use warnings;
 
@@ -106,6 +108,46 @@ is($node->safe_psql('postgres', "SELECT ends_sessions FROM pgtls_certificates WH
 sleep 3;    # three looks of the worker
 is(session_query($s3, 'SELECT 1'), '1', 'terminate => false: the worker keeps the session');
 session_close($s3);
+
+# --- several CAs of ours (a rotation): the CRL file holds one CRL for each,
+# and a pre-opened connection is refused whichever of them issued the
+# revoked certificate (the previous CA's CRL is not the file's first)
+$node->safe_psql('postgres', 'CREATE ROLE user4 LOGIN; CREATE ROLE user5 LOGIN; CREATE ROLE user6 LOGIN;');
+$dir{$_} = client_files($node, $_) for qw(user4 user6);
+$node->safe_psql('postgres', "SELECT count(*) FROM pgtls_ca_rotate('prepare')");
+$node->safe_psql('postgres', "SELECT count(*) FROM pgtls_ca_rotate('activate')");
+$dir{user5} = client_files($node, 'user5');
+my $bundle = $node->safe_psql('postgres', 'SELECT pgtls_ca_cert()');
+for my $role (qw(user4 user5 user6))
+{
+	write_file_0600("$dir{$role}/root.crt", "$bundle\n");
+	$serial{$role} = cert_file_serial("$dir{$role}/postgresql.crt");
+}
+is(scalar(() = $node->safe_psql('postgres', 'SELECT pgtls_crl()') =~ /BEGIN X509 CRL/g),
+	2, 'the CRL file holds a CRL for each of the two CAs');
+for my $case ([ 'user4', 'previous' ], [ 'user5', 'active' ])
+{
+	my ($role, $state) = @$case;
+	my $early = preopen($role);
+	my $live = preopen('user6');
+	$node->safe_psql('postgres', "SELECT pgtls_revoke('$serial{$role}', 'keyCompromise')");
+	sleep 1;
+	$log_offset = -s $node->logfile;
+	like(finish_login($early), qr/^refused: certificate authentication failed for user "$role"$/,
+		"a certificate of the $state CA, opened before its revocation: refused");
+	ok( defined wait_for(
+				5,
+				sub {
+					$node->log_contains(
+						qr/DETAIL:  pgtls_admin CRL: certificate $serial{$role} is refused: the CRL lists it/,
+						$log_offset);
+				}),
+		"... the CRL of the $state CA in the file lists it");
+	like(finish_login($live), qr/^login ok \d+$/,
+		"... while a live certificate of the previous CA, opened before the rewrite, logs in");
+	$live->{run}->finish;
+	$early->{run}->finish;
+}
 
 $node->stop;
 done_testing();
