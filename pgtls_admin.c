@@ -932,7 +932,10 @@ pgtls_refresh_crl(PG_FUNCTION_ARGS)
 	pgtls_require_superuser("rewrite the CRL");
 	caller = pgtls_work_begin();
 	if (!RecoveryInProgress())
+	{
 		(void) pgtls_settle_journal();
+		(void) pgtls_compact_journal();
+	}
 	listed = pgtls_crl_refresh();
 	pgtls_work_end(caller);
 	PG_RETURN_INT32(listed);
