@@ -115,6 +115,7 @@ extern void pgtls_journal_fates(PgtlsJournal *j, int from, int to, PgtlsEntryFat
 extern int	pgtls_journal_rewrite(PgtlsJournal *j, const PgtlsEntryFate *fates);
 extern int	pgtls_journal_compact(void);
 extern void pgtls_journal_compact_if_grown(void);
+extern void pgtls_journal_orphan_strays(void);
 extern List *pgtls_journal_strays(void);
 extern List *pgtls_journal_add_strays(List *revoked);
 

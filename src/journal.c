@@ -12,7 +12,8 @@
  *   I <fxid> <registry oid> <kind> <role oid> <serial> <DER, base64> <crc32c>
  *
  * (the registry oid is pgtls_certificates' own: a registry dropped and
- * created again is another registry, whose entries the old ones are not)
+ * created again is another registry, whose entries the old ones are not;
+ * 0 marks an entry that whatever registry exists must record as revoked)
  *
  * A line is write()n at once (a killed backend cannot lose it) and fsynced
  * before any result row leaves the server: statement.c wraps the
@@ -442,7 +443,10 @@ pgtls_journal_cert(PgtlsJournalEntry *e)
  * that committed a moment ago counts; rows this transaction wrote do not
  * count, as it may still roll back), or lists it in pgtls_revoked_serials.
  * Otherwise it is a stray, unless it belongs to a registry that was
- * dropped.
+ * dropped and its transaction committed: it was live there, and what that
+ * registry revoked is kept by the CRL the new one adopted.  An entry whose
+ * transaction did not commit is a stray whatever registry it was issued
+ * into: a drop and re-create never lets it log in.
  */
 void
 pgtls_journal_fates(PgtlsJournal *j, int from, int to, PgtlsEntryFate *fates)
@@ -472,7 +476,8 @@ pgtls_journal_fates(PgtlsJournal *j, int from, int to, PgtlsEntryFate *fates)
 			fates[i] = PGTLS_ENTRY_OPEN;
 			continue;
 		}
-		fates[i] = e->registry == current ? PGTLS_ENTRY_STRAY : PGTLS_ENTRY_GONE;
+		fates[i] = (e->registry == current || e->registry == InvalidOid ||
+					state == PGTLS_XACT_ABORTED) ? PGTLS_ENTRY_STRAY : PGTLS_ENTRY_GONE;
 		serials[m] = e->serial;
 		index[m++] = i;
 	}
@@ -574,9 +579,49 @@ copy_tail(int fd, off_t from, int out)
 	return ok;
 }
 
-/* Write the kept lines of j to fd; false on an error (errno set). */
+/*
+ * The line of an entry issued into a registry that is being dropped,
+ * relabelled as an entry of no registry (0): whatever registry exists next
+ * records it as revoked, however its transaction ended.
+ */
+static void
+append_orphan(StringInfo out, const char *line, int len)
+{
+	PgtlsJournalEntry e;
+	const char *b64;
+	int			b64_len;
+	int			start = out->len;
+	char	   *copy = pnstrdup(line, len);
+
+	if (!parse_line(copy, len, &e, &b64, &b64_len))
+	{
+		appendBinaryStringInfo(out, line, len);
+		appendStringInfoChar(out, '\n');
+		return;
+	}
+	appendStringInfo(out, "I %016llX 0 %c %u %s ",
+					 (unsigned long long) U64FromFullTransactionId(e.fxid), e.kind, e.role_oid, e.serial);
+	appendBinaryStringInfo(out, b64, b64_len);
+	{
+		StringInfoData one;
+
+		/* the check sum covers this line only */
+		initStringInfo(&one);
+		appendBinaryStringInfo(&one, out->data + start, out->len - start);
+		append_crc(&one);
+		out->len = start;
+		appendBinaryStringInfo(out, one.data, one.len);
+		pfree(one.data);
+	}
+	pfree(copy);
+}
+
+/*
+ * Write the kept lines of j to fd, strays of registry orphan_of (if
+ * valid) relabelled as orphans; false on an error (errno set).
+ */
 static bool
-write_kept(PgtlsJournal *j, const PgtlsEntryFate *fates, int fd)
+write_kept(PgtlsJournal *j, const PgtlsEntryFate *fates, Oid orphan_of, int fd)
 {
 	StringInfoData out;
 	char	   *line = NULL;
@@ -600,8 +645,13 @@ write_kept(PgtlsJournal *j, const PgtlsEntryFate *fates, int fd)
 			ok = false;
 			break;
 		}
-		appendBinaryStringInfo(&out, line, e->len);
-		appendStringInfoChar(&out, '\n');
+		if (OidIsValid(orphan_of) && fates[i] == PGTLS_ENTRY_STRAY && e->registry == orphan_of)
+			append_orphan(&out, line, e->len);
+		else
+		{
+			appendBinaryStringInfo(&out, line, e->len);
+			appendStringInfoChar(&out, '\n');
+		}
 		if (out.len >= READ_CHUNK)
 		{
 			ok = write_all(fd, out.data, out.len);
@@ -615,14 +665,16 @@ write_kept(PgtlsJournal *j, const PgtlsEntryFate *fates, int fd)
 
 /*
  * Rewrite the journal j was loaded from without the entries whose fate is
- * recorded or gone, keeping what was appended after j was read.  Only when
- * that pays: the file must shrink to half at least, unless what is kept is
- * small.  Returns the entries dropped, 0 when it did not pay, -1 when it
- * could not run now (another compaction, a file replaced meanwhile, or an
- * I/O error, which is logged: a revocation must not fail for it).
+ * recorded or gone, keeping what was appended after j was read, and with
+ * the strays of registry orphan_of (if valid) relabelled.  Unless must,
+ * only when that pays: the file must shrink to half at least, unless what
+ * is kept is small.  Returns the entries dropped, 0 when it did not pay,
+ * -1 when it could not run now (another compaction, a file replaced
+ * meanwhile, or an I/O error, which is logged: a revocation must not fail
+ * for it).
  */
-int
-pgtls_journal_rewrite(PgtlsJournal *j, const PgtlsEntryFate *fates)
+static int
+rewrite(PgtlsJournal *j, const PgtlsEntryFate *fates, Oid orphan_of, bool must)
 {
 	char	   *path = journal_path();
 	LOCKTAG		compact_tag;
@@ -642,11 +694,11 @@ pgtls_journal_rewrite(PgtlsJournal *j, const PgtlsEntryFate *fates)
 	}
 	/* what goes: dropped entries, and lines that are no entry (torn by a crash) */
 	waste = j->end - kept_bytes;
-	if (waste <= 0 || (kept_bytes > REWRITE_SMALL_BYTES && waste < kept_bytes))
+	if (!must && (waste <= 0 || (kept_bytes > REWRITE_SMALL_BYTES && waste < kept_bytes)))
 		return 0;
 
 	SET_LOCKTAG_ADVISORY(compact_tag, InvalidOid, JOURNAL_LOCK_KEY1, COMPACT_LOCK_KEY2, 2);
-	if (LockAcquire(&compact_tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
+	if (LockAcquire(&compact_tag, ExclusiveLock, false, !must) == LOCKACQUIRE_NOT_AVAIL)
 		return -1;
 	if (stat(path, &st) < 0 || st.st_ino != j->ino)
 	{
@@ -660,7 +712,7 @@ pgtls_journal_rewrite(PgtlsJournal *j, const PgtlsEntryFate *fates)
 	cf->cb.func = compact_file_cleanup;
 	cf->cb.arg = cf;
 	MemoryContextRegisterResetCallback(CurrentMemoryContext, &cf->cb);
-	if (cf->fd < 0 || !write_kept(j, fates, cf->fd) || pg_fdatasync(cf->fd) != 0)
+	if (cf->fd < 0 || !write_kept(j, fates, orphan_of, cf->fd) || pg_fdatasync(cf->fd) != 0)
 		goto failed;
 
 	/* appenders wait from here: copy what they added since the read, and switch files */
@@ -690,6 +742,12 @@ failed:
 	compact_file_cleanup(cf);
 	(void) LockRelease(&compact_tag, ExclusiveLock, false);
 	return -1;
+}
+
+int
+pgtls_journal_rewrite(PgtlsJournal *j, const PgtlsEntryFate *fates)
+{
+	return rewrite(j, fates, InvalidOid, false);
 }
 
 /*
@@ -724,6 +782,43 @@ pgtls_journal_compact_if_grown(void)
 
 	if (stat(journal_path(), &st) == 0 && st.st_size > COMPACT_AT_BYTES)
 		(void) pgtls_journal_compact();
+}
+
+/*
+ * From the event trigger of a DROP that may drop the registry: its strays
+ * become orphans (registry 0), which whatever registry exists next records
+ * as revoked, so that a drop and re-create never lets them log in; that
+ * includes strays of a subtransaction rolled back in a transaction that
+ * committed, which are told apart from live certificates only while their
+ * registry exists.  Should the DROP roll back, they stay strays of this
+ * registry all the same.  Does nothing when there are none.
+ */
+void
+pgtls_journal_orphan_strays(void)
+{
+	Oid			current = pgtls_registry_relid();
+
+	for (int attempt = 0; attempt < 3; attempt++)
+	{
+		PgtlsJournal *j = pgtls_journal_load();
+		PgtlsEntryFate *fates;
+		bool		any = false;
+
+		if (j == NULL || j->n == 0)
+			return;
+		fates = palloc0(sizeof(PgtlsEntryFate) * j->n);
+		pgtls_journal_fates(j, 0, j->n, fates);
+		for (int i = 0; i < j->n && !any; i++)
+			any = fates[i] == PGTLS_ENTRY_STRAY && j->entries[i].registry == current;
+		/* a file compacted between the read and the rewrite is read again */
+		if (!any || rewrite(j, fates, current, true) >= 0)
+			return;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_IN_USE),
+			 errmsg("could not mark the certificates of the issuance journal that were never recorded"),
+			 errdetail("The journal kept changing or could not be written."),
+			 errhint("Try again.")));
 }
 
 /* ---- strays, for the CRL ---- */
