@@ -51,6 +51,30 @@ SELECT pg_catalog.pg_extension_config_dump('pgtls_revoked_serials', '');
 REVOKE ALL ON TABLE pgtls_revoked_serials FROM PUBLIC;
 GRANT SELECT ON TABLE pgtls_revoked_serials TO pg_monitor;
 
+-- Which certificate renewed which (pgtls_renew, pgtls_renew_self, the
+-- server renewal of pgtls_maintain).  A renewed certificate gets no expiry
+-- warning.
+CREATE TABLE pgtls_renewals (
+    serial             text PRIMARY KEY,
+    previous           text NOT NULL,
+    renewed_at         timestamptz NOT NULL DEFAULT now(),
+    renewed_by         name NOT NULL
+);
+CREATE INDEX pgtls_renewals_previous_idx ON pgtls_renewals (previous);
+SELECT pg_catalog.pg_extension_config_dump('pgtls_renewals', '');
+REVOKE ALL ON TABLE pgtls_renewals FROM PUBLIC;
+GRANT SELECT ON TABLE pgtls_renewals TO pg_monitor;
+
+-- Certificates pgtls_maintain() sent an expiry warning for: one each.
+CREATE TABLE pgtls_expiry_warnings (
+    serial             text PRIMARY KEY,
+    not_after          timestamptz NOT NULL,
+    warned_at          timestamptz NOT NULL DEFAULT now()
+);
+SELECT pg_catalog.pg_extension_config_dump('pgtls_expiry_warnings', '');
+REVOKE ALL ON TABLE pgtls_expiry_warnings FROM PUBLIC;
+GRANT SELECT ON TABLE pgtls_expiry_warnings TO pg_monitor;
+
 -- A restored row whose serial is recorded already is merged, not a failure.
 CREATE FUNCTION pgtls_registry_merge()
 RETURNS trigger
@@ -110,13 +134,15 @@ LANGUAGE C VOLATILE PARALLEL SAFE;
 -- Issue
 CREATE FUNCTION pgtls_issue_client(role name, days int DEFAULT NULL,
                                    key_type text DEFAULT NULL,
-                                   subject text DEFAULT NULL)
+                                   subject text DEFAULT NULL,
+                                   lifetime interval DEFAULT NULL)
 RETURNS TABLE (serial text, certificate text, private_key text,
                ca_certificate text, not_after timestamptz)
 AS 'MODULE_PATHNAME', 'pgtls_issue_client'
 LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 1;
 
-CREATE FUNCTION pgtls_sign_client_csr(role name, csr text, days int DEFAULT NULL)
+CREATE FUNCTION pgtls_sign_client_csr(role name, csr text, days int DEFAULT NULL,
+                                      lifetime interval DEFAULT NULL)
 RETURNS TABLE (serial text, certificate text, ca_certificate text, not_after timestamptz)
 AS 'MODULE_PATHNAME', 'pgtls_sign_client_csr'
 LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 1;
@@ -146,7 +172,8 @@ AS 'MODULE_PATHNAME', 'pgtls_install_server_cert_files'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 -- Lifecycle
-CREATE FUNCTION pgtls_revoke(serial text, reason text DEFAULT 'unspecified')
+CREATE FUNCTION pgtls_revoke(serial text, reason text DEFAULT 'unspecified',
+                             terminate bool DEFAULT true)
 RETURNS bool
 AS 'MODULE_PATHNAME', 'pgtls_revoke'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
@@ -166,11 +193,32 @@ RETURNS text
 AS 'MODULE_PATHNAME', 'pgtls_crl'
 LANGUAGE C VOLATILE PARALLEL SAFE;
 
-CREATE FUNCTION pgtls_renew(serial text, days int DEFAULT NULL)
+CREATE FUNCTION pgtls_renew(serial text, days int DEFAULT NULL,
+                            lifetime interval DEFAULT NULL)
 RETURNS TABLE (serial text, certificate text, private_key text,
                ca_certificate text, not_after timestamptz)
 AS 'MODULE_PATHNAME', 'pgtls_renew'
 LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 1;
+
+-- Renews the certificate the calling session logged in with, for a key the
+-- client keeps: granted to PUBLIC, it refuses any other session (42501).
+CREATE FUNCTION pgtls_renew_self(csr text, lifetime interval DEFAULT NULL,
+                                 revoke_previous bool DEFAULT false)
+RETURNS TABLE (serial text, certificate text, ca_certificate text, not_after timestamptz)
+AS 'MODULE_PATHNAME', 'pgtls_renew_self'
+LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 1;
+
+-- Every upkeep that is due: server renewal, CRL re-signing, expiry warnings, tidying.
+CREATE FUNCTION pgtls_maintain()
+RETURNS TABLE (action text, detail text)
+AS 'MODULE_PATHNAME', 'pgtls_maintain'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- The sessions of this node that logged in with a client certificate.
+CREATE FUNCTION pgtls_session_certificates()
+RETURNS TABLE (pid int, serial text)
+AS 'MODULE_PATHNAME', 'pgtls_session_certificates'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 
 -- Client formats (for drivers that cannot read PEM keys)
 CREATE FUNCTION pgtls_pkcs8_der(private_key text)
@@ -245,17 +293,21 @@ REVOKE ALL ON FUNCTION pgtls_import_ca(text, text, bool) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_import_ca_files(text, text, bool) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_install_server_cert_files(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_ca_cert() FROM PUBLIC;
-REVOKE ALL ON FUNCTION pgtls_issue_client(name, int, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgtls_issue_client(name, int, text, text, interval) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_cert_info(text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION pgtls_sign_client_csr(name, text, int) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgtls_sign_client_csr(name, text, int, interval) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_issue_server(text[], inet[], int, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_enable_ssl(text[], inet[], int, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_install_server_cert(text, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION pgtls_revoke(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgtls_revoke(text, text, bool) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_crl() FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_refresh_crl() FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_revoke_unrecorded(text, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION pgtls_renew(text, int) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgtls_renew(text, int, interval) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgtls_maintain() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pgtls_renew_self(text, interval, bool) TO PUBLIC;
+REVOKE ALL ON FUNCTION pgtls_session_certificates() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pgtls_session_certificates() TO pg_monitor;
 REVOKE ALL ON FUNCTION pgtls_pkcs8_der(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_pkcs12(text, text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_encrypt_key(text, text) FROM PUBLIC;
@@ -306,3 +358,124 @@ REVOKE ALL ON pgtls_expiring_certificates, pgtls_revoked_certificates,
               pgtls_certificates_by_role FROM PUBLIC;
 GRANT SELECT ON pgtls_expiring_certificates, pgtls_revoked_certificates,
                 pgtls_certificates_by_role TO pg_monitor;
+
+-- The sessions of this node that logged in with a client certificate, and
+-- what the registry says of it: live, revoked, expired, or unknown (not
+-- issued here).
+CREATE VIEW pgtls_sessions AS
+SELECT s.pid, a.usename, a.client_addr, s.serial,
+       CASE WHEN c.revoked_at IS NOT NULL
+                 OR EXISTS (SELECT FROM pgtls_revoked_serials r WHERE r.serial = s.serial)
+            THEN 'revoked'
+            WHEN c.serial IS NULL THEN 'unknown'
+            WHEN c.not_after <= now() THEN 'expired'
+            ELSE 'live' END AS status,
+       c.not_after
+FROM pgtls_session_certificates() s
+JOIN pg_catalog.pg_stat_activity a ON a.pid = s.pid
+LEFT JOIN pgtls_certificates c ON c.serial = s.serial
+ORDER BY s.pid;
+
+REVOKE ALL ON pgtls_sessions FROM PUBLIC;
+GRANT SELECT ON pgtls_sessions TO pg_monitor;
+
+-- Monitoring: the numbers a scraper needs, one row per metric and label
+-- set; monitoring/postgres_exporter.yaml exports each row as the Prometheus
+-- metric of the same name.  The two functions read the files the ssl
+-- settings name as they are now; a missing or unreadable file gives no row
+-- (the audit says why), never an error.
+CREATE FUNCTION pgtls_metrics_server_cert()
+RETURNS TABLE (serial text, subject text, fingerprint_sha256 text, not_after timestamptz)
+AS 'MODULE_PATHNAME', 'pgtls_metrics_server_cert'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED ROWS 1;
+
+CREATE FUNCTION pgtls_metrics_crls()
+RETURNS TABLE (issuer text, ca_fingerprint text, this_update timestamptz, next_update timestamptz)
+AS 'MODULE_PATHNAME', 'pgtls_metrics_crls'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED ROWS 2;
+
+REVOKE ALL ON FUNCTION pgtls_metrics_server_cert() FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgtls_metrics_crls() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pgtls_metrics_server_cert() TO pg_monitor;
+GRANT EXECUTE ON FUNCTION pgtls_metrics_crls() TO pg_monitor;
+
+-- security_invoker: the view runs with the reader's own rights, so it is a
+-- convenience over what pg_monitor may read anyway (the registry tables,
+-- pgtls_hba_check() and the two functions above), never a grant of more.
+-- Every name in it is schema-qualified, so nothing created in another
+-- schema before CREATE EXTENSION can be bound into it.  Each branch has a
+-- constant metric name: a query for one metric runs only its branch.
+CREATE VIEW pgtls_metrics WITH (security_invoker = true) AS
+SELECT 'pgtls_server_cert_not_after_timestamp_seconds'::pg_catalog.text AS metric,
+       pg_catalog.jsonb_build_object('serial', s.serial, 'subject', s.subject,
+                                     'fingerprint', s.fingerprint_sha256) AS labels,
+       pg_catalog.date_part('epoch', s.not_after) AS value
+FROM @extschema@.pgtls_metrics_server_cert() s
+UNION ALL
+SELECT 'pgtls_ca_not_after_timestamp_seconds',
+       pg_catalog.jsonb_build_object('fingerprint', c.fingerprint_sha256, 'subject', c.subject,
+                                     'serial', c.serial),
+       pg_catalog.date_part('epoch', c.not_after)
+FROM @extschema@.pgtls_certificates c
+WHERE c.kind OPERATOR(pg_catalog.=) 'ca'
+UNION ALL
+SELECT 'pgtls_crl_this_update_timestamp_seconds',
+       pg_catalog.jsonb_build_object('issuer', r.issuer, 'ca_fingerprint', r.ca_fingerprint),
+       pg_catalog.date_part('epoch', r.this_update)
+FROM @extschema@.pgtls_metrics_crls() r
+UNION ALL
+SELECT 'pgtls_crl_next_update_timestamp_seconds',
+       pg_catalog.jsonb_build_object('issuer', r.issuer, 'ca_fingerprint', r.ca_fingerprint),
+       pg_catalog.date_part('epoch', r.next_update)
+FROM @extschema@.pgtls_metrics_crls() r
+WHERE r.next_update IS NOT NULL
+UNION ALL
+SELECT 'pgtls_client_certificates',
+       pg_catalog.jsonb_build_object('role', r.role, 'state', n.state),
+       n.count::pg_catalog.float8
+FROM (SELECT COALESCE(c.role::pg_catalog.text, '') AS role,
+             pg_catalog.count(*) FILTER (WHERE c.revoked_at IS NULL
+                 AND c.not_after OPERATOR(pg_catalog.>) pg_catalog.now()) AS live,
+             pg_catalog.count(*) FILTER (WHERE c.revoked_at IS NOT NULL) AS revoked,
+             pg_catalog.count(*) FILTER (WHERE c.revoked_at IS NULL
+                 AND c.not_after OPERATOR(pg_catalog.<=) pg_catalog.now()) AS expired
+      FROM @extschema@.pgtls_certificates c
+      WHERE c.kind OPERATOR(pg_catalog.=) 'client'
+      GROUP BY 1) r
+CROSS JOIN LATERAL (VALUES ('live'::pg_catalog.text, r.live), ('revoked', r.revoked),
+                           ('expired', r.expired)) n(state, count)
+UNION ALL
+SELECT 'pgtls_client_cert_next_expiry_timestamp_seconds',
+       pg_catalog.jsonb_build_object('role', COALESCE(c.role::pg_catalog.text, '')),
+       pg_catalog.date_part('epoch', pg_catalog.min(c.not_after))
+FROM @extschema@.pgtls_certificates c
+WHERE c.kind OPERATOR(pg_catalog.=) 'client' AND c.revoked_at IS NULL
+  AND c.not_after OPERATOR(pg_catalog.>) pg_catalog.now()
+GROUP BY COALESCE(c.role::pg_catalog.text, '')
+UNION ALL
+SELECT 'pgtls_audit_findings',
+       pg_catalog.jsonb_build_object('severity', v.severity),
+       pg_catalog.count(f.check_id)::pg_catalog.float8
+FROM (VALUES ('critical'::pg_catalog.text), ('high'), ('medium'), ('low'), ('info')) v(severity)
+LEFT JOIN (SELECT a.severity, a.check_id FROM @extschema@.pgtls_hba_check() a
+           WHERE a.check_id OPERATOR(pg_catalog.<>) 'summary') f
+       ON f.severity OPERATOR(pg_catalog.=) v.severity
+GROUP BY v.severity
+UNION ALL
+SELECT 'pgtls_last_issuance_timestamp_seconds',
+       pg_catalog.jsonb_build_object('kind', c.kind),
+       pg_catalog.date_part('epoch', pg_catalog.max(c.issued_at))
+FROM @extschema@.pgtls_certificates c
+WHERE NOT c.uncommitted
+GROUP BY c.kind
+UNION ALL
+SELECT 'pgtls_last_revocation_timestamp_seconds',
+       '{}'::pg_catalog.jsonb,
+       pg_catalog.date_part('epoch', pg_catalog.max(x.revoked_at))
+FROM (SELECT c.revoked_at FROM @extschema@.pgtls_certificates c WHERE c.revoked_at IS NOT NULL
+      UNION ALL
+      SELECT s.revoked_at FROM @extschema@.pgtls_revoked_serials s) x
+HAVING pg_catalog.max(x.revoked_at) IS NOT NULL;
+
+REVOKE ALL ON pgtls_metrics FROM PUBLIC;
+GRANT SELECT ON pgtls_metrics TO pg_monitor;

@@ -11,6 +11,7 @@
 #include "access/detoast.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "commands/event_trigger.h"
@@ -131,6 +132,10 @@ _PG_init(void)
 							"pgtls_maintain() renews the server certificate when it expires within this time.",
 							NULL, &pgtls_server_renew_before, 30 * 86400, 0, INT_MAX,
 							PGC_SIGHUP, GUC_SUPERUSER_ONLY | GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("pgtls_admin.max_self_renewed",
+							"How many live client certificates a role may hold that it renewed itself with pgtls_renew_self().",
+							NULL, &pgtls_max_self_renewed, 100, 1, 1000000,
+							PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
 	DefineCustomIntVariable("pgtls_admin.retain_expired",
 							"pgtls_maintain() deletes registry rows of certificates expired this long ago; -1 keeps them.",
 							NULL, &pgtls_retain_expired, -1, -1, INT_MAX,
@@ -142,6 +147,7 @@ _PG_init(void)
 	{
 		pgtls_live_install_hooks();
 		pgtls_enforce_install_hook();
+		pgtls_renew_self_install_hook();
 		register_worker();
 	}
 }
@@ -185,6 +191,26 @@ static int
 days_arg(FunctionCallInfo fcinfo, int n)
 {
 	return pgtls_validity_days(PG_ARGISNULL(n) ? 0 : PG_GETARG_INT32(n), PG_ARGISNULL(n));
+}
+
+/* An interval argument n, or NULL when it is null or not in the SQL definition. */
+static Interval *
+interval_arg(FunctionCallInfo fcinfo, int n)
+{
+	if (PG_NARGS() <= n || PG_ARGISNULL(n))
+		return NULL;
+	return PG_GETARG_INTERVAL_P(n);
+}
+
+/*
+ * The validity from days argument days_n and lifetime argument
+ * lifetime_n: one of them, or neither for pgtls_admin.default_days.
+ */
+static PgtlsLifetime
+validity_arg(FunctionCallInfo fcinfo, int days_n, int lifetime_n)
+{
+	return pgtls_validity(PG_ARGISNULL(days_n) ? 0 : PG_GETARG_INT32(days_n), PG_ARGISNULL(days_n),
+						  interval_arg(fcinfo, lifetime_n));
 }
 
 /*
@@ -367,6 +393,20 @@ pgtls_ca_cert(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(pem);
 }
 
+/* One row of (serial, certificate, ca_certificate, not_after): a request signed. */
+static void
+put_signed_row(FunctionCallInfo fcinfo, PgtlsIssued *issued)
+{
+	Datum		values[4];
+	bool		nulls[4] = {false};
+
+	values[0] = CStringGetTextDatum(pgtls_serial_hex(X509_get0_serialNumber(issued->cert)));
+	values[1] = PointerGetDatum(issued->cert_pem);
+	values[2] = PointerGetDatum(issued->ca.pem);
+	values[3] = TimestampTzGetDatum(pgtls_asn1_time_to_timestamptz(X509_get0_notAfter(issued->cert)));
+	srf_put(fcinfo, values, nulls);
+}
+
 /* One row of (serial, certificate, private_key, ca_certificate, not_after). */
 static void
 put_issued_row(FunctionCallInfo fcinfo, PgtlsIssued *issued)
@@ -480,7 +520,7 @@ pgtls_issue_client(PG_FUNCTION_ARGS)
 {
 	Oid			roleid;
 	char	   *role;
-	int			days;
+	PgtlsLifetime validity;
 	PgtlsKeyType key_type;
 	X509_NAME  *subject;
 	MemoryContext caller;
@@ -489,13 +529,13 @@ pgtls_issue_client(PG_FUNCTION_ARGS)
 	pgtls_require_primary("issue certificates");
 	roleid = pgtls_check_issue_target(PG_ARGISNULL(0) ? NULL : PG_GETARG_NAME(0), PG_ARGISNULL(0));
 	role = NameStr(*PG_GETARG_NAME(0));
-	days = days_arg(fcinfo, 1);
+	validity = validity_arg(fcinfo, 1, 4);
 	key_type = key_type_arg(fcinfo, 2);
 	subject = subject_arg(fcinfo, 3, roleid, role);
 	srf_begin(fcinfo, 5);
 
 	caller = pgtls_work_begin();
-	pgtls_issue_client_cert_as(role, roleid, subject, days, key_type, &issued);
+	pgtls_issue_client_cert_as(role, roleid, subject, validity, key_type, &issued);
 	put_issued_row(fcinfo, &issued);
 	notice_if_no_cert_rule(roleid, role, issued.cert);
 	pgtls_work_end(caller);
@@ -508,27 +548,21 @@ pgtls_sign_client_csr(PG_FUNCTION_ARGS)
 {
 	Oid			roleid;
 	char	   *role;
-	int			days;
+	PgtlsLifetime validity;
 	text	   *csr;
 	MemoryContext caller;
 	PgtlsIssued issued;
-	Datum		values[4];
-	bool		nulls[4] = {false};
 
 	pgtls_require_primary("issue certificates");
 	roleid = pgtls_check_issue_target(PG_ARGISNULL(0) ? NULL : PG_GETARG_NAME(0), PG_ARGISNULL(0));
 	role = NameStr(*PG_GETARG_NAME(0));
 	csr = pem_arg(fcinfo, 1, "csr");
-	days = days_arg(fcinfo, 2);
+	validity = validity_arg(fcinfo, 2, 3);
 	srf_begin(fcinfo, 4);
 
 	caller = pgtls_work_begin();
-	pgtls_issue_csr_cert(role, roleid, VARDATA_ANY(csr), VARSIZE_ANY_EXHDR(csr), days, &issued);
-	values[0] = CStringGetTextDatum(pgtls_serial_hex(X509_get0_serialNumber(issued.cert)));
-	values[1] = PointerGetDatum(issued.cert_pem);
-	values[2] = PointerGetDatum(issued.ca.pem);
-	values[3] = TimestampTzGetDatum(pgtls_asn1_time_to_timestamptz(X509_get0_notAfter(issued.cert)));
-	srf_put(fcinfo, values, nulls);
+	pgtls_issue_csr_cert(role, roleid, VARDATA_ANY(csr), VARSIZE_ANY_EXHDR(csr), validity, &issued);
+	put_signed_row(fcinfo, &issued);
 	notice_if_no_cert_rule(roleid, role, issued.cert);
 	pgtls_work_end(caller);
 	return (Datum) 0;
@@ -543,7 +577,7 @@ issue_server(FunctionCallInfo fcinfo, PgtlsIssued *issued)
 	int			days = days_arg(fcinfo, 2);
 	PgtlsKeyType key_type = key_type_arg(fcinfo, 3);
 
-	pgtls_issue_server_cert(dns, ips, days, key_type, issued);
+	pgtls_issue_server_cert(dns, ips, pgtls_lifetime_days(days), key_type, issued);
 }
 
 PG_FUNCTION_INFO_V1(pgtls_issue_server);
@@ -686,10 +720,14 @@ pgtls_revoke(PG_FUNCTION_ARGS)
 
 	require_arg(fcinfo, 0, "serial");
 	require_arg(fcinfo, 1, "reason");
+	if (PG_NARGS() > 2)
+		require_arg(fcinfo, 2, "terminate");
 	caller = pgtls_work_begin();
 	serial = pgtls_normalize_serial(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	reason = pgtls_reason_canonical(text_to_cstring(PG_GETARG_TEXT_PP(1)));
 	result = pgtls_revoke_serial(serial, reason);
+	if (PG_NARGS() > 2 && PG_GETARG_BOOL(2))
+		pgtls_sessions_end_at_commit(serial);
 	pgtls_work_end(caller);
 	PG_RETURN_BOOL(result);
 }
@@ -722,16 +760,88 @@ Datum
 pgtls_renew(PG_FUNCTION_ARGS)
 {
 	MemoryContext caller;
-	int			days;
+	PgtlsLifetime validity;
 	PgtlsIssued issued;
 
 	pgtls_require_primary("renew certificates");
 	require_arg(fcinfo, 0, "serial");
-	days = days_arg(fcinfo, 1);
+	validity = validity_arg(fcinfo, 1, 2);
 	srf_begin(fcinfo, 5);
 	caller = pgtls_work_begin();
-	pgtls_renew_cert(pgtls_normalize_serial(text_to_cstring(PG_GETARG_TEXT_PP(0))), days, &issued);
+	pgtls_renew_cert(pgtls_normalize_serial(text_to_cstring(PG_GETARG_TEXT_PP(0))), validity, &issued);
 	put_issued_row(fcinfo, &issued);
+	pgtls_work_end(caller);
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(pgtls_renew_self);
+Datum
+pgtls_renew_self(PG_FUNCTION_ARGS)
+{
+	text	   *csr;
+	MemoryContext caller;
+	PgtlsIssued issued;
+
+	csr = pem_arg(fcinfo, 0, "csr");
+	require_arg(fcinfo, 2, "revoke_previous");
+	srf_begin(fcinfo, 4);
+	caller = pgtls_work_begin();
+	pgtls_renew_self_cert(VARDATA_ANY(csr), VARSIZE_ANY_EXHDR(csr), interval_arg(fcinfo, 1),
+						  PG_GETARG_BOOL(2), &issued);
+	put_signed_row(fcinfo, &issued);
+	pgtls_work_end(caller);
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(pgtls_maintain);
+Datum
+pgtls_maintain(PG_FUNCTION_ARGS)
+{
+	MemoryContext caller;
+	ListCell   *lc;
+
+	pgtls_require_primary("run pgtls_maintain()");
+	pgtls_require_superuser("run pgtls_maintain()");
+	PreventInTransactionBlock(true, "pgtls_maintain()");
+	srf_begin(fcinfo, 2);
+	caller = pgtls_work_begin();
+	foreach(lc, pgtls_maintain_run())
+	{
+		PgtlsAction *a = lfirst(lc);
+		Datum		values[2];
+		bool		nulls[2] = {false};
+
+		values[0] = CStringGetTextDatum(a->action);
+		values[1] = CStringGetTextDatum(a->detail);
+		srf_put(fcinfo, values, nulls);
+	}
+	pgtls_work_end(caller);
+	return (Datum) 0;
+}
+
+/* pgtls_sessions' source: what pg_stat_ssl would show this user, with the registry's serials. */
+PG_FUNCTION_INFO_V1(pgtls_session_certificates);
+Datum
+pgtls_session_certificates(PG_FUNCTION_ARGS)
+{
+	MemoryContext caller;
+	bool		all = has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS);
+	ListCell   *lc;
+
+	srf_begin(fcinfo, 2);
+	caller = pgtls_work_begin();
+	foreach(lc, pgtls_session_certs(false))
+	{
+		PgtlsSessionCert *s = lfirst(lc);
+		Datum		values[2];
+		bool		nulls[2] = {false};
+
+		if (!all && !has_privs_of_role(GetUserId(), s->userid))
+			continue;
+		values[0] = Int32GetDatum(s->pid);
+		values[1] = CStringGetTextDatum(s->serial);
+		srf_put(fcinfo, values, nulls);
+	}
 	pgtls_work_end(caller);
 	return (Datum) 0;
 }
@@ -810,6 +920,58 @@ pgtls_hba_check(PG_FUNCTION_ARGS)
 		bool		nulls[7] = {false};
 
 		pgtls_finding_values(lfirst(lc), values, nulls);
+		srf_put(fcinfo, values, nulls);
+	}
+	pgtls_work_end(caller);
+	return (Datum) 0;
+}
+
+/* For pgtls_metrics: ssl_cert_file's certificate, or no row (src/metrics.c). */
+PG_FUNCTION_INFO_V1(pgtls_metrics_server_cert);
+Datum
+pgtls_metrics_server_cert(PG_FUNCTION_ARGS)
+{
+	MemoryContext caller;
+	PgtlsCertInfo info;
+
+	srf_begin(fcinfo, 4);
+	caller = pgtls_work_begin();
+	if (pgtls_server_cert_times(&info))
+	{
+		Datum		values[4];
+		bool		nulls[4] = {false};
+
+		values[0] = CStringGetTextDatum(info.serial);
+		values[1] = CStringGetTextDatum(info.subject);
+		values[2] = CStringGetTextDatum(info.fingerprint_sha256);
+		values[3] = TimestampTzGetDatum(info.not_after);
+		srf_put(fcinfo, values, nulls);
+	}
+	pgtls_work_end(caller);
+	return (Datum) 0;
+}
+
+/* For pgtls_metrics: the CRL of each CA the server checks client certificates against. */
+PG_FUNCTION_INFO_V1(pgtls_metrics_crls);
+Datum
+pgtls_metrics_crls(PG_FUNCTION_ARGS)
+{
+	MemoryContext caller;
+	ListCell   *lc;
+
+	srf_begin(fcinfo, 4);
+	caller = pgtls_work_begin();
+	foreach(lc, pgtls_crl_times())
+	{
+		PgtlsCrlTimes *t = lfirst(lc);
+		Datum		values[4];
+		bool		nulls[4] = {false};
+
+		values[0] = CStringGetTextDatum(t->issuer);
+		values[1] = CStringGetTextDatum(t->ca_fingerprint);
+		values[2] = TimestampTzGetDatum(t->this_update);
+		values[3] = TimestampTzGetDatum(t->next_update);
+		nulls[3] = !t->has_next_update;
 		srf_put(fcinfo, values, nulls);
 	}
 	pgtls_work_end(caller);

@@ -197,6 +197,26 @@ extern void pgtls_audit_crls(PgtlsAudit *audit, X509 *our_ca, List *revoked,
 							 const char *crl_data, size_t crl_len);
 extern X509_STORE *pgtls_server_client_store(void);
 
+typedef struct PgtlsCaCrl
+{
+	X509	   *ca;
+	X509_CRL   *crl;			/* the CRL the server's store picks for ca */
+} PgtlsCaCrl;
+extern List *pgtls_server_ca_crls(void);
+
+/* ---- src/metrics.c: the rows of pgtls_metrics that come from files ---- */
+typedef struct PgtlsCrlTimes
+{
+	char	   *issuer;			/* the CA's subject */
+	char	   *ca_fingerprint;	/* the CA certificate's SHA-256 fingerprint */
+	TimestampTz this_update;
+	bool		has_next_update;
+	TimestampTz next_update;
+} PgtlsCrlTimes;
+
+extern bool pgtls_server_cert_times(PgtlsCertInfo *info);
+extern List *pgtls_crl_times(void);
+
 /* ---- src/audit_login.c: a certificate login, step by step ---- */
 typedef struct PgtlsLoginStep
 {

@@ -39,6 +39,7 @@ extern int	pgtls_max_certificates;
 extern int	pgtls_maintenance_interval;	/* seconds */
 extern int	pgtls_server_renew_before;	/* seconds */
 extern int	pgtls_retain_expired;	/* seconds; -1: keep for ever */
+extern int	pgtls_max_self_renewed;
 
 #define PGTLS_ENFORCE_CRL 0
 #define PGTLS_ENFORCE_REGISTRY 1

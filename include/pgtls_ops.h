@@ -27,21 +27,26 @@ typedef struct PgtlsIssued
 	PgtlsCA		ca;				/* the CA that signed it */
 } PgtlsIssued;
 
-extern void pgtls_issue_client_cert(const char *role_name, Oid role_oid, int days,
+extern void pgtls_issue_client_cert(const char *role_name, Oid role_oid, PgtlsLifetime lifetime,
 									PgtlsKeyType key_type, PgtlsIssued *out);
 extern void pgtls_issue_client_cert_as(const char *role_name, Oid role_oid,
-									   const X509_NAME *subject, int days,
+									   const X509_NAME *subject, PgtlsLifetime lifetime,
 									   PgtlsKeyType key_type, PgtlsIssued *out);
 extern void pgtls_issue_csr_cert(const char *role_name, Oid role_oid, const char *csr,
-								 int csr_len, int days, PgtlsIssued *out);
-extern void pgtls_issue_server_cert(List *dns_names, List *addresses, int days,
+								 int csr_len, PgtlsLifetime lifetime, PgtlsIssued *out);
+extern void pgtls_issue_csr_cert_as(const char *role_name, Oid role_oid, const X509_NAME *subject,
+									const char *csr, int csr_len, PgtlsLifetime lifetime,
+									PgtlsIssued *out);
+extern void pgtls_issue_server_cert(List *dns_names, List *addresses, PgtlsLifetime lifetime,
 									PgtlsKeyType key_type, PgtlsIssued *out);
 
 /* ---- src/revoke.c: revocation and the CRL file ---- */
 extern PgtlsStagedFile *pgtls_crl_stage(X509 *ca_cert, EVP_PKEY *ca_key);
 extern void pgtls_crl_unlock(void);
 extern int	pgtls_crl_publish(bool notice);
+extern X509_CRL *pgtls_crl_file_read(void);
 extern bool pgtls_revoke_serial(const char *serial, const char *reason);
+extern bool pgtls_revoke_recorded(const char *serial, const char *reason, const PgtlsRegistryRow *row);
 extern bool pgtls_revoke_unrecorded_serial(const char *serial, const char *reason);
 extern text *pgtls_crl_text(void);
 
@@ -65,6 +70,46 @@ extern List *pgtls_install_server(X509 *leaf, STACK_OF(X509) *chain, EVP_PKEY *k
 								  PgtlsCA *ca);
 
 /* ---- src/renew.c: a new certificate like an old one ---- */
-extern void pgtls_renew_cert(const char *serial, int days, PgtlsIssued *out);
+extern void pgtls_renew_cert(const char *serial, PgtlsLifetime lifetime, PgtlsIssued *out);
+extern void pgtls_renew_server(const char *serial, const PgtlsRegistryRow *row,
+							   PgtlsLifetime lifetime, PgtlsIssued *out);
+extern X509_NAME *pgtls_renewal_subject(const PgtlsRegistryRow *row);
+extern void pgtls_renewal_recorded(const char *previous, PgtlsIssued *out, const char *kind,
+								   const char *role);
+
+/* ---- src/notify.c: NOTIFY pgtls_admin, JSON payloads ---- */
+extern void pgtls_notify_issued(X509 *cert, const char *kind, const char *role);
+extern void pgtls_notify_renewed(X509 *cert, const char *previous, const char *kind,
+								 const char *role);
+extern void pgtls_notify_revoked(const char *serial, const char *kind, const char *role,
+								 const char *reason);
+extern void pgtls_notify_expiring(const PgtlsExpiring *e);
+
+/* ---- src/maintain.c: pgtls_maintain(), what the worker runs every interval ---- */
+typedef struct PgtlsAction
+{
+	char	   *action;			/* server_renewed, crl_resigned, expiry_warning, ... */
+	char	   *detail;
+} PgtlsAction;
+
+extern List *pgtls_maintain_run(void);
+extern TimestampTz pgtls_crl_next_update(void);
+extern bool pgtls_crl_resign_due(TimestampTz next_update);
+
+/* ---- src/renew_self.c: a certificate renewed over its own login ---- */
+extern void pgtls_renew_self_install_hook(void);
+extern void pgtls_renew_self_cert(const char *csr, int csr_len, const Interval *lifetime,
+								  bool revoke_previous, PgtlsIssued *out);
+
+/* ---- src/sessions.c: the sessions that logged in with a certificate ---- */
+typedef struct PgtlsSessionCert
+{
+	int			pid;
+	Oid			userid;
+	char	   *serial;			/* as the registry spells it */
+} PgtlsSessionCert;
+
+extern List *pgtls_session_certs(bool fresh);
+extern void pgtls_sessions_end_at_commit(const char *serial);
 
 #endif							/* PGTLS_OPS_H */

@@ -23,7 +23,19 @@ typedef struct PgtlsRegistryRow
 	char	   *key_type;
 	bool		revoked;
 	char	   *subject;		/* as pgtls_name_text() printed it */
+	TimestampTz not_before;
+	TimestampTz not_after;
+	char	   *fingerprint;	/* SHA-256, as pgtls_fingerprint_sha256() prints it */
 } PgtlsRegistryRow;
+
+/* A certificate that entered its expiry warning window. */
+typedef struct PgtlsExpiring
+{
+	char	   *serial;
+	char	   *kind;
+	char	   *role;			/* NULL unless kind = client */
+	TimestampTz not_after;
+} PgtlsExpiring;
 
 /* A registry row as the background worker follows it. */
 typedef struct PgtlsRegistryChange
@@ -33,6 +45,7 @@ typedef struct PgtlsRegistryChange
 	Oid			role_oid;
 	TimestampTz not_after;
 	bool		revoked;
+	char	   *fingerprint;	/* SHA-256 as the registry spells it; NULL for a bare serial */
 } PgtlsRegistryChange;
 
 extern text *pgtls_registry_insert(X509 *cert, const char *kind, const char *role,
@@ -64,6 +77,10 @@ extern List *pgtls_registry_revoked(void);
 extern bool pgtls_registry_lookup(const char *serial, PgtlsRegistryRow *row);
 extern bool pgtls_registry_expiring(int days, int *count, TimestampTz *first);
 extern int	pgtls_registry_role_replaced(char **first_serial, char **first_role);
+extern void pgtls_registry_record_renewal(const char *serial, const char *previous);
+extern List *pgtls_registry_expiry_due(int days);
+extern int	pgtls_registry_tidy(int retain, int revoked_retain, const char *keep);
+extern int	pgtls_registry_self_renewed(Oid role_oid, const char *role);
 
 /* ---- src/journal.c: every certificate issued here, durable before it leaves ---- */
 
@@ -144,24 +161,31 @@ typedef enum PgtlsLiveVerdict
 	PGTLS_LIVE_NOT_OURS,		/* issued by a CA the extension does not manage */
 	PGTLS_LIVE_OVERFLOW,		/* more live certificates than fit */
 	PGTLS_LIVE_UNKNOWN,			/* ours, but not a live registry entry */
+	PGTLS_LIVE_IMPOSTOR,		/* ours, a live entry's serial, another certificate */
 	PGTLS_LIVE_FOUND
 } PgtlsLiveVerdict;
 
 extern void pgtls_live_install_hooks(void);
 extern bool pgtls_live_available(void);
-extern void pgtls_live_set(const char *serial, bool is_live, Oid role_oid, TimestampTz not_after);
+extern void pgtls_live_set(const char *serial, bool is_live, Oid role_oid, TimestampTz not_after,
+						   const char *fingerprint);
 extern void pgtls_live_reset(void);
+extern int	pgtls_live_forget_expired(TimestampTz now);
 extern void pgtls_live_publish(PgtlsWorkerState state, bool loaded, const PgtlsCAIdentity *cas,
 							   int ncas);
 /* A worker heartbeat older than this: registry-enforced logins fail closed. */
 #define PGTLS_LIVE_HEARTBEAT_STALE_SECONDS 60
 
-extern PgtlsLiveVerdict pgtls_live_check(const char *serial, const PgtlsCAIdentity *issuer,
-										 Oid *role_oid, TimestampTz *not_after,
+extern PgtlsLiveVerdict pgtls_live_check(X509 *cert, Oid *role_oid, TimestampTz *not_after,
 										 TimestampTz *heartbeat, int64 *count);
-extern void pgtls_live_at_commit(const char *serial, bool add, Oid role_oid, TimestampTz not_after);
+extern void pgtls_live_at_commit(const char *serial, bool add, Oid role_oid, TimestampTz not_after,
+								 const char *fingerprint);
+extern bool pgtls_live_has_room(int64 more);
+extern bool pgtls_live_overflowed(void);
+extern void pgtls_live_request_crl_rewrite(void);
+extern bool pgtls_live_take_crl_request(void);
+extern char *pgtls_live_refusal(X509 *cert, const char *role, PgtlsLiveVerdict *verdict);
 extern void pgtls_ca_identity_of_ca(X509 *ca, PgtlsCAIdentity *id);
-extern void pgtls_ca_identity_of_issuer(X509 *cert, PgtlsCAIdentity *id);
 extern Size pgtls_live_shmem_size(void);
 
 /* A client certificate that is neither revoked nor expired. */
@@ -179,6 +203,7 @@ extern void pgtls_statement_install_hooks(void);
 /* ---- src/pending.c: revocations whose transaction has not ended ---- */
 extern void pgtls_pending_add(const char *serial, const char *reason);
 extern List *pgtls_pending_merge(List *revoked);
+extern bool pgtls_pending_aborted(void);
 
 /* ---- src/cluster.c: the one database that holds the cluster's registry ---- */
 extern bool pgtls_registry_database(Oid *dboid);
@@ -204,7 +229,7 @@ extern void pgtls_ca_stage(EVP_PKEY *key, X509 *cert, PgtlsStagedFile **key_file
 /* ---- src/roles.c: who may issue for whom ---- */
 extern Oid	pgtls_check_issue_target(NameData *role, bool role_isnull);
 extern void pgtls_require_superuser(const char *action);
-extern void pgtls_check_revoke_target(const char *role_name);
+extern void pgtls_check_revoke_target(const char *role_name, Oid role_oid);
 extern bool pgtls_role_can_login(Oid roleid);
 
 /* ---- src/server_config.c: postgresql.auto.conf and reloads ---- */

@@ -79,20 +79,38 @@ extern bool pgtls_key_type_lookup(const char *name, PgtlsKeyType *type);
 extern const char *pgtls_key_type_name(PgtlsKeyType type);
 extern EVP_PKEY *pgtls_generate_key(PgtlsKeyType type);
 extern const EVP_MD *pgtls_signing_digest(EVP_PKEY *signer);
-extern X509 *pgtls_new_cert(EVP_PKEY *key, int days, X509 *issuer);
+
+/*
+ * How long a new certificate is valid from now, in seconds: a type of its
+ * own, so a count of days can never be passed where seconds are meant.
+ */
+typedef struct PgtlsLifetime
+{
+	int64		seconds;
+} PgtlsLifetime;
+
+/* Backdate not_before so clients with a slightly slow clock accept new certs. */
+#define PGTLS_CLOCK_SKEW_SECONDS 300
+/* The shortest lifetime => a certificate may be issued for. */
+#define PGTLS_MIN_LIFETIME_SECONDS 300
+
+extern X509 *pgtls_new_cert(EVP_PKEY *key, PgtlsLifetime lifetime, X509 *issuer);
 extern void pgtls_add_key_ids(X509 *cert, X509 *issuer);
 extern void pgtls_sign(X509 *cert, EVP_PKEY *signer);
 extern text *pgtls_private_key_pem(EVP_PKEY *key);
 extern int	pgtls_validity_days(int days, bool days_isnull);
+extern PgtlsLifetime pgtls_lifetime_days(int days);
+extern PgtlsLifetime pgtls_validity(int days, bool days_isnull, const Interval *lifetime);
 extern X509 *pgtls_build_ca_cert(const char *subject, int days, EVP_PKEY *key);
-extern X509 *pgtls_build_client_cert(const char *role_name, int days, EVP_PKEY *key,
+extern X509 *pgtls_build_client_cert(const char *role_name, PgtlsLifetime lifetime, EVP_PKEY *key,
 									 X509 *ca_cert, EVP_PKEY *ca_key);
-extern X509 *pgtls_build_client_cert_as(const char *role_name, const X509_NAME *subject, int days,
-										EVP_PKEY *key, X509 *ca_cert, EVP_PKEY *ca_key);
+extern X509 *pgtls_build_client_cert_as(const char *role_name, const X509_NAME *subject,
+										PgtlsLifetime lifetime, EVP_PKEY *key, X509 *ca_cert,
+										EVP_PKEY *ca_key);
 extern X509_NAME *pgtls_subject_name(const char *subject);
 extern X509_NAME *pgtls_role_subject_name(const char *role_name);
 extern void pgtls_check_server_names(List *dns_names, List *addresses);
-extern X509 *pgtls_build_server_cert(List *dns_names, List *addresses, int days,
+extern X509 *pgtls_build_server_cert(List *dns_names, List *addresses, PgtlsLifetime lifetime,
 									 EVP_PKEY *key, X509 *ca_cert, EVP_PKEY *ca_key);
 
 /* ---- src/x509_csr.c: certificate signing requests ---- */

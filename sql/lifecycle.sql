@@ -88,7 +88,7 @@ GRANT regress_lc_member TO regress_lc_issuer WITH ADMIN OPTION;
 GRANT EXECUTE ON FUNCTION pgtls_issue_server(text[], inet[], int, text),
                           pgtls_enable_ssl(text[], inet[], int, text),
                           pgtls_install_server_cert(text, text),
-                          pgtls_renew(text, int) TO regress_lc_issuer;
+                          pgtls_renew(text, int, interval) TO regress_lc_issuer;
 SELECT serial AS srv_serial FROM srv \gset
 SELECT serial AS member_serial FROM pgtls_issue_client('regress_lc_member') \gset
 SELECT serial AS other_serial FROM pgtls_issue_client('regress_lc_other') \gset
@@ -104,7 +104,7 @@ SELECT regress_try(format('SELECT serial FROM pgtls_renew(%L)', :'member_serial'
 SELECT regress_try(format('SELECT serial FROM pgtls_renew(%L)', :'other_serial'));
 SELECT regress_try($$SELECT * FROM pgtls_revoked_certificates$$);
 RESET ROLE;
-GRANT EXECUTE ON FUNCTION pgtls_revoke(text, text) TO regress_lc_issuer;
+GRANT EXECUTE ON FUNCTION pgtls_revoke(text, text, bool) TO regress_lc_issuer;
 SET ROLE regress_lc_issuer;
 SELECT regress_try(format('SELECT pgtls_revoke(%L)', :'member_serial'));
 SELECT regress_try(format('SELECT pgtls_revoke(%L)', :'other_serial'));

@@ -20,7 +20,7 @@ SELECT regress_try($$SELECT pgtls_ca_cert()$$);
 SELECT regress_try($$SELECT * FROM pgtls_cert_info(NULL)$$);
 RESET ROLE;
 
-GRANT EXECUTE ON FUNCTION pgtls_issue_client(name, int, text, text) TO regress_issuer;
+GRANT EXECUTE ON FUNCTION pgtls_issue_client(name, int, text, text, interval) TO regress_issuer;
 GRANT EXECUTE ON FUNCTION pgtls_init_ca(text, int, text, bool) TO regress_issuer;
 GRANT EXECUTE ON FUNCTION pgtls_import_ca(text, text, bool) TO regress_issuer;
 SELECT count(*) AS rows_before FROM pgtls_certificates \gset

@@ -215,6 +215,35 @@ check_ca_crl(PgtlsAudit *audit, X509_STORE *store, X509 *ca, List *disk)
 	}
 }
 
+/*
+ * Each CA of the store the server verifies client certificates with that
+ * has a CRL signed by it, with the CRL the store picks (for pgtls_metrics).
+ * NIL when CRL checking is off or the files do not load.
+ */
+List *
+pgtls_server_ca_crls(void)
+{
+	X509_STORE *store;
+	List	   *result = NIL;
+	ListCell   *lc;
+
+	if (!is_set_setting(ssl_crl_file) && !is_set_setting(ssl_crl_dir))
+		return NIL;
+	store = server_store();
+	if (store == NULL)
+		return NIL;
+	foreach(lc, store_cas(store))
+	{
+		PgtlsCaCrl *c = palloc(sizeof(PgtlsCaCrl));
+
+		c->ca = lfirst(lc);
+		(void) best_crl(store, c->ca, &c->crl);
+		if (c->crl != NULL)
+			result = lappend(result, c);
+	}
+	return result;
+}
+
 /* Revocations recorded by pgtls_revoke() that the CRL the server uses for our CA lacks. */
 static void
 check_registry(PgtlsAudit *audit, X509_STORE *store, X509 *our_ca, List *revoked, List *disk)

@@ -496,12 +496,8 @@ explain_identity(Explain *ex, HbaLine *hba, int line, X509 *leaf, const char *ro
 static void
 explain_registry(Explain *ex, HbaLine *hba, X509 *leaf, const char *role)
 {
-	PgtlsCAIdentity issuer;
-	char	   *serial;
-	Oid			role_oid = InvalidOid;
-	TimestampTz not_after = 0;
-	TimestampTz heartbeat = 0;
-	int64		count = 0;
+	PgtlsLiveVerdict verdict;
+	char	   *serial = pgtls_serial_hex(X509_get0_serialNumber(leaf));
 	char	   *why = NULL;
 	const char *fix = "Issue the certificate with pgtls_issue_client() (it is recorded as live), or see pgtls_hba_check().";
 
@@ -517,12 +513,10 @@ explain_registry(Explain *ex, HbaLine *hba, X509 *leaf, const char *role)
 				 NULL, NULL, true);
 		return;
 	}
-	pgtls_ca_identity_of_issuer(leaf, &issuer);
-	serial = pgtls_serial_hex(X509_get0_serialNumber(leaf));
-	switch (pgtls_live_check(serial, &issuer, &role_oid, &not_after, &heartbeat, &count))
+	why = pgtls_live_refusal(leaf, role, &verdict);
+	switch (verdict)
 	{
 		case PGTLS_LIVE_UNAVAILABLE:
-			why = pstrdup("the library is not in shared_preload_libraries, so there is no registry to check against");
 			fix = "Add pgtls_admin to shared_preload_libraries and restart, or set pgtls_admin.enforce = crl.";
 			break;
 		case PGTLS_LIVE_NO_REGISTRY:
@@ -532,27 +526,14 @@ explain_registry(Explain *ex, HbaLine *hba, X509 *leaf, const char *role)
 					 NULL, NULL, true);
 			return;
 		case PGTLS_LIVE_NOT_LOADED:
-			why = psprintf("the background worker has not loaded the registry yet; certificate %s cannot be checked", serial);
 			fix = "Wait for the pgtls_admin worker to start (pg_stat_activity), or check the server log.";
 			break;
 		case PGTLS_LIVE_OVERFLOW:
-			why = pstrdup("the registry holds more live certificates than pgtls_admin.max_certificates; raise it and restart");
-			fix = "Raise pgtls_admin.max_certificates and restart.";
+			fix = "Wait a minute for the worker to reload the set, or raise pgtls_admin.max_certificates and restart.";
 			break;
-		case PGTLS_LIVE_UNKNOWN:
-			why = psprintf("certificate %s is not a live certificate of the registry (revoked, expired, never recorded, or made outside it with the CA's key)",
-						   serial);
-			break;
-		case PGTLS_LIVE_FOUND:
+		default:
 			break;
 	}
-	if (why == NULL && TimestampDifferenceExceeds(heartbeat, GetCurrentTimestamp(), PGTLS_LIVE_HEARTBEAT_STALE_SECONDS * 1000))
-		why = psprintf("the background worker has not confirmed the registry since %s",
-					   heartbeat ? timestamptz_to_str(heartbeat) : "it started");
-	if (why == NULL && role_oid != get_role_oid(role, true))
-		why = psprintf("certificate %s was issued for the role with OID %u, not for role \"%s\"", serial, role_oid, role);
-	if (why == NULL && not_after <= GetCurrentTimestamp())
-		why = psprintf("certificate %s has expired", serial);
 	if (why == NULL)
 	{
 		add_step(ex, "registry", 1, psprintf("pgtls_admin.enforce = registry: certificate %s is live for this role", serial),

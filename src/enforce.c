@@ -40,49 +40,15 @@ static void
 enforce_registry(Port *port)
 {
 	HbaLine    *hba = port->hba;
-	PgtlsCAIdentity issuer;
-	char	   *serial;
-	Oid			role_oid = InvalidOid;
-	TimestampTz not_after = 0;
-	TimestampTz heartbeat = 0;
-	int64		count = 0;
 	PgtlsLiveVerdict verdict;
+	char	   *why;
 
 	if (!port->ssl_in_use || port->peer == NULL || !port->peer_cert_valid || hba == NULL ||
 		(hba->auth_method != uaCert && hba->clientcert == clientCertOff))
 		return;
-	pgtls_ca_identity_of_issuer(port->peer, &issuer);
-	serial = pgtls_serial_hex(X509_get0_serialNumber(port->peer));
-	verdict = pgtls_live_check(serial, &issuer, &role_oid, &not_after, &heartbeat, &count);
-	switch (verdict)
-	{
-		case PGTLS_LIVE_UNAVAILABLE:
-			refuse(port, "the library is not in shared_preload_libraries, so there is no registry to check against");
-			break;
-		case PGTLS_LIVE_NO_REGISTRY:
-		case PGTLS_LIVE_NOT_OURS:
-			return;
-		case PGTLS_LIVE_NOT_LOADED:
-			refuse(port, psprintf("the background worker has not loaded the registry yet; certificate %s cannot be checked", serial));
-			break;
-		case PGTLS_LIVE_OVERFLOW:
-			refuse(port, "the registry holds more live certificates than pgtls_admin.max_certificates; raise it and restart");
-			break;
-		case PGTLS_LIVE_UNKNOWN:
-			refuse(port, psprintf("certificate %s is not a live certificate of the registry (revoked, expired, never recorded, or made outside it with the CA's key)",
-								  serial));
-			break;
-		case PGTLS_LIVE_FOUND:
-			break;
-	}
-	if (TimestampDifferenceExceeds(heartbeat, GetCurrentTimestamp(), PGTLS_LIVE_HEARTBEAT_STALE_SECONDS * 1000))
-		refuse(port, psprintf("the background worker has not confirmed the registry since %s",
-							  heartbeat ? timestamptz_to_str(heartbeat) : "it started"));
-	if (role_oid != get_role_oid(port->user_name, true))
-		refuse(port, psprintf("certificate %s was issued for the role with OID %u, not for role \"%s\"",
-							  serial, role_oid, port->user_name));
-	if (not_after <= GetCurrentTimestamp())
-		refuse(port, psprintf("certificate %s has expired", serial));
+	why = pgtls_live_refusal(port->peer, port->user_name, &verdict);
+	if (why != NULL)
+		refuse(port, why);
 }
 #endif
 

@@ -40,7 +40,8 @@ line_secrets(TokenizedAuthLine *tok)
 			{
 				size_t		n = strlen(secret_options[i]);
 
-				if (strncmp(token->string, secret_options[i], n) == 0 && token->string[n] != '\0')
+				/* the server matches option names exactly, but the value is real either way */
+				if (pg_strncasecmp(token->string, secret_options[i], n) == 0 && token->string[n] != '\0')
 					secrets = lappend(secrets, token->string + n);
 			}
 		}
@@ -104,7 +105,7 @@ mask_line(const char *raw, List *secrets)
 			size_t		n = strlen(secret_options[i]);
 			bool		in_quote = (*p == '"');
 
-			if ((p != raw && !pg_isblank(p[-1])) || strncmp(q, secret_options[i], n) != 0)
+			if ((p != raw && !pg_isblank(p[-1])) || pg_strncasecmp(q, secret_options[i], n) != 0)
 				continue;
 			appendBinaryStringInfo(&buf, p, (q - p) + n);
 			p = q + n;

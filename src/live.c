@@ -4,14 +4,23 @@
  *		the registry enforces (pgtls_admin.enforce = registry).
  *
  * A login is authenticated before its backend can read any database, so
- * the registry is mirrored here: serial -> the role OID it was issued for
- * and its expiry, for every client certificate that is recorded, not
- * revoked and not expired.  The background worker loads it at start and
+ * the registry is mirrored here: serial -> the certificate's SHA-256
+ * fingerprint, the role OID it was issued for and its expiry, for every
+ * client certificate that is recorded, not revoked and not expired.  A
+ * certificate is the extension's when its issuer names one of the
+ * extension's CAs (by subject, whatever its authority key id says), and it
+ * is live only if the whole certificate, not just its serial, is the one
+ * recorded: one made with a stolen CA key under a live serial is not.  The background worker loads it at start and
  * follows the registry's changes (on a standby, as they are replayed); an
  * issuing or revoking backend applies its own changes when it commits, so
  * a new certificate logs in and a revoked one is refused at once on this
- * node.  The worker also publishes the identities of the extension's CAs and
- * a heartbeat: without a fresh heartbeat the set is not trusted.
+ * node; changes of a subtransaction that rolls back are dropped with it,
+ * and those of a prepared transaction are left to the worker, which sees
+ * them in the registry once COMMIT PREPARED has run.  The worker also
+ * publishes the identities of the extension's CAs and a heartbeat: without
+ * a fresh heartbeat the set is not trusted.  Expired entries are swept when
+ * the set is full; issuing is refused (with enforce = registry) rather than
+ * letting the set overflow, and an overflowed set is reloaded by the worker.
  *
  * Exists only when the library is in shared_preload_libraries.
  */
@@ -22,6 +31,7 @@
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "utils/acl.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -35,11 +45,14 @@ typedef struct LiveKey
 	uint8		bytes[MAX_SERIAL_BYTES];
 } LiveKey;
 
+#define FINGERPRINT_BYTES 32
+
 typedef struct LiveEntry
 {
 	LiveKey		key;
 	Oid			role_oid;
 	TimestampTz not_after;
+	uint8		fingerprint[FINGERPRINT_BYTES];	/* SHA-256 of the DER */
 } LiveEntry;
 
 typedef struct LiveShared
@@ -48,6 +61,7 @@ typedef struct LiveShared
 	PgtlsWorkerState state;		/* what the worker last reported */
 	bool		loaded;			/* the worker completed a full load */
 	bool		overflow;		/* more live certificates than pgtls_admin.max_certificates */
+	bool		crl_requested;	/* a backend undid a revocation: rewrite the CRL */
 	TimestampTz heartbeat;		/* the worker's last look at the registry */
 	int			ncas;
 	PgtlsCAIdentity cas[MAX_CAS];
@@ -64,9 +78,11 @@ typedef struct QueuedChange
 {
 	LiveEntry	entry;
 	bool		add;
+	int			nest;			/* transaction nest level that made it */
 } QueuedChange;
 
 static List *queued = NIL;
+static int64 queued_adds = 0;	/* how many of them add a certificate */
 static bool callback_registered = false;
 
 static int
@@ -107,6 +123,39 @@ serial_key(const char *hex, LiveKey *key)
 	}
 	key->len = (uint8) k;
 	return true;
+}
+
+/* The 32 bytes of a SHA-256 fingerprint spelled "AB:CD:..." (colons optional). */
+static bool
+fingerprint_key(const char *hex, uint8 *out)
+{
+	int			k = 0;
+
+	for (const char *p = hex; *p != '\0'; p++)
+	{
+		if (*p == ':')
+			continue;
+		if (k == 2 * FINGERPRINT_BYTES || nibble(*p) < 0)
+			return false;
+		if (k % 2 == 0)
+			out[k / 2] = (uint8) (nibble(*p) << 4);
+		else
+			out[k / 2] |= (uint8) nibble(*p);
+		k++;
+	}
+	return k == 2 * FINGERPRINT_BYTES;
+}
+
+/* An entry for serial, live for role_oid until not_after; false if it cannot be one. */
+static bool
+make_entry(const char *serial, Oid role_oid, TimestampTz not_after, const char *fingerprint,
+		   LiveEntry *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->role_oid = role_oid;
+	e->not_after = not_after;
+	return serial_key(serial, &e->key) &&
+		(fingerprint == NULL || fingerprint_key(fingerprint, e->fingerprint));
 }
 
 static Size
@@ -165,11 +214,31 @@ pgtls_live_available(void)
 	return live != NULL;
 }
 
+/* Drop the entries expired by now; caller holds the lock exclusively. */
+static int
+sweep_expired(TimestampTz now)
+{
+	HASH_SEQ_STATUS seq;
+	LiveEntry  *e;
+	int			gone = 0;
+
+	hash_seq_init(&seq, live_hash);
+	while ((e = hash_seq_search(&seq)) != NULL)
+		if (e->not_after <= now &&
+			hash_search(live_hash, &e->key, HASH_REMOVE, NULL) != NULL)
+		{
+			live->count--;
+			gone++;
+		}
+	return gone;
+}
+
 /* Add or remove one certificate; caller holds the lock exclusively. */
 static void
 apply(const LiveEntry *e, bool add)
 {
 	bool		found;
+	LiveEntry  *entry;
 
 	if (!add)
 	{
@@ -177,34 +246,112 @@ apply(const LiveEntry *e, bool add)
 			live->count--;
 		return;
 	}
+	if (live->count >= pgtls_max_certificates &&
+		hash_search(live_hash, &e->key, HASH_FIND, NULL) == NULL)
+		sweep_expired(GetCurrentTimestamp());
+	entry = live->count < pgtls_max_certificates ?
+		hash_search(live_hash, &e->key, HASH_ENTER_NULL, &found) :
+		hash_search(live_hash, &e->key, HASH_FIND, &found);
+	if (entry == NULL)
 	{
-		LiveEntry  *entry = hash_search(live_hash, &e->key, HASH_ENTER_NULL, &found);
-
-		if (entry == NULL)
-		{
-			live->overflow = true;
-			return;
-		}
-		if (!found)
-			live->count++;
-		entry->role_oid = e->role_oid;
-		entry->not_after = e->not_after;
+		live->overflow = true;
+		return;
 	}
+	if (!found)
+		live->count++;
+	*entry = *e;
 }
 
-/* Set the serial's state: live for role_oid until not_after, or not (live false). */
+/*
+ * Set the serial's state: live for role_oid until not_after with the
+ * certificate whose SHA-256 fingerprint is fingerprint, or not (is_live
+ * false).  A live entry whose fingerprint cannot be read is not live.
+ */
 void
-pgtls_live_set(const char *serial, bool is_live, Oid role_oid, TimestampTz not_after)
+pgtls_live_set(const char *serial, bool is_live, Oid role_oid, TimestampTz not_after,
+			   const char *fingerprint)
 {
 	LiveEntry	e;
 
-	if (live == NULL || !serial_key(serial, &e.key))
+	if (live == NULL)
 		return;
-	e.role_oid = role_oid;
-	e.not_after = not_after;
+	if (!make_entry(serial, role_oid, not_after, is_live ? fingerprint : NULL, &e))
+	{
+		if (!serial_key(serial, &e.key))
+			return;
+		is_live = false;
+	}
 	LWLockAcquire(live->lock, LW_EXCLUSIVE);
 	apply(&e, is_live);
 	LWLockRelease(live->lock);
+}
+
+/*
+ * A revocation was undone (its transaction or subtransaction rolled back)
+ * after the CRL listed it: ask the worker to rewrite the CRL.  Safe in
+ * transaction-end callbacks; a no-op without the shared set.
+ */
+void
+pgtls_live_request_crl_rewrite(void)
+{
+	if (live == NULL)
+		return;
+	LWLockAcquire(live->lock, LW_EXCLUSIVE);
+	live->crl_requested = true;
+	LWLockRelease(live->lock);
+}
+
+/* The worker: was a rewrite requested since it last asked? */
+bool
+pgtls_live_take_crl_request(void)
+{
+	bool		requested;
+
+	if (live == NULL)
+		return false;
+	LWLockAcquire(live->lock, LW_EXCLUSIVE);
+	requested = live->crl_requested;
+	live->crl_requested = false;
+	LWLockRelease(live->lock);
+	return requested;
+}
+
+/* Has the set lost an entry for want of room (the worker then reloads it)? */
+bool
+pgtls_live_overflowed(void)
+{
+	bool		overflow;
+
+	if (live == NULL)
+		return false;
+	LWLockAcquire(live->lock, LW_SHARED);
+	overflow = live->overflow;
+	LWLockRelease(live->lock);
+	return overflow;
+}
+
+/*
+ * Is there room for more live certificates besides those this transaction
+ * adds already?  Expired entries are swept first when the set looks full.
+ */
+bool
+pgtls_live_has_room(int64 more)
+{
+	bool		room;
+
+	if (live == NULL)
+		return true;
+	more += queued_adds;
+	LWLockAcquire(live->lock, LW_SHARED);
+	room = live->count + more <= pgtls_max_certificates;
+	LWLockRelease(live->lock);
+	if (room)
+		return true;
+	LWLockAcquire(live->lock, LW_EXCLUSIVE);
+	sweep_expired(GetCurrentTimestamp());
+	room = live->count + more <= pgtls_max_certificates;
+	LWLockRelease(live->lock);
+	return room;
 }
 
 /* Empty the set before a full load. */
@@ -227,6 +374,23 @@ pgtls_live_reset(void)
 }
 
 /*
+ * Drop the certificates that expired by now: a set that only grew would
+ * fill up with short-lived certificates.  Returns how many went.
+ */
+int
+pgtls_live_forget_expired(TimestampTz now)
+{
+	int			gone;
+
+	if (live == NULL)
+		return 0;
+	LWLockAcquire(live->lock, LW_EXCLUSIVE);
+	gone = sweep_expired(now);
+	LWLockRelease(live->lock);
+	return gone;
+}
+
+/*
  * The worker's report: its state, whether the set is complete as of now,
  * and which CAs are ours.
  */
@@ -244,23 +408,63 @@ pgtls_live_publish(PgtlsWorkerState state, bool loaded, const PgtlsCAIdentity *c
 	LWLockRelease(live->lock);
 }
 
-/* What the login hook needs to know in one look. */
+/*
+ * The identity of the CA that issued cert, as cert names it: the hash of its
+ * issuer name and its authority key id (empty when it has none).
+ */
+static void
+identity_of_issuer(X509 *cert, PgtlsCAIdentity *id)
+{
+	const ASN1_OCTET_STRING *akid = X509_get0_authority_key_id(cert);
+
+	memset(id, 0, sizeof(*id));
+	id->name_hash = X509_NAME_hash_ex(X509_get_issuer_name(cert), NULL, NULL, NULL);
+	if (akid != NULL)
+	{
+		id->keyid_len = Min(ASN1_STRING_length(akid), (int) sizeof(id->keyid));
+		memcpy(id->keyid, ASN1_STRING_get0_data(akid), id->keyid_len);
+	}
+}
+
+/*
+ * Is a certificate naming issuer one of ours?  The server has verified the
+ * chain, so its issuer's subject is that of a CA it trusts: a certificate
+ * naming one of our CAs' subjects is ours whatever its authority key id
+ * says (one without, made with a stolen key, is ours too), and so is one
+ * naming one of our CAs' key ids.  Caller holds the lock.
+ */
+static bool
+issued_by_ours(const PgtlsCAIdentity *issuer)
+{
+	for (int i = 0; i < live->ncas; i++)
+		if (live->cas[i].name_hash == issuer->name_hash ||
+			(issuer->keyid_len > 0 && live->cas[i].keyid_len == issuer->keyid_len &&
+			 memcmp(live->cas[i].keyid, issuer->keyid, issuer->keyid_len) == 0))
+			return true;
+	return false;
+}
+
+/* What the login hook needs to know about cert in one look. */
 PgtlsLiveVerdict
-pgtls_live_check(const char *serial, const PgtlsCAIdentity *issuer, Oid *role_oid,
-				 TimestampTz *not_after, TimestampTz *heartbeat, int64 *count)
+pgtls_live_check(X509 *cert, Oid *role_oid, TimestampTz *not_after, TimestampTz *heartbeat,
+				 int64 *count)
 {
 	LiveKey		key;
 	LiveEntry  *e;
 	PgtlsLiveVerdict verdict = PGTLS_LIVE_NOT_OURS;
-	bool		ours = false;
+	PgtlsCAIdentity issuer;
+	uint8		fingerprint[EVP_MAX_MD_SIZE];
+	unsigned int fingerprint_len = 0;
+	bool		ours;
 
 	if (live == NULL)
 		return PGTLS_LIVE_UNAVAILABLE;
+	identity_of_issuer(cert, &issuer);
+	if (X509_digest(cert, pgtls_md(PGTLS_SHA256), fingerprint, &fingerprint_len) != 1)
+		fingerprint_len = 0;
+	pgtls_ossl_clear();
 	LWLockAcquire(live->lock, LW_SHARED);
-	for (int i = 0; i < live->ncas && !ours; i++)
-		ours = live->cas[i].name_hash == issuer->name_hash &&
-			live->cas[i].keyid_len == issuer->keyid_len &&
-			memcmp(live->cas[i].keyid, issuer->keyid, issuer->keyid_len) == 0;
+	ours = issued_by_ours(&issuer);
 	*heartbeat = live->heartbeat;
 	*count = live->count;
 	if (live->state == PGTLS_WORKER_NO_REGISTRY)
@@ -271,9 +475,12 @@ pgtls_live_check(const char *serial, const PgtlsCAIdentity *issuer, Oid *role_oi
 	{
 		if (live->overflow)
 			verdict = PGTLS_LIVE_OVERFLOW;
-		else if (!serial_key(serial, &key) ||
+		else if (!serial_key(pgtls_serial_hex(X509_get0_serialNumber(cert)), &key) ||
 				 (e = hash_search(live_hash, &key, HASH_FIND, NULL)) == NULL)
 			verdict = PGTLS_LIVE_UNKNOWN;
+		else if (fingerprint_len != FINGERPRINT_BYTES ||
+				 memcmp(e->fingerprint, fingerprint, FINGERPRINT_BYTES) != 0)
+			verdict = PGTLS_LIVE_IMPOSTOR;
 		else
 		{
 			*role_oid = e->role_oid;
@@ -285,13 +492,67 @@ pgtls_live_check(const char *serial, const PgtlsCAIdentity *issuer, Oid *role_oi
 	return verdict;
 }
 
+/*
+ * Why pgtls_admin.enforce = registry refuses cert as a login of role (NULL:
+ * it does not; also when the certificate is not the extension's or there is
+ * no registry to enforce).  *verdict says what the set said.  The login
+ * hook and pgtls_explain_login() both ask here.
+ */
+char *
+pgtls_live_refusal(X509 *cert, const char *role, PgtlsLiveVerdict *verdict)
+{
+	char	   *serial = pgtls_serial_hex(X509_get0_serialNumber(cert));
+	Oid			role_oid = InvalidOid;
+	TimestampTz not_after = 0;
+	TimestampTz heartbeat = 0;
+	int64		count = 0;
+
+	*verdict = pgtls_live_check(cert, &role_oid, &not_after, &heartbeat, &count);
+	switch (*verdict)
+	{
+		case PGTLS_LIVE_UNAVAILABLE:
+			return pstrdup("the library is not in shared_preload_libraries, so there is no registry to check against");
+		case PGTLS_LIVE_NO_REGISTRY:
+		case PGTLS_LIVE_NOT_OURS:
+			return NULL;
+		case PGTLS_LIVE_NOT_LOADED:
+			return psprintf("the background worker has not loaded the registry yet; certificate %s cannot be checked", serial);
+		case PGTLS_LIVE_OVERFLOW:
+			return psprintf("the set of live certificates overflowed pgtls_admin.max_certificates (%d); the background worker reloads it, or raise the setting and restart",
+							pgtls_max_certificates);
+		case PGTLS_LIVE_UNKNOWN:
+			return psprintf("certificate %s is not a live certificate of the registry (revoked, expired, never recorded, or made outside it with the CA's key)",
+							serial);
+		case PGTLS_LIVE_IMPOSTOR:
+			return psprintf("certificate %s has the serial of a live certificate of the registry but is not that certificate (made outside the registry with the CA's key)",
+							serial);
+		case PGTLS_LIVE_FOUND:
+			break;
+	}
+	if (TimestampDifferenceExceeds(heartbeat, GetCurrentTimestamp(), PGTLS_LIVE_HEARTBEAT_STALE_SECONDS * 1000))
+		return psprintf("the background worker has not confirmed the registry since %s",
+						heartbeat ? timestamptz_to_str(heartbeat) : "it started");
+	if (role_oid != get_role_oid(role, true))
+		return psprintf("certificate %s was issued for the role with OID %u, not for role \"%s\"",
+						serial, role_oid, role);
+	if (not_after <= GetCurrentTimestamp())
+		return psprintf("certificate %s has expired", serial);
+	return NULL;
+}
+
+/*
+ * At commit, apply the transaction's changes; at abort, drop them; at
+ * PREPARE TRANSACTION too: whoever runs COMMIT PREPARED, the worker then
+ * sees the change in the registry.
+ */
 static void
 live_xact_callback(XactEvent event, void *arg)
 {
 	ListCell   *lc;
 
 	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
-		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT)
+		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT &&
+		event != XACT_EVENT_PREPARE)
 		return;
 	if (queued != NIL && live != NULL &&
 		(event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT))
@@ -307,14 +568,44 @@ live_xact_callback(XactEvent event, void *arg)
 	}
 	list_free_deep(queued);
 	queued = NIL;
+	queued_adds = 0;
+}
+
+/* A subtransaction that rolls back takes its changes with it. */
+static void
+live_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					  SubTransactionId parentSubid, void *arg)
+{
+	int			level = GetCurrentTransactionNestLevel();
+	ListCell   *lc;
+
+	if (event != SUBXACT_EVENT_COMMIT_SUB && event != SUBXACT_EVENT_ABORT_SUB)
+		return;
+	foreach(lc, queued)
+	{
+		QueuedChange *q = lfirst(lc);
+
+		if (q->nest < level)
+			continue;
+		if (event == SUBXACT_EVENT_COMMIT_SUB)
+			q->nest = level - 1;
+		else
+		{
+			queued_adds -= q->add;
+			queued = foreach_delete_current(queued, lc);
+			pfree(q);
+		}
+	}
 }
 
 /*
- * At commit of this transaction, the serial becomes live (add) or stops
- * being live.  Nothing happens without the shared set.
+ * At commit of this transaction, the serial becomes live (add) with the
+ * certificate of SHA-256 fingerprint, or stops being live.  Nothing happens
+ * without the shared set.
  */
 void
-pgtls_live_at_commit(const char *serial, bool add, Oid role_oid, TimestampTz not_after)
+pgtls_live_at_commit(const char *serial, bool add, Oid role_oid, TimestampTz not_after,
+					 const char *fingerprint)
 {
 	QueuedChange *q;
 	MemoryContext old;
@@ -324,20 +615,23 @@ pgtls_live_at_commit(const char *serial, bool add, Oid role_oid, TimestampTz not
 	if (!callback_registered)
 	{
 		RegisterXactCallback(live_xact_callback, NULL);
+		RegisterSubXactCallback(live_subxact_callback, NULL);
 		callback_registered = true;
 	}
 	old = MemoryContextSwitchTo(TopMemoryContext);
 	q = palloc0(sizeof(QueuedChange));
-	if (!serial_key(serial, &q->entry.key))
+	if (!make_entry(serial, role_oid, not_after, add ? fingerprint : NULL, &q->entry))
 	{
 		pfree(q);
 		MemoryContextSwitchTo(old);
-		return;
+		if (add)
+			return;				/* the worker adds it from the registry */
+		elog(ERROR, "serial \"%s\" cannot be a live certificate's", serial);
 	}
-	q->entry.role_oid = role_oid;
-	q->entry.not_after = not_after;
 	q->add = add;
+	q->nest = GetCurrentTransactionNestLevel();
 	queued = lappend(queued, q);
+	queued_adds += add;
 	MemoryContextSwitchTo(old);
 }
 
@@ -353,20 +647,6 @@ pgtls_ca_identity_of_ca(X509 *ca, PgtlsCAIdentity *id)
 	{
 		id->keyid_len = Min(ASN1_STRING_length(ski), (int) sizeof(id->keyid));
 		memcpy(id->keyid, ASN1_STRING_get0_data(ski), id->keyid_len);
-	}
-}
-
-void
-pgtls_ca_identity_of_issuer(X509 *cert, PgtlsCAIdentity *id)
-{
-	const ASN1_OCTET_STRING *akid = X509_get0_authority_key_id(cert);
-
-	memset(id, 0, sizeof(*id));
-	id->name_hash = X509_NAME_hash_ex(X509_get_issuer_name(cert), NULL, NULL, NULL);
-	if (akid != NULL)
-	{
-		id->keyid_len = Min(ASN1_STRING_length(akid), (int) sizeof(id->keyid));
-		memcpy(id->keyid, ASN1_STRING_get0_data(akid), id->keyid_len);
 	}
 }
 

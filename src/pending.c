@@ -30,14 +30,31 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-/* Files this backend wrote in the current transaction (in TopMemoryContext). */
+/* A file this backend wrote in the current transaction (in TopMemoryContext). */
+typedef struct OwnFile
+{
+	char	   *path;
+	int			nest;			/* transaction nest level of the revocation */
+} OwnFile;
+
 static List *own_files = NIL;
 static bool callback_registered = false;
+
+static void
+forget(OwnFile *f, bool remove)
+{
+	if (remove)
+		(void) unlink(f->path);
+	pfree(f->path);
+	pfree(f);
+}
 
 /*
  * At commit the registry row carries the revocation, and after an abort it
  * must go: either way this transaction's files are done with.  (A crash
- * leaves them to the next CRL build.)
+ * leaves them to the next CRL build.)  A prepared transaction keeps its
+ * files: it is still running for every CRL build until COMMIT PREPARED or
+ * ROLLBACK PREPARED, after which the builds treat them as any others.
  */
 static void
 pending_xact_callback(XactEvent event, void *arg)
@@ -45,15 +62,43 @@ pending_xact_callback(XactEvent event, void *arg)
 	ListCell   *lc;
 
 	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
-		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT)
+		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT &&
+		event != XACT_EVENT_PREPARE)
+		return;
+	foreach(lc, own_files)
+		forget(lfirst(lc), event != XACT_EVENT_PREPARE);
+	/* the CRL written meanwhile lists what is no revocation now: have the worker rewrite it */
+	if (own_files != NIL && (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT))
+		pgtls_live_request_crl_rewrite();
+	list_free(own_files);
+	own_files = NIL;
+}
+
+/* A revocation of a subtransaction that rolls back is no revocation. */
+static void
+pending_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						 SubTransactionId parentSubid, void *arg)
+{
+	int			level = GetCurrentTransactionNestLevel();
+	ListCell   *lc;
+
+	if (event != SUBXACT_EVENT_COMMIT_SUB && event != SUBXACT_EVENT_ABORT_SUB)
 		return;
 	foreach(lc, own_files)
 	{
-		(void) unlink(lfirst(lc));
-		pfree(lfirst(lc));
+		OwnFile    *f = lfirst(lc);
+
+		if (f->nest < level)
+			continue;
+		if (event == SUBXACT_EVENT_COMMIT_SUB)
+			f->nest = level - 1;
+		else
+		{
+			own_files = foreach_delete_current(own_files, lc);
+			forget(f, true);
+			pgtls_live_request_crl_rewrite();
+		}
 	}
-	list_free(own_files);
-	own_files = NIL;
 }
 
 static char *
@@ -70,6 +115,7 @@ pgtls_pending_add(const char *serial, const char *reason)
 	char	   *path;
 	int			fd;
 	FullTransactionId fxid = GetTopFullTransactionId();
+	ListCell   *lc;
 
 	if (MakePGDirectory(dir) < 0 && errno != EEXIST)
 		ereport(ERROR,
@@ -91,14 +137,50 @@ pgtls_pending_add(const char *serial, const char *reason)
 	if (!callback_registered)
 	{
 		RegisterXactCallback(pending_xact_callback, NULL);
+		RegisterSubXactCallback(pending_subxact_callback, NULL);
 		callback_registered = true;
 	}
+	/* revoked again in this transaction: the file belongs to the first revocation */
+	foreach(lc, own_files)
+		if (strcmp(((OwnFile *) lfirst(lc))->path, path) == 0)
+			return;
 	{
 		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+		OwnFile    *f = palloc(sizeof(OwnFile));
 
-		own_files = lappend(own_files, pstrdup(path));
+		f->path = pstrdup(path);
+		f->nest = GetCurrentTransactionNestLevel();
+		own_files = lappend(own_files, f);
 		MemoryContextSwitchTo(old);
 	}
+}
+
+/*
+ * Is there a file whose transaction aborted (a prepared transaction rolled
+ * back, a crashed backend)?  The CRL then lists a revocation that is none,
+ * and is due for a rewrite, which removes the file.  (A committed one shows
+ * as a registry change.)
+ */
+bool
+pgtls_pending_aborted(void)
+{
+	char	   *dir = pending_dir();
+	DIR		   *d = AllocateDir(dir);
+	struct dirent *de;
+	bool		finished = false;
+
+	if (d == NULL && errno == ENOENT)
+		return false;
+	while (!finished && (de = ReadDir(d, dir)) != NULL)
+	{
+		uint64		fxid;
+		char		serial[64];
+
+		if (sscanf(de->d_name, "%16" SCNx64 "-%40[0-9A-F]", &fxid, serial) == 2)
+			finished = pgtls_xact_state(FullTransactionIdFromU64(fxid)) == PGTLS_XACT_ABORTED;
+	}
+	FreeDir(d);
+	return finished;
 }
 
 static bool

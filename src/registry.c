@@ -67,6 +67,10 @@ typedef enum RegistryQuery
 	Q_SERIAL_STATE,
 	Q_LIVE_CLIENTS,
 	Q_INSERT_MANY,
+	Q_RENEWAL,
+	Q_EXPIRY_DUE,
+	Q_TIDY,
+	Q_SELF_RENEWED,
 	Q_COUNT
 } RegistryQuery;
 
@@ -115,7 +119,8 @@ static const struct
 		0, {InvalidOid}
 	},
 	[Q_LOOKUP] = {
-		"SELECT kind, role, san, key_type, revoked_at IS NOT NULL, role_oid, subject "
+		"SELECT kind, role, san, key_type, revoked_at IS NOT NULL, role_oid, subject, "
+		"not_before, not_after, fingerprint_sha256 "
 		"FROM %1$s.pgtls_certificates WHERE serial OPERATOR(pg_catalog.=) $1",
 		1, {TEXTOID}
 	},
@@ -168,11 +173,11 @@ static const struct
 		0, {InvalidOid}
 	},
 	[Q_CHANGES] = {
-		"SELECT serial, kind, role_oid, not_after, revoked_at IS NOT NULL "
+		"SELECT serial, kind, role_oid, not_after, revoked_at IS NOT NULL, fingerprint_sha256 "
 		"FROM %1$s.pgtls_certificates "
 		"WHERE change_xid OPERATOR(pg_catalog.>=) $1::pg_catalog.text::pg_catalog.xid8 "
 		"UNION ALL "
-		"SELECT serial, 'serial', NULL, NULL, true FROM %1$s.pgtls_revoked_serials "
+		"SELECT serial, 'serial', NULL, NULL, true, NULL FROM %1$s.pgtls_revoked_serials "
 		"WHERE change_xid OPERATOR(pg_catalog.>=) $1::pg_catalog.text::pg_catalog.xid8",
 		1, {TEXTOID}
 	},
@@ -217,6 +222,60 @@ static const struct
 		"WHERE kind OPERATOR(pg_catalog.=) 'client' AND revoked_at IS NULL "
 		"AND not_after OPERATOR(pg_catalog.>) pg_catalog.now() ORDER BY issued_at, serial",
 		0, {InvalidOid}
+	},
+	[Q_RENEWAL] = {
+		"INSERT INTO %1$s.pgtls_renewals (serial, previous, renewed_by) VALUES ($1, $2, $3) "
+		"ON CONFLICT (serial) DO NOTHING",
+		3, {TEXTOID, TEXTOID, NAMEOID}
+	},
+	/* live certificates that entered the warning window, not renewed, not warned yet */
+	[Q_EXPIRY_DUE] = {
+		"WITH due AS ("
+		" SELECT c.serial, c.kind, c.role, c.not_after FROM %1$s.pgtls_certificates c"
+		" WHERE c.revoked_at IS NULL"
+		" AND c.not_after OPERATOR(pg_catalog.>) pg_catalog.now()"
+		" AND c.not_after OPERATOR(pg_catalog.<=) "
+		"     (pg_catalog.now() OPERATOR(pg_catalog.+) pg_catalog.make_interval(days => $1))"
+		" AND (c.not_after OPERATOR(pg_catalog.-) c.not_before) OPERATOR(pg_catalog.>) "
+		"     pg_catalog.make_interval(days => $1, secs => $2)"
+		" AND NOT EXISTS (SELECT FROM %1$s.pgtls_renewals r"
+		"                 WHERE r.previous OPERATOR(pg_catalog.=) c.serial)"
+		" AND NOT EXISTS (SELECT FROM %1$s.pgtls_expiry_warnings w"
+		"                 WHERE w.serial OPERATOR(pg_catalog.=) c.serial)), "
+		"warned AS ("
+		" INSERT INTO %1$s.pgtls_expiry_warnings (serial, not_after)"
+		" SELECT serial, not_after FROM due ON CONFLICT (serial) DO NOTHING RETURNING serial) "
+		"SELECT d.serial, d.kind, d.role, d.not_after FROM due d JOIN warned w"
+		" ON w.serial OPERATOR(pg_catalog.=) d.serial ORDER BY d.not_after, d.serial",
+		2, {INT4OID, FLOAT8OID}
+	},
+	/*
+	 * Rows expired longer ago than $1 seconds ($3 for revoked ones), never a
+	 * CA's nor $2's (the served certificate); with their warnings and
+	 * renewals.
+	 */
+	[Q_TIDY] = {
+		"WITH gone AS ("
+		" DELETE FROM %1$s.pgtls_certificates"
+		" WHERE kind OPERATOR(pg_catalog.<>) 'ca' AND serial OPERATOR(pg_catalog.<>) $2"
+		" AND not_after OPERATOR(pg_catalog.<) "
+		"     (pg_catalog.now() OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $1))"
+		" AND (revoked_at IS NULL OR not_after OPERATOR(pg_catalog.<) "
+		"     (pg_catalog.now() OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $3)))"
+		" RETURNING serial), "
+		"w AS (DELETE FROM %1$s.pgtls_expiry_warnings x USING gone g"
+		"      WHERE x.serial OPERATOR(pg_catalog.=) g.serial), "
+		"r AS (DELETE FROM %1$s.pgtls_renewals x USING gone g"
+		"      WHERE x.serial OPERATOR(pg_catalog.=) g.serial) "
+		"SELECT pg_catalog.count(*)::pg_catalog.int4 FROM gone",
+		3, {FLOAT8OID, TEXTOID, FLOAT8OID}
+	},
+	[Q_SELF_RENEWED] = {
+		"SELECT pg_catalog.count(*)::pg_catalog.int4 FROM %1$s.pgtls_certificates "
+		"WHERE kind OPERATOR(pg_catalog.=) 'client' AND role_oid OPERATOR(pg_catalog.=) $1 "
+		"AND issued_by OPERATOR(pg_catalog.=) $2 AND revoked_at IS NULL "
+		"AND not_after OPERATOR(pg_catalog.>) pg_catalog.now()",
+		2, {OIDOID, NAMEOID}
 	},
 };
 
@@ -900,6 +959,8 @@ pgtls_registry_changes(FullTransactionId since,
 		d = SPI_getbinval(tup, desc, 4, &isnull);
 		change.not_after = isnull ? DT_NOBEGIN : DatumGetTimestampTz(d);
 		change.revoked = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
+		d = SPI_getbinval(tup, desc, 6, &isnull);
+		change.fingerprint = isnull ? NULL : TextDatumGetCString(d);
 		fn(&change, arg);
 	}
 	registry_leave(&call);
@@ -1044,6 +1105,9 @@ pgtls_registry_lookup(const char *serial, PgtlsRegistryRow *row)
 		d = SPI_getbinval(tup, desc, 6, &isnull);
 		row->role_oid = isnull ? InvalidOid : DatumGetObjectId(d);
 		row->subject = TextDatumGetCString(SPI_getbinval(tup, desc, 7, &isnull));
+		row->not_before = DatumGetTimestampTz(SPI_getbinval(tup, desc, 8, &isnull));
+		row->not_after = DatumGetTimestampTz(SPI_getbinval(tup, desc, 9, &isnull));
+		row->fingerprint = TextDatumGetCString(SPI_getbinval(tup, desc, 10, &isnull));
 		MemoryContextSwitchTo(old);
 	}
 	registry_leave(&call);
@@ -1186,4 +1250,113 @@ pgtls_registry_merge_row(TriggerData *trigdata)
 	attnum = SPI_fnumber(desc, "change_xid");
 	xid = FullTransactionIdGetDatum(GetTopFullTransactionId());
 	return heap_modify_tuple_by_cols(tuple, desc, 1, &attnum, &xid, &xid_null);
+}
+
+/* Record that the certificate serial renews previous, by the current user. */
+void
+pgtls_registry_record_renewal(const char *serial, const char *previous)
+{
+	RegistryCall call;
+	NameData	renewed_by;
+	Datum		values[3];
+	int			rc;
+
+	namestrcpy(&renewed_by, GetUserNameFromId(GetUserId(), false));
+	values[0] = CStringGetTextDatum(serial);
+	values[1] = CStringGetTextDatum(previous);
+	values[2] = NameGetDatum(&renewed_by);
+	registry_enter(&call);
+	rc = SPI_execute_plan(registry_plan(&call, Q_RENEWAL), values, NULL, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "could not record a renewal: %s", SPI_result_code_string(rc));
+	registry_leave(&call);
+}
+
+/*
+ * Live certificates that entered the last days before their expiry since
+ * the last call (not those issued for that long or less, nor renewed ones),
+ * recorded as warned in pgtls_expiry_warnings: each is returned once.
+ */
+List *
+pgtls_registry_expiry_due(int days)
+{
+	RegistryCall call;
+	MemoryContext caller = CurrentMemoryContext;
+	/* the span beyond the days: not_before is backdated for clock skew */
+	Datum		values[2] = {Int32GetDatum(days), Float8GetDatum(PGTLS_CLOCK_SKEW_SECONDS)};
+	List	   *result = NIL;
+	int			rc;
+
+	registry_enter(&call);
+	rc = SPI_execute_plan(registry_plan(&call, Q_EXPIRY_DUE), values, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not list expiring certificates: %s", SPI_result_code_string(rc));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		MemoryContext old = MemoryContextSwitchTo(caller);
+		PgtlsExpiring *e = palloc(sizeof(PgtlsExpiring));
+		bool		isnull;
+		Datum		d;
+
+		e->serial = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
+		e->kind = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
+		d = SPI_getbinval(tup, desc, 3, &isnull);
+		e->role = isnull ? NULL : pstrdup(NameStr(*DatumGetName(d)));
+		e->not_after = DatumGetTimestampTz(SPI_getbinval(tup, desc, 4, &isnull));
+		result = lappend(result, e);
+		MemoryContextSwitchTo(old);
+	}
+	registry_leave(&call);
+	return result;
+}
+
+/*
+ * Delete the rows of certificates expired more than retain seconds ago
+ * (revoked ones at least revoked_retain seconds ago), except CAs and keep
+ * (NULL: none).  Returns how many went.
+ */
+int
+pgtls_registry_tidy(int retain, int revoked_retain, const char *keep)
+{
+	RegistryCall call;
+	Datum		values[3];
+	bool		isnull;
+	int			rc;
+	int			deleted;
+
+	values[0] = Float8GetDatum((double) retain);
+	values[1] = CStringGetTextDatum(keep ? keep : "");
+	values[2] = Float8GetDatum((double) revoked_retain);
+	registry_enter(&call);
+	rc = SPI_execute_plan(registry_plan(&call, Q_TIDY), values, NULL, false, 1);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not delete expired certificates: %s", SPI_result_code_string(rc));
+	deleted = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	registry_leave(&call);
+	return deleted;
+}
+
+/* How many live client certificates of role_oid the role issued itself (renewed over its own login). */
+int
+pgtls_registry_self_renewed(Oid role_oid, const char *role)
+{
+	RegistryCall call;
+	NameData	name;
+	Datum		values[2];
+	bool		isnull;
+	int			rc;
+	int			count;
+
+	namestrcpy(&name, role);
+	values[0] = ObjectIdGetDatum(role_oid);
+	values[1] = NameGetDatum(&name);
+	registry_enter(&call);
+	rc = SPI_execute_plan(registry_plan(&call, Q_SELF_RENEWED), values, NULL, true, 1);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not count certificates: %s", SPI_result_code_string(rc));
+	count = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	registry_leave(&call);
+	return count;
 }

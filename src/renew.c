@@ -21,7 +21,8 @@ renewal_key_type(const char *old)
 
 /* Server renewal: the same names, rebuilt from the registry's SAN entries. */
 static void
-renew_server(PgtlsRegistryRow *row, int days, PgtlsKeyType key_type, PgtlsIssued *out)
+renew_server(const PgtlsRegistryRow *row, PgtlsLifetime lifetime, PgtlsKeyType key_type,
+			 PgtlsIssued *out)
 {
 	List	   *dns = NIL;
 	List	   *ips = NIL;
@@ -37,15 +38,40 @@ renew_server(PgtlsRegistryRow *row, int days, PgtlsKeyType key_type, PgtlsIssued
 		else if (strncmp(entry, "IP:", 3) == 0)
 			ips = lappend(ips, DatumGetInetPP(DirectFunctionCall1(inet_in, CStringGetDatum(entry + 3))));
 	}
-	pgtls_issue_server_cert(dns, ips, days, key_type, out);
+	pgtls_issue_server_cert(dns, ips, lifetime, key_type, out);
+}
+
+/*
+ * Record that out renews previous, and tell listeners (after the "issued"
+ * of the new certificate).
+ */
+void
+pgtls_renewal_recorded(const char *previous, PgtlsIssued *out, const char *kind, const char *role)
+{
+	pgtls_registry_record_renewal(pgtls_serial_hex(X509_get0_serialNumber(out->cert)), previous);
+	pgtls_notify_renewed(out->cert, previous, kind, role);
+}
+
+/*
+ * Renew the server certificate serial, whose registry row is row, with its
+ * names and key type.  Superuser only.  Unlike pgtls_renew_cert() this takes
+ * a revoked one too: pgtls_maintain() replaces a served certificate that
+ * was revoked.
+ */
+void
+pgtls_renew_server(const char *serial, const PgtlsRegistryRow *row, PgtlsLifetime lifetime,
+				   PgtlsIssued *out)
+{
+	renew_server(row, lifetime, renewal_key_type(row->key_type), out);
+	pgtls_renewal_recorded(serial, out, "server", NULL);
 }
 
 /*
  * The subject to renew a client certificate with: NULL for the default
  * CN = role, else the one it was issued with (pgtls_issue_client's subject).
  */
-static X509_NAME *
-renewal_subject(const PgtlsRegistryRow *row)
+X509_NAME *
+pgtls_renewal_subject(const PgtlsRegistryRow *row)
 {
 	if (strcmp(pgtls_name_text(pgtls_role_subject_name(row->role)), row->subject) == 0)
 		return NULL;
@@ -54,7 +80,7 @@ renewal_subject(const PgtlsRegistryRow *row)
 
 /* Renew the certificate with this (normalized) serial into out. */
 void
-pgtls_renew_cert(const char *serial, int days, PgtlsIssued *out)
+pgtls_renew_cert(const char *serial, PgtlsLifetime lifetime, PgtlsIssued *out)
 {
 	PgtlsRegistryRow row;
 	PgtlsKeyType key_type;
@@ -89,8 +115,9 @@ pgtls_renew_cert(const char *serial, int days, PgtlsIssued *out)
 					 errdetail("The certificate was issued for the role with OID %u; the role of that name now has OID %u.",
 							   row.role_oid, roleid),
 					 errhint("Revoke it, and issue a certificate for the new role with pgtls_issue_client() if it should have one.")));
-		pgtls_issue_client_cert_as(row.role, roleid, renewal_subject(&row), days, key_type, out);
+		pgtls_issue_client_cert_as(row.role, roleid, pgtls_renewal_subject(&row), lifetime, key_type, out);
+		pgtls_renewal_recorded(serial, out, "client", row.role);
 	}
 	else
-		renew_server(&row, days, key_type, out);
+		pgtls_renew_server(serial, &row, lifetime, out);
 }

@@ -82,6 +82,20 @@ server_uses_our_crl(void)
 		strcmp(pgtls_resolve_path(setting), pgtls_resolve_path(pgtls_crl_file)) == 0;
 }
 
+/* The CRL file as it is now, owned by the current context; NULL if it cannot be read. */
+X509_CRL *
+pgtls_crl_file_read(void)
+{
+	PgtlsFileRead f;
+	X509_CRL   *crl;
+
+	if (!pgtls_try_read_file(pgtls_resolve_path(pgtls_crl_file), false, &f))
+		return NULL;
+	crl = pgtls_own_crl(PEM_read_bio_X509_CRL(pgtls_mem_bio(f.data, (int) f.len), NULL, NULL, NULL));
+	pgtls_ossl_clear();
+	return crl;
+}
+
 /*
  * Rewrite the CRL with the CA, and have the server load it if it uses it
  * (else, with notice, say so).  Returns the number of serials listed.
@@ -92,8 +106,6 @@ pgtls_crl_publish(bool notice)
 	PgtlsCA		ca;
 	PgtlsStagedFile *staged;
 	X509_CRL   *crl;
-	BIO		   *bio;
-	PgtlsFileRead f;
 	int			listed = 0;
 
 	pgtls_ca_load(&ca);
@@ -107,14 +119,9 @@ pgtls_crl_publish(bool notice)
 				(errmsg("the server does not check the CRL pgtls_admin writes"),
 				 errdetail("ssl_crl_file is not \"%s\".", pgtls_crl_file),
 				 errhint("Run pgtls_enable_ssl(), or set ssl_crl_file = '%s' and reload.", pgtls_crl_file)));
-	if (pgtls_try_read_file(pgtls_resolve_path(pgtls_crl_file), false, &f))
-	{
-		bio = pgtls_mem_bio(f.data, (int) f.len);
-		crl = pgtls_own_crl(PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL));
-		pgtls_ossl_clear();
-		if (crl != NULL && X509_CRL_get_REVOKED(crl) != NULL)
-			listed = sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl));
-	}
+	crl = pgtls_crl_file_read();
+	if (crl != NULL && X509_CRL_get_REVOKED(crl) != NULL)
+		listed = sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl));
 	return listed;
 }
 
@@ -153,7 +160,9 @@ revoke_unrecorded(const char *serial, const char *reason, PgtlsRegistryRow *row)
 				 errhint("Serials are listed in pgtls_certificates. If a certificate with this serial exists although nothing here records it (issued on a primary that was lost before it replicated, say), list it with pgtls_revoke_unrecorded('%s').", serial) :
 				 errhint("Serials are listed in pgtls_certificates.")));
 	pgtls_check_revoke_target(e->kind == 's' ? NULL :
-							  GetUserNameFromId(e->role_oid, true) ? GetUserNameFromId(e->role_oid, true) : "");
+							  GetUserNameFromId(e->role_oid, true) ? GetUserNameFromId(e->role_oid, true) :
+							  psprintf("with OID %u", e->role_oid),
+							  e->role_oid);
 	/* its transaction may still record it: wait for it, a few seconds at most */
 	pgtls_wait_for_xact(XidFromFullTransactionId(e->fxid),
 						psprintf("certificate %s, issued by a transaction that has not ended,", serial));
@@ -193,6 +202,8 @@ pgtls_revoke_unrecorded_serial(const char *serial, const char *reason)
 	listed = pgtls_registry_revoke_unknown(serial, reason, 0);
 	pgtls_pending_add(serial, reason);
 	(void) pgtls_crl_publish(true);
+	if (listed)
+		pgtls_notify_revoked(serial, NULL, NULL, reason);
 	return listed;
 }
 
@@ -204,7 +215,6 @@ pgtls_revoke_unrecorded_serial(const char *serial, const char *reason)
 bool
 pgtls_revoke_serial(const char *serial, const char *reason)
 {
-	bool		revoked_now;
 	PgtlsRegistryRow row;
 
 	pgtls_require_primary("revoke certificates");
@@ -214,6 +224,7 @@ pgtls_revoke_serial(const char *serial, const char *reason)
 	{
 		pgtls_pending_add(serial, reason);
 		(void) pgtls_crl_publish(true);
+		pgtls_notify_revoked(serial, NULL, NULL, reason);
 		return true;
 	}
 	if (strcmp(row.kind, "ca") == 0)
@@ -221,13 +232,28 @@ pgtls_revoke_serial(const char *serial, const char *reason)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("serial %s is a CA certificate, which cannot be revoked", serial),
 				 errhint("Replace the CA with pgtls_init_ca(replace => true).")));
-	pgtls_check_revoke_target(row.role);
+	pgtls_check_revoke_target(row.role, row.role_oid);
+	return pgtls_revoke_recorded(serial, reason, &row);
+}
+
+/*
+ * Revoke serial, recorded in the registry as row, for a caller whose right
+ * to revoke it was checked (pgtls_revoke_serial, or pgtls_renew_self
+ * revoking the certificate the session logged in with).  Returns false when
+ * it was already revoked (the CRL is rewritten anyway).
+ */
+bool
+pgtls_revoke_recorded(const char *serial, const char *reason, const PgtlsRegistryRow *row)
+{
+	bool		revoked_now;
 
 	revoked_now = pgtls_registry_revoke(serial, reason);
 	pgtls_pending_add(serial, reason);
-	pgtls_live_at_commit(serial, false, InvalidOid, 0);
+	pgtls_live_at_commit(serial, false, InvalidOid, 0, NULL);
 	(void) pgtls_crl_publish(true);
-	if (strcmp(row.kind, "server") == 0 && is_served_certificate(serial))
+	if (revoked_now)
+		pgtls_notify_revoked(serial, row->kind, row->role, reason);
+	if (strcmp(row->kind, "server") == 0 && is_served_certificate(serial))
 		ereport(WARNING,
 				(errmsg("certificate %s is the one the server presents (ssl_cert_file)", serial),
 				 errdetail("Clients do not check the server's certificate against a CRL (libpq does so only with sslcrl), so revoking it does not stop them from accepting it."),

@@ -101,17 +101,21 @@ pgtls_check_issue_target(NameData *role, bool role_isnull)
 }
 
 /*
- * May the current user revoke a certificate of role_name (NULL for a server
- * certificate)?  The rule of issuing, without the LOGIN requirement: access
- * must be removable from a role that can no longer log in, or was dropped.
+ * May the current user revoke a certificate issued for the role whose OID
+ * was role_oid and whose name was role_name (NULL: a server certificate)?
+ * The rule of issuing, without the LOGIN requirement: access must be
+ * removable from a role that can no longer log in, or was dropped.  The
+ * role is found by its OID, so a renamed role's certificates stay with it;
+ * by name only for rows that predate the OID.
  */
 void
-pgtls_check_revoke_target(const char *role_name)
+pgtls_check_revoke_target(const char *role_name, Oid role_oid)
 {
 	HeapTuple	tuple;
 	Form_pg_authid form;
 	Oid			roleid;
 	bool		privileged;
+	char	   *name;
 
 	if (superuser())
 		return;
@@ -120,7 +124,8 @@ pgtls_check_revoke_target(const char *role_name)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to revoke a server certificate"),
 				 errdetail("Only superusers may revoke server certificates.")));
-	tuple = SearchSysCache1(AUTHNAME, CStringGetDatum(role_name));
+	tuple = OidIsValid(role_oid) ? SearchSysCache1(AUTHOID, ObjectIdGetDatum(role_oid)) :
+		SearchSysCache1(AUTHNAME, CStringGetDatum(role_name));
 	if (!HeapTupleIsValid(tuple))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -128,9 +133,10 @@ pgtls_check_revoke_target(const char *role_name)
 				 errdetail("The role no longer exists; only superusers may revoke its certificates.")));
 	form = (Form_pg_authid) GETSTRUCT(tuple);
 	roleid = form->oid;
+	name = pstrdup(NameStr(form->rolname));
 	privileged = form->rolsuper || form->rolreplication || form->rolbypassrls;
 	ReleaseSysCache(tuple);
-	check_manage(role_name, roleid, privileged, "revoke a certificate of");
+	check_manage(name, roleid, privileged, "revoke a certificate of");
 }
 
 /* Does the role exist and have LOGIN? */

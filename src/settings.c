@@ -19,3 +19,4 @@ int			pgtls_max_certificates = 100000;
 int			pgtls_maintenance_interval = 60;
 int			pgtls_server_renew_before = 30 * 86400;
 int			pgtls_retain_expired = -1;
+int			pgtls_max_self_renewed = 100;

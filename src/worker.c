@@ -6,7 +6,8 @@
  * Every second it reads the registry's changes since its last look (on a
  * standby, as they are replayed) and
  *   - keeps the shared set of live client certificates (live.c) equal to
- *     the registry, and publishes the CAs' identities and a heartbeat for
+ *     the registry (dropping those that expired, every maintenance
+ *     interval), and publishes the CAs' identities and a heartbeat for
  *     the login hook;
  *   - rewrites and re-signs the CRL when a revocation arrives, when its
  *     nextUpdate is half-way, and at start and promotion, then reloads the
@@ -14,7 +15,11 @@
  *     the revocation being replayed;
  *   - on the primary, records in the registry the certificates of the
  *     issuance journal whose transaction never committed, and compacts
- *     the journal, a slice of at most JOURNAL_SLICE_MS a pass.
+ *     the journal, a slice of at most JOURNAL_SLICE_MS a pass;
+ *   - on the primary, runs pgtls_maintain() (maintain.c) every
+ *     pgtls_admin.maintenance_interval and at promotion, logging one line
+ *     per action (a line it logged on the previous run is not repeated);
+ *     its errors are logged and it tries again an interval later.
  * No duty may stop the others: the worker waits for no lock longer than
  * WORKER_LOCK_TIMEOUT (a user's open transaction holding a row, or a table,
  * is skipped or tried again next pass, never waited on), and an error in
@@ -27,8 +32,6 @@
 
 #include <glob.h>
 #include <sys/stat.h>
-
-#include <openssl/pem.h>
 
 #include "access/transam.h"
 #include "access/xact.h"
@@ -53,6 +56,7 @@ PGDLLEXPORT void pgtls_worker_main(Datum arg);
 /* How often the registry is looked at, and how long to pause after an error. */
 #define POLL_MS 1000
 #define ERROR_PAUSE_MS 10000
+#define OVERFLOW_RELOAD_MS 60000
 
 /* The longest the worker waits for any lock. */
 #define WORKER_LOCK_TIMEOUT "1s"
@@ -81,7 +85,11 @@ typedef struct WorkerState
 	PgtlsCAIdentity cas[MAX_CAS];	/* as last published */
 	int			ncas;
 	TimestampTz last_heartbeat;
+	TimestampTz last_maintain;	/* 0: never, run at once */
+	TimestampTz last_sweep;		/* expired certificates last dropped from the live set */
+	char	   *maintain_logged;	/* the lines the last run logged (TopMemoryContext) */
 	MemoryContext tick_cxt;
+	TimestampTz overflow_reload;	/* when an overflowed set was last reloaded */
 } WorkerState;
 
 typedef enum FollowResult
@@ -122,7 +130,7 @@ apply_change(PgtlsRegistryChange *change, void *arg)
 	if (strcmp(change->kind, "client") != 0)
 		return;
 	pgtls_live_set(change->serial, !change->revoked && change->not_after > GetCurrentTimestamp(),
-				   change->role_oid, change->not_after);
+				   change->role_oid, change->not_after, change->fingerprint);
 }
 
 static void
@@ -176,44 +184,6 @@ end_own(WorkerState *ws, bool commit)
 		ws->ended++;
 }
 
-/* nextUpdate of the CRL file, or 0 when it cannot be read. */
-static TimestampTz
-crl_next_update(void)
-{
-	PgtlsFileRead f;
-	BIO		   *bio;
-	X509_CRL   *crl;
-	TimestampTz next = 0;
-
-	if (!pgtls_try_read_file(pgtls_resolve_path(pgtls_crl_file), false, &f))
-		return 0;
-	bio = pgtls_mem_bio(f.data, (int) f.len);
-	crl = pgtls_own_crl(PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL));
-	pgtls_ossl_clear();
-	if (crl != NULL && X509_CRL_get0_nextUpdate(crl) != NULL)
-		next = pgtls_asn1_time_to_timestamptz(X509_CRL_get0_nextUpdate(crl));
-	return next;
-}
-
-/*
- * Re-sign before half of the validity has passed (never when it is 0: the
- * CA's expiry), and at once when the validity was shortened below what the
- * CRL has left.
- */
-static bool
-crl_due(WorkerState *ws)
-{
-	TimestampTz left;
-
-	if (ws->crl_next_update == 0)
-		return true;
-	if (pgtls_crl_validity <= 0)
-		return false;
-	left = ws->crl_next_update - GetCurrentTimestamp();
-	return left < (TimestampTz) pgtls_crl_validity * USECS_PER_SEC / 2 ||
-		left > (TimestampTz) pgtls_crl_validity * USECS_PER_SEC;
-}
-
 /* Has the journal changed since it was last settled? */
 static bool
 journal_changed(WorkerState *ws)
@@ -223,6 +193,58 @@ journal_changed(WorkerState *ws)
 	if (stat(psprintf("%s/pgtls/journal", DataDir), &st) < 0)
 		return false;
 	return ws->journal_unsettled || !pgtls_file_identity_same(&ws->journal_seen, &st);
+}
+
+/*
+ * pgtls_maintain() in a transaction of its own, when the interval has
+ * passed.  An error is logged and the next try is an interval later; the
+ * other duties go on meanwhile.
+ */
+static void
+maintain(WorkerState *ws)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (ws->last_maintain != 0 &&
+		now < ws->last_maintain + (TimestampTz) pgtls_maintenance_interval * USECS_PER_SEC)
+		return;
+	ws->last_maintain = now;
+	/* a commit leaves TopMemoryContext current: allocate where the tick frees */
+	MemoryContextSwitchTo(ws->tick_cxt);
+	PG_TRY();
+	{
+		StringInfoData logged;
+		ListCell   *lc;
+
+		initStringInfo(&logged);
+		appendStringInfoChar(&logged, '\n');
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		foreach(lc, pgtls_maintain_run())
+		{
+			PgtlsAction *a = lfirst(lc);
+			char	   *line = psprintf("\n%s: %s\n", a->action, a->detail);
+
+			if (ws->maintain_logged == NULL || strstr(ws->maintain_logged, line) == NULL)
+				ereport(LOG, (errmsg("pgtls_admin maintenance: %s: %s", a->action, a->detail)));
+			appendStringInfoString(&logged, line + 1);
+		}
+		PopActiveSnapshot();
+		end_own(ws, true);
+		MemoryContextSwitchTo(ws->tick_cxt);
+		if (ws->maintain_logged != NULL)
+			pfree(ws->maintain_logged);
+		ws->maintain_logged = MemoryContextStrdup(TopMemoryContext, logged.data);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(ws->tick_cxt);
+		EmitErrorReport();
+		FlushErrorState();
+		end_own(ws, false);
+		MemoryContextSwitchTo(ws->tick_cxt);
+	}
+	PG_END_TRY();
 }
 
 /* Read the registry's changes into the live set, and publish the heartbeat. */
@@ -243,6 +265,7 @@ read_changes(WorkerState *ws)
 		pgtls_live_publish(PGTLS_WORKER_NO_REGISTRY, false, NULL, 0);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
+		MemoryContextSwitchTo(ws->tick_cxt);
 		return FOLLOW_NO_REGISTRY;
 	}
 	/* a registry dropped and created again between two looks: load the new one whole */
@@ -259,9 +282,16 @@ read_changes(WorkerState *ws)
 		ws->crl_next_update = 0;
 	}
 	next = pgtls_registry_changes(ws->since, apply_change, ws);
+	/* certificates that expired while in the set, every maintenance interval */
+	if (GetCurrentTimestamp() - ws->last_sweep >= (TimestampTz) pgtls_maintenance_interval * USECS_PER_SEC)
+	{
+		ws->last_sweep = GetCurrentTimestamp();
+		(void) pgtls_live_forget_expired(ws->last_sweep);
+	}
 	publish_ready(ws);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	MemoryContextSwitchTo(ws->tick_cxt);
 	ws->since = next;
 	ws->ended = ended;
 	return FOLLOW_READ;
@@ -272,12 +302,11 @@ read_changes(WorkerState *ws)
  * a lock that keeps readers out (LOCK TABLE, ALTER TABLE, VACUUM FULL, a
  * DROP in a transaction still open).  While it holds it nobody can change
  * the registry; so if no transaction has ended since the last read (but
- * the worker's own, which record only revoked certificates), the live set
- * is still exact and the heartbeat goes on.  If one has, a change it
- * committed just before the lock may be unseen: the worker cannot know
- * the set, stops the heartbeat, and registry-enforced logins fail closed a
- * minute later, until the lock goes.  Logged once per change of verdict,
- * naming the holder.
+ * the worker's own), the live set is still exact and the heartbeat goes
+ * on.  If one has, a change it committed just before the lock may be
+ * unseen: the worker cannot know the set, stops the heartbeat, and
+ * registry-enforced logins fail closed a minute later, until the lock
+ * goes.  Logged once per change of verdict, naming the holder.
  */
 static void
 registry_locked(WorkerState *ws)
@@ -432,7 +461,13 @@ crl_duty(WorkerState *ws)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 
-	if (!(ws->crl_rewrite || crl_due(ws)) || GetCurrentTimestamp() < ws->crl_retry)
+	/* a revocation undone, or a prepared one resolved, since the CRL was written */
+	if (pgtls_live_take_crl_request())
+		ws->crl_rewrite = true;
+	if (!ws->crl_rewrite && pgtls_pending_aborted())
+		ws->crl_rewrite = true;
+	if (!(ws->crl_rewrite || pgtls_crl_resign_due(ws->crl_next_update)) ||
+		GetCurrentTimestamp() < ws->crl_retry)
 		return;
 	PG_TRY();
 	{
@@ -441,9 +476,10 @@ crl_duty(WorkerState *ws)
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		listed = pgtls_crl_publish(false);
-		ws->crl_next_update = crl_next_update();
+		ws->crl_next_update = pgtls_crl_next_update();
 		PopActiveSnapshot();
 		CommitTransactionCommand();
+		MemoryContextSwitchTo(cxt);
 		ws->crl_rewrite = false;
 		ereport(DEBUG1, (errmsg("pgtls_admin: CRL rewritten, %d serials", listed)));
 	}
@@ -466,14 +502,26 @@ tick(WorkerState *ws)
 	{
 		ereport(LOG, (errmsg("pgtls_admin: promoted; reloading the registry and rewriting the CRL")));
 		ws->since = FullTransactionIdFromU64(0);
+		ws->last_maintain = 0;
 	}
 	ws->in_recovery = recovery;
+	/* an entry was lost for want of room: load the set again, once a minute at most */
+	if (pgtls_live_overflowed() &&
+		TimestampDifferenceExceeds(ws->overflow_reload, GetCurrentTimestamp(), OVERFLOW_RELOAD_MS))
+	{
+		ereport(LOG, (errmsg("pgtls_admin: the set of live certificates overflowed pgtls_admin.max_certificates (%d); reloading it",
+							 pgtls_max_certificates)));
+		ws->overflow_reload = GetCurrentTimestamp();
+		ws->since = FullTransactionIdFromU64(0);
+	}
 
 	if (follow(ws) != FOLLOW_READ)
 		return;
 	if (!recovery)
 		journal_duty(ws);
 	crl_duty(ws);
+	if (!recovery)
+		maintain(ws);
 }
 
 static void
@@ -522,13 +570,14 @@ pgtls_worker_main(Datum arg)
 		long		pause = POLL_MS;
 		Oid			now_dboid;
 
+		/* everything a tick allocates goes when it ends (commits leave TopMemoryContext current) */
+		MemoryContextSwitchTo(ws.tick_cxt);
 		/* the registry moved to another database: start again there */
 		if (!pgtls_registry_database(&now_dboid) || now_dboid != ws.dboid)
 		{
 			pgtls_live_publish(PGTLS_WORKER_STARTING, false, NULL, 0);
 			proc_exit(1);
 		}
-		MemoryContextSwitchTo(ws.tick_cxt);
 		PG_TRY();
 		{
 			tick(&ws);

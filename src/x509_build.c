@@ -22,8 +22,6 @@
 #include "utils/inet.h"
 #include "utils/timestamp.h"
 
-/* Backdate not_before so clients with a slightly slow clock accept new certs. */
-#define PGTLS_CLOCK_SKEW_SECONDS 300
 
 static const struct
 {
@@ -291,15 +289,60 @@ pgtls_validity_days(int days, bool days_isnull)
 	return days;
 }
 
+PgtlsLifetime
+pgtls_lifetime_days(int days)
+{
+	PgtlsLifetime lifetime = {(int64) days * SECS_PER_DAY};
+
+	return lifetime;
+}
+
 /*
- * not_before a few minutes back, not_after days ahead; never past the
+ * Validity for a new leaf from a days argument or a lifetime argument (at
+ * most one of them given; neither means pgtls_admin.default_days).  A
+ * lifetime is at least PGTLS_MIN_LIFETIME_SECONDS and at most
+ * pgtls_admin.max_days; its months count 30 days and its years 365.25, as
+ * EXTRACT(epoch FROM interval) counts them.
+ */
+PgtlsLifetime
+pgtls_validity(int days, bool days_isnull, const Interval *lifetime)
+{
+	PgtlsLifetime result;
+	int64		seconds;
+
+	if (lifetime == NULL)
+		return pgtls_lifetime_days(pgtls_validity_days(days, days_isnull));
+	if (!days_isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("days and lifetime cannot both be given"),
+				 errhint("Give the validity once: lifetime => interval '8 hours', or days => 30.")));
+	seconds = lifetime->time / USECS_PER_SEC + (int64) lifetime->day * SECS_PER_DAY +
+		(int64) (lifetime->month / MONTHS_PER_YEAR) * (int64) (DAYS_PER_YEAR * SECS_PER_DAY) +
+		(int64) (lifetime->month % MONTHS_PER_YEAR) * DAYS_PER_MONTH * SECS_PER_DAY;
+	if (seconds < PGTLS_MIN_LIFETIME_SECONDS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("lifetime must be at least %d minutes", PGTLS_MIN_LIFETIME_SECONDS / 60)));
+	if (seconds > (int64) pgtls_max_days * SECS_PER_DAY)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("lifetime must be at most %d days", pgtls_max_days),
+				 errhint("The upper bound is pgtls_admin.max_days.")));
+	result.seconds = seconds;
+	return result;
+}
+
+/*
+ * not_before a few minutes back, not_after lifetime ahead; never past the
  * issuer's own not_after (issuer NULL for a self-signed certificate).
  */
 static void
-set_validity(X509 *cert, int days, X509 *issuer)
+set_validity(X509 *cert, PgtlsLifetime lifetime, X509 *issuer)
 {
 	if (X509_gmtime_adj(X509_getm_notBefore(cert), -PGTLS_CLOCK_SKEW_SECONDS) == NULL ||
-		X509_time_adj_ex(X509_getm_notAfter(cert), days, 0, NULL) == NULL)
+		X509_time_adj_ex(X509_getm_notAfter(cert), (int) (lifetime.seconds / SECS_PER_DAY),
+						 (long) (lifetime.seconds % SECS_PER_DAY), NULL) == NULL)
 		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not set the validity period");
 	if (issuer == NULL)
 		return;
@@ -347,7 +390,7 @@ pgtls_private_key_pem(EVP_PKEY *key)
  * and extensions, then signs.
  */
 X509 *
-pgtls_new_cert(EVP_PKEY *key, int days, X509 *issuer)
+pgtls_new_cert(EVP_PKEY *key, PgtlsLifetime lifetime, X509 *issuer)
 {
 	X509	   *cert = pgtls_own_x509(X509_new());
 
@@ -358,7 +401,7 @@ pgtls_new_cert(EVP_PKEY *key, int days, X509 *issuer)
 		 X509_set_issuer_name(cert, X509_get_subject_name(issuer)) != 1))
 		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not build a certificate");
 	set_random_serial(cert);
-	set_validity(cert, days, issuer);
+	set_validity(cert, lifetime, issuer);
 	return cert;
 }
 
@@ -370,15 +413,15 @@ pgtls_new_cert(EVP_PKEY *key, int days, X509 *issuer)
  * any request is copied.
  */
 X509 *
-pgtls_build_client_cert_as(const char *role_name, const X509_NAME *subject, int days,
-						   EVP_PKEY *key, X509 *ca_cert, EVP_PKEY *ca_key)
+pgtls_build_client_cert_as(const char *role_name, const X509_NAME *subject,
+						   PgtlsLifetime lifetime, EVP_PKEY *key, X509 *ca_cert, EVP_PKEY *ca_key)
 {
 	static const int usage[] = {0};	/* digitalSignature */
 	X509	   *cert;
 
 	if (subject == NULL)
 		pgtls_check_role_cn(role_name);
-	cert = pgtls_new_cert(key, days, ca_cert);
+	cert = pgtls_new_cert(key, lifetime, ca_cert);
 	if (subject != NULL)
 	{
 		if (X509_set_subject_name(cert, subject) != 1)
@@ -396,10 +439,10 @@ pgtls_build_client_cert_as(const char *role_name, const X509_NAME *subject, int 
 }
 
 X509 *
-pgtls_build_client_cert(const char *role_name, int days, EVP_PKEY *key,
+pgtls_build_client_cert(const char *role_name, PgtlsLifetime lifetime, EVP_PKEY *key,
 						X509 *ca_cert, EVP_PKEY *ca_key)
 {
-	return pgtls_build_client_cert_as(role_name, NULL, days, key, ca_cert, ca_key);
+	return pgtls_build_client_cert_as(role_name, NULL, lifetime, key, ca_cert, ca_key);
 }
 
 /*
@@ -514,7 +557,7 @@ X509 *
 pgtls_build_ca_cert(const char *subject, int days, EVP_PKEY *key)
 {
 	static const int usage[] = {5, 6};	/* keyCertSign, cRLSign */
-	X509	   *cert = pgtls_new_cert(key, days, NULL);
+	X509	   *cert = pgtls_new_cert(key, pgtls_lifetime_days(days), NULL);
 
 	parse_subject(subject, X509_get_subject_name(cert));
 	if (X509_set_issuer_name(cert, X509_get_subject_name(cert)) != 1)
@@ -604,7 +647,7 @@ pgtls_check_server_names(List *dns_names, List *addresses)
  * first DNS name (else the first address), EKU serverAuth.
  */
 X509 *
-pgtls_build_server_cert(List *dns_names, List *addresses, int days, EVP_PKEY *key,
+pgtls_build_server_cert(List *dns_names, List *addresses, PgtlsLifetime lifetime, EVP_PKEY *key,
 						X509 *ca_cert, EVP_PKEY *ca_key)
 {
 	static const int ec_usage[] = {0};	/* digitalSignature */
@@ -616,7 +659,7 @@ pgtls_build_server_cert(List *dns_names, List *addresses, int days, EVP_PKEY *ke
 	bool		ok;
 
 	pgtls_check_server_names(dns_names, addresses);
-	cert = pgtls_new_cert(key, days, ca_cert);
+	cert = pgtls_new_cert(key, lifetime, ca_cert);
 	san = pgtls_own_general_names(sk_GENERAL_NAME_new_null());
 	ok = san != NULL;
 	foreach(lc, dns_names)

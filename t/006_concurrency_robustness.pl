@@ -75,7 +75,8 @@ $bg->query_safe(sprintf($issue_loop, 2000));
 $bg->query_safe(sprintf($fail_loop, 200));
 my $before = rss_anon_kb();
 $t0 = time;
-$bg->query_safe(sprintf($issue_loop, $rss_issues));
+# issuances in ten transactions: nothing may stay behind from one to the next
+$bg->query_safe(sprintf($issue_loop, $rss_issues / 10)) for 1 .. 10;
 my $after_issues = rss_anon_kb();
 $bg->query_safe(sprintf($fail_loop, $rss_fails));
 my $after_fails = rss_anon_kb();
@@ -83,6 +84,13 @@ note(sprintf('RssAnon: %d kB before, %d kB after %d issuances (%.1f s), %d kB af
 	$before, $after_issues, $rss_issues, time - $t0, $after_fails, $rss_fails));
 cmp_ok($after_issues - $before, '<=', 4096, "memory grows at most 4 MB over $rss_issues issuances");
 cmp_ok($after_fails - $before, '<=', 4096, "... and over $rss_fails rounds of failing calls");
+# in one transaction, what waits for its commit (each certificate's NOTIFY
+# payload) is held until then: a few hundred bytes a certificate, no more
+$bg->query_safe(sprintf($issue_loop, $rss_issues));
+my $after_one = rss_anon_kb();
+note(sprintf('RssAnon: %d kB after %d issuances in one transaction', $after_one, $rss_issues));
+cmp_ok(($after_one - $after_fails) * 1024 / $rss_issues, '<=', 512,
+	"one transaction of $rss_issues issuances holds at most 512 bytes a certificate until it commits");
 $bg->quit;
 
 # --- mutated input: a result or a clean 22023, never anything else

@@ -113,6 +113,7 @@ host      all         all       11.0.0.0/8              ldap ldapserver=ldap.exa
 hostssl   all         all       127.0.0.1/32            cert clientcert=verify-ca
 hostx     all         all
 hostssl   all         all       fe80::/10               radius radiusservers=127.0.0.1 radiussecrets="RadiusSecret7"
+host      all         all       12.0.0.0/8              ldap ldapserver=ldap.example.com ldapbasedn="dc=x" LDAPBINDPASSWD=MixedCase42
 HBA
 reload();
 expect(
@@ -122,7 +123,7 @@ expect(
 		  hba.shadowed:6 hba.hostnossl_password:7 hba.replication_broad:8 hba.open_to_world:8
 		  hba.host_allows_non_ssl:8 hba.ident_remote:10 hba.host_allows_non_ssl:10
 		  hba.shadowed:9 hba.shadowed:13 hba.open_to_world:13 hba.shadowed:14
-		  hba.parse_error:15 hba.parse_error:16 hba.shadowed:17)
+		  hba.parse_error:15 hba.parse_error:16 hba.shadowed:17 hba.parse_error:18)
 	],
 	'pg_hba.conf corpus: every finding on its line');
 like(sql("SELECT message FROM pgtls_hba_check() WHERE check_id = 'hba.shadowed' AND line_number = 6"),
@@ -135,11 +136,12 @@ is(sql("SELECT count(*) FROM pgtls_hba_check() WHERE line_number IS NOT NULL AND
 	'0', 'every rule finding carries its line');
 my $all = sql("SELECT string_agg(concat_ws(' ', rule, message, hint), ' ') FROM pgtls_hba_check()");
 unlike($all, qr/TopSecret99|RadiusSecret7/, 'no LDAP or RADIUS secret in any finding');
+unlike($all, qr/MixedCase42/, '... nor one under a mis-cased option name the server refuses');
 like($all, qr/ldapbindpasswd=\*{8}/, 'the secret option is shown masked');
 like($all, qr/radiussecrets=\*{8}/, 'quoted secrets are masked too');
 my ($warn) = $node->psql('postgres', "SELECT * FROM pgtls_hba_match('$user', 'postgres', '10.1.1.1')",
 	stderr => \my $stderr);
-like($stderr, qr/pg_hba.conf has 2 invalid lines/, 'pgtls_hba_match warns about invalid lines');
+like($stderr, qr/pg_hba.conf has 3 invalid lines/, 'pgtls_hba_match warns about invalid lines');
 restore();
 expect(['summary'], 'restored: clean again');
 
@@ -314,7 +316,7 @@ my ($rc, $out, $err) = $node->psql('postgres', "SELECT 1 FROM pgtls_issue_client
 like($err, qr/NOTICE:  no pg_hba.conf rule lets role "carol" log in with a certificate/,
 	'issuing for a role no cert rule admits gives a NOTICE');
 ($rc, $out, $err) = $node->psql('postgres',
-	"SELECT count(*) FROM generate_series(1, 5), pgtls_issue_client('carol'); SELECT 1 FROM pgtls_issue_client('carol')");
+	"SELECT count(*) FROM generate_series(1, 5) g, LATERAL pgtls_issue_client('carol', days => g); SELECT 1 FROM pgtls_issue_client('carol')");
 is(scalar(() = $err =~ /NOTICE:  no pg_hba.conf rule lets role "carol"/g), 2,
 	'... once per statement, not once per certificate');
 ($rc, $out, $err) = $node->psql('postgres', "SELECT 1 FROM pgtls_issue_client('alice')");

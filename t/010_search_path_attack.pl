@@ -483,6 +483,7 @@ my @calls = (
 	{ fns => ['pgtls_ca_cert'], sql => "SELECT length($x.pgtls_ca_cert())", ok => 1 },
 	{ fns => ['pgtls_issue_client'], sql => "SELECT serial FROM $x.pgtls_issue_client('shadow_target')", ok => 1 },
 	{ fns => ['pgtls_issue_client'], sql => "SELECT serial FROM $x.pgtls_issue_client('shadow_target', 30, 'ed25519')", ok => 1 },
+	{ fns => ['pgtls_issue_client'], sql => "SELECT serial FROM $x.pgtls_issue_client('shadow_target', lifetime => '1 hour')", ok => 1 },
 	{ fns => ['pgtls_issue_client'], sql => "SELECT serial FROM $x.pgtls_issue_client(current_user)" },
 	{ fns => ['pgtls_issue_client'], sql => "SELECT serial FROM $x.pgtls_issue_client('shadow_other')" },
 	{ fns => ['pgtls_issue_client'], sql => "SELECT serial FROM $x.pgtls_issue_client('$superuser')" },
@@ -498,6 +499,8 @@ my @calls = (
 	{ fns => ['pgtls_install_server_cert'], sql => "SELECT count(*) FROM $x.pgtls_install_server_cert(" . lit($server_cert) . ", 'no key')" },
 	{ fns => [ 'pgtls_issue_client', 'pgtls_revoke' ],
 	  sql => "SELECT $x.pgtls_revoke(serial, 'superseded') FROM $x.pgtls_issue_client('shadow_target')", ok => 1 },
+	{ fns => [ 'pgtls_issue_client', 'pgtls_revoke' ],
+	  sql => "SELECT $x.pgtls_revoke(serial, 'superseded', terminate => false) FROM $x.pgtls_issue_client('shadow_target')", ok => 1 },
 	(map { +{ fns => ['pgtls_revoke'], sql => "SELECT $x.pgtls_revoke('$serial{$_}')" } } sort keys %serial),
 	{ fns => ['pgtls_revoke'], sql => "SELECT $x.pgtls_revoke('$serial{target_live}', 'no such reason')" },
 	{ fns => ['pgtls_revoke'], sql => "SELECT $x.pgtls_revoke('not hex!')" },
@@ -521,6 +524,8 @@ my @calls = (
 	{ fns => ['pgtls_server_cert_info'], sql => "SELECT serial FROM $x.pgtls_server_cert_info()", ok => 1 },
 	{ fns => ['pgtls_hba_check'], sql => "SELECT count(*) FROM $x.pgtls_hba_check()", ok => 1 },
 	{ fns => ['pgtls_hba_check'], sql => "SELECT check_id FROM $x.pgtls_hba_check()", ok => 1 },
+	{ fns => ['pgtls_metrics_server_cert'], sql => "SELECT count(*) FROM $x.pgtls_metrics_server_cert()", ok => 1 },
+	{ fns => ['pgtls_metrics_crls'], sql => "SELECT count(*) FROM $x.pgtls_metrics_crls()", ok => 1 },
 	{ fns => ['pgtls_hba_match'], sql => "SELECT verdict FROM $x.pgtls_hba_match('shadow_target', 'postgres', '127.0.0.1')", ok => 1 },
 	{ fns => ['pgtls_hba_match'], sql => "SELECT verdict FROM $x.pgtls_hba_match('shadow_target', 'postgres', '10.1.2.3', false)", ok => 1 },
 	{ fns => ['pgtls_hba_match'], sql => "SELECT verdict FROM $x.pgtls_hba_match('no_such_role', 'postgres', '::1')" },
@@ -528,7 +533,10 @@ my @calls = (
 	{ fns => ['pgtls_issue_client'], sql => "SELECT serial FROM $x.pgtls_issue_client('shadow_target', subject => 'CN=shadow_other')" },
 	{ fns => ['pgtls_explain_login'], sql => "SELECT count(*) FROM $x.pgtls_explain_login(" . lit($target_cert) . ", 'shadow_target')", ok => 1 },
 	{ fns => ['pgtls_explain_login'], sql => "SELECT count(*) FROM $x.pgtls_explain_login(" . lit($target_cert) . ", 'shadow_target', 'replication', '::1')", ok => 1 },
-	{ fns => ['pgtls_explain_login'], sql => "SELECT count(*) FROM $x.pgtls_explain_login('not a certificate', 'shadow_target')" },);
+	{ fns => ['pgtls_explain_login'], sql => "SELECT count(*) FROM $x.pgtls_explain_login('not a certificate', 'shadow_target')" },
+	{ fns => ['pgtls_session_certificates'], sql => "SELECT count(*) FROM $x.pgtls_session_certificates()", ok => 1 },
+	{ fns => ['pgtls_maintain'], sql => "SELECT count(*) FROM $x.pgtls_maintain()" },
+	{ fns => ['pgtls_renew_self'], sql => "SELECT serial FROM $x.pgtls_renew_self(" . lit($csr{shadow_iss}) . ')' },);
 
 # Every function of the extension, also with every argument NULL.
 for my $sig (@ext_functions)
@@ -542,7 +550,9 @@ for my $sig (@ext_functions)
 my %has_valid_call = map { map { $_ => 1 } @{ $_->{fns} } } grep { $_->{ok} } @calls;
 my %superuser_only = map { $_ => 1 } qw(pgtls_init_ca pgtls_import_ca pgtls_import_ca_files pgtls_issue_server
   pgtls_enable_ssl pgtls_install_server_cert pgtls_install_server_cert_files pgtls_refresh_crl
-  pgtls_revoke_unrecorded pgtls_claim_registry);
+  pgtls_revoke_unrecorded pgtls_claim_registry pgtls_maintain);
+# works only over a certificate login, which the sessions here are not: called below over one
+$superuser_only{pgtls_renew_self} = 1;
 # trigger and event trigger functions cannot be called from SQL at all
 $superuser_only{$_} = 1 for qw(pgtls_registry_merge pgtls_drop_guard);
 for my $sig (@ext_functions)
@@ -725,6 +735,29 @@ for my $attacker ([ 'shadow_mon', 'mon_tricks' ], [ 'shadow_iss', 'iss_tricks' ]
 	is($log, '', "$role: the shadow log holds no row run as another role");
 	is(sql("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM $qs.foreign_hits"), '0',
 		"$role: no shadow ran as another role, not even in a call that failed");
+}
+
+# pgtls_renew_self (granted to PUBLIC) over each attacker's own certificate
+# login, its shadows first in the path: it renews, and no shadow runs as
+# anyone but the attacker.
+for my $attacker ([ 'shadow_mon', 'mon_tricks' ], [ 'shadow_iss', 'iss_tricks' ])
+{
+	my ($role, $schema) = @$attacker;
+	my $qs = "\"$schema\"";
+	my $dir = client_files($node, $role);
+	openssl('req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+		'-keyout', "$dir/new.key", '-subj', "/CN=$role", '-out', "$dir/new.csr");
+	my $before = sql("SELECT coalesce(max(id), 0) FROM $qs.shadow_log");
+	my ($out, $err);
+	$node->psql('postgres',
+		"SET search_path = $qs, pg_catalog, public;\n"
+		  . "SELECT serial FROM $x.pgtls_renew_self(" . lit(slurp_file("$dir/new.csr")) . ')',
+		connstr => client_connstr($dir, $role), stdout => \$out, stderr => \$err);
+	like($out, qr/^[0-9A-F]{32}$/, "$role renews its own certificate over its certificate login, shadows first")
+	  or diag($err);
+	is(sql("SELECT count(*) FROM $qs.shadow_log WHERE id > $before AND run_as <> '$role'"), '0',
+		"$role: no shadow ran as another role while renewing");
+	unlike($err, qr/pgtls-shadow \[[^\]]*\] ran as current_user=(?!$role\b)/, "$role: no shadow notice names another role");
 }
 
 is(sql("SELECT string_agg(rolname, ',') FROM pg_roles WHERE rolname LIKE 'shadow%' AND rolsuper"), '',

@@ -36,7 +36,7 @@ CREATE ROLE user2 LOGIN;
 CREATE ROLE user3 LOGIN;
 CREATE ROLE "o'neil/x+y\zé" LOGIN;
 CREATE ROLE issuer LOGIN;
-GRANT EXECUTE ON FUNCTION pgtls_sign_client_csr(name, text, int) TO issuer;
+GRANT EXECUTE ON FUNCTION pgtls_sign_client_csr(name, text, int, interval) TO issuer;
 GRANT user3 TO issuer WITH ADMIN OPTION;
 SQL
 my $port = $node->port;

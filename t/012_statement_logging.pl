@@ -44,7 +44,7 @@ CREATE EXTENSION pg_stat_statements;
 CREATE EXTENSION pgtls_admin;
 CREATE ROLE user1 LOGIN;
 CREATE ROLE delegate LOGIN;
-GRANT EXECUTE ON FUNCTION pgtls_issue_client(name, int, text, text) TO delegate;
+GRANT EXECUTE ON FUNCTION pgtls_issue_client(name, int, text, text, interval) TO delegate;
 GRANT user1 TO delegate WITH ADMIN OPTION;
 SQL
 

@@ -132,7 +132,7 @@ sub difference
 $node->safe_psql('postgres', 'CREATE DATABASE fresh');
 sql('fresh', 'CREATE EXTENSION pgtls_admin');
 my $fresh = sql('fresh', $describe);
-like($fresh, qr/^function pgtls_issue_client\(name,integer,text,text\)$/m,
+like($fresh, qr/^function pgtls_issue_client\(name,integer,text,text,interval\)$/m,
 	'the description lists the functions');
 like($fresh, qr/^table pgtls_certificates\n.*\n  column serial text not null/m,
 	'... and the tables with their columns');

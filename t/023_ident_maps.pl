@@ -107,7 +107,7 @@ is(login($cc, 'carol'), 'ok carol', 'wire: ... and as carol, which is why it is 
 # --- a delegated issuer keeps the role's rules; subject does not widen them
 $node->safe_psql('postgres', q{
 	CREATE ROLE cert_admin LOGIN;
-	GRANT EXECUTE ON FUNCTION pgtls_issue_client(name, int, text, text) TO cert_admin;
+	GRANT EXECUTE ON FUNCTION pgtls_issue_client(name, int, text, text, interval) TO cert_admin;
 	GRANT alice TO cert_admin WITH ADMIN OPTION;
 });
 is($node->safe_psql('postgres',
