@@ -30,6 +30,7 @@
  */
 #include "pgtls_stores.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -261,6 +262,8 @@ parse_line(const char *line, int len, PgtlsJournalEntry *e, const char **b64, in
 	if (*q != ' ')
 		return false;
 	serial = q + 1;
+	if (serial >= body_end)
+		return false;
 	serial_end = memchr(serial, ' ', body_end - serial);
 	if (serial_end == NULL || serial_end == serial || serial_end - serial > PGTLS_JOURNAL_SERIAL_MAX ||
 		serial_end + 1 >= body_end)
@@ -501,7 +504,9 @@ pgtls_journal_fates(PgtlsJournal *j, int from, int to, PgtlsEntryFate *fates)
  * without the journal lock; appenders wait only while the lines appended
  * since the read are copied and the new file is renamed into place.  One
  * compaction runs at a time; another that finds it busy leaves the work to
- * it.
+ * it.  Each writes a file named after its process (an aborted one removes
+ * its own when its memory goes, which may be after the next one started),
+ * and the one running removes those left by processes that crashed.
  */
 
 /* Advisory lock key of the one compaction under way: "pgtlsJCM". */
@@ -531,6 +536,21 @@ compact_file_cleanup(void *arg)
 	cf->fd = -1;
 	if (!cf->renamed)
 		(void) unlink(cf->path);
+	cf->renamed = true;			/* done with */
+}
+
+/* Remove the compaction files other processes left (the caller holds the compaction lock). */
+static void
+remove_stale_compact_files(void)
+{
+	char	   *dir = psprintf("%s/pgtls", DataDir);
+	DIR		   *d = AllocateDir(dir);
+	struct dirent *de;
+
+	while ((de = ReadDir(d, dir)) != NULL)
+		if (strncmp(de->d_name, "journal.compact.", 16) == 0)
+			(void) unlink(psprintf("%s/%s", dir, de->d_name));
+	FreeDir(d);
 }
 
 static bool
@@ -706,8 +726,9 @@ rewrite(PgtlsJournal *j, const PgtlsEntryFate *fates, Oid orphan_of, bool must)
 		return -1;
 	}
 
+	remove_stale_compact_files();
 	cf = palloc0(sizeof(CompactFile));
-	cf->path = psprintf("%s/pgtls/journal.compact", DataDir);
+	cf->path = psprintf("%s/pgtls/journal.compact.%d", DataDir, MyProcPid);
 	cf->fd = open(cf->path, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY, 0600);
 	cf->cb.func = compact_file_cleanup;
 	cf->cb.arg = cf;
