@@ -8,12 +8,13 @@ MODULE_big = pgtls_admin
 OBJS = pgtls_admin.o \
        src/ossl.o src/files.o src/locks.o src/settings.o src/session.o src/compat.o \
        src/x509_parse.o src/x509_describe.o src/x509_build.o src/x509_csr.o src/crl_der.o src/formats.o \
-       src/registry.o src/journal.o src/statement.o src/pending.o src/live.o src/cluster.o src/ca_store.o src/roles.o src/server_config.o \
+       src/registry.o src/journal.o src/statement.o src/pending.o src/live.o src/cluster.o src/ca_store.o src/ca_keyring.o src/roles.o src/server_config.o \
        src/ca.o src/issue.o src/revoke.o src/refresh.o src/install.o src/renew.o \
+       src/trust.o src/trust_cas.o src/ca_states.o src/ca_rotate.o src/ca_intermediate.o \
        src/enforce.o src/worker.o src/notify.o src/maintain.o src/renew_self.o src/sessions.o \
        src/findings.o src/audit.o src/hba_read.o src/hba_match.o src/hba_audit.o src/hba_shadow.o \
        src/hba_ident.o src/hba_admit.o src/hba_ident_audit.o \
-       src/audit_tls.o src/audit_probe.o src/audit_handshake.o src/audit_crl.o src/audit_login.o src/metrics.o
+       src/audit_tls.o src/audit_probe.o src/audit_handshake.o src/audit_crl.o src/audit_login.o src/audit_ca.o src/metrics.o
 # every install and upgrade script (pgtls_admin--1.0.sql, pgtls_admin--1.0--1.1.sql, ...)
 DATA = $(patsubst $(srcdir)/%,%,$(wildcard $(srcdir)/pgtls_admin--*.sql))
 SCRIPTS = bin/pgtls-client-cert
@@ -21,7 +22,7 @@ PGFILEDESC = "pgtls_admin - TLS and certificate authentication from SQL"
 
 # Suites that run on any server: make installcheck, twice on the same cluster
 # if need be (they leave no role, extension or CA behind).
-REGRESS = setup ca issue cert_info privileges lifecycle maintain formats metrics cleanup
+REGRESS = setup ca issue cert_info privileges lifecycle maintain rotation formats metrics cleanup
 TAP_TESTS = 1
 # Suites that need the server set up as sql/temp_instance.conf says (the fixed
 # pg_hba.conf of sql/hba/, ssl off) or that create roles whose names cannot

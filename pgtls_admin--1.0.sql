@@ -25,16 +25,53 @@ CREATE TABLE pgtls_certificates (
     role_oid           oid,
     issuer_fingerprint text,
     uncommitted        bool NOT NULL DEFAULT false,
-    change_xid         xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id()
+    change_xid         xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
+    ca_state           text CHECK (ca_state IN ('next', 'active', 'previous', 'retired')),
+    ca_chain           text,
+    ca_state_changed_at timestamptz,
+    CHECK (ca_state IS NULL OR kind = 'ca')
 );
 CREATE INDEX pgtls_certificates_role_idx ON pgtls_certificates (role);
 CREATE INDEX pgtls_certificates_not_after_idx ON pgtls_certificates (not_after);
 CREATE INDEX pgtls_certificates_change_xid_idx ON pgtls_certificates (change_xid);
 -- every CRL build lists the revoked rows: without this it reads the whole registry
 CREATE INDEX pgtls_certificates_revoked_idx ON pgtls_certificates (serial) WHERE revoked_at IS NOT NULL;
+-- the CAs are read every second by the background workers: never scan the leaves for them
+CREATE INDEX pgtls_certificates_ca_idx ON pgtls_certificates (issued_at) WHERE kind = 'ca';
 SELECT pg_catalog.pg_extension_config_dump('pgtls_certificates', '');
 REVOKE ALL ON TABLE pgtls_certificates FROM PUBLIC;
 GRANT SELECT ON TABLE pgtls_certificates TO pg_monitor;
+
+-- CAs of others the server trusts beside the extension's own (a Teleport or
+-- corporate client CA, the offline root above an intermediate CA), each with
+-- the CRL that goes into ssl_crl_file.  origin 'chain': added because one of
+-- the extension's CAs chains to it, and dropped with the last such CA.
+CREATE TABLE pgtls_trusted_cas (
+    fingerprint_sha256 text PRIMARY KEY,
+    subject            text NOT NULL,
+    not_after          timestamptz NOT NULL,
+    certificate        text NOT NULL,
+    crl                text,
+    crl_next_update    timestamptz,
+    origin             text NOT NULL CHECK (origin IN ('admin', 'chain')),
+    added_by           name NOT NULL,
+    added_at           timestamptz NOT NULL DEFAULT now()
+);
+SELECT pg_catalog.pg_extension_config_dump('pgtls_trusted_cas', '');
+REVOKE ALL ON TABLE pgtls_trusted_cas FROM PUBLIC;
+GRANT SELECT ON TABLE pgtls_trusted_cas TO pg_monitor;
+
+-- The newest CRL the primary signed for each of its CAs.  A standby writes
+-- it for a CA whose key it does not hold (made after its base backup); CRLs
+-- are public.  Not dumped: a primary signs them again.
+CREATE TABLE pgtls_crls (
+    issuer_fingerprint text PRIMARY KEY,
+    crl                text NOT NULL,
+    this_update        timestamptz NOT NULL,
+    next_update        timestamptz
+);
+REVOKE ALL ON TABLE pgtls_crls FROM PUBLIC;
+GRANT SELECT ON TABLE pgtls_crls TO pg_monitor;
 
 -- Serials revoked without a record of their certificate: kept from the CRL a
 -- new registry found, or revoked by a superuser although nothing here knows
@@ -129,7 +166,35 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 CREATE FUNCTION pgtls_ca_cert()
 RETURNS text
 AS 'MODULE_PATHNAME', 'pgtls_ca_cert'
-LANGUAGE C VOLATILE PARALLEL SAFE;
+LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+
+-- Rotation, the trust bundle, intermediate CAs
+CREATE FUNCTION pgtls_ca_rotate(phase text, force bool DEFAULT false,
+                                subject text DEFAULT NULL, days int DEFAULT NULL,
+                                key_type text DEFAULT NULL)
+RETURNS TABLE (state text, subject text, not_after timestamptz, fingerprint_sha256 text)
+AS 'MODULE_PATHNAME', 'pgtls_ca_rotate'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtls_trust_add(certificate text, crl text DEFAULT NULL)
+RETURNS text
+AS 'MODULE_PATHNAME', 'pgtls_trust_add'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtls_trust_remove(fingerprint text)
+RETURNS bool
+AS 'MODULE_PATHNAME', 'pgtls_trust_remove'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtls_ca_request(subject text, key_type text DEFAULT 'ec-p256')
+RETURNS text
+AS 'MODULE_PATHNAME', 'pgtls_ca_request'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION pgtls_ca_set_certificate(chain text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'pgtls_ca_set_certificate'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 -- Issue
 CREATE FUNCTION pgtls_issue_client(role name, days int DEFAULT NULL,
@@ -293,6 +358,11 @@ REVOKE ALL ON FUNCTION pgtls_import_ca(text, text, bool) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_import_ca_files(text, text, bool) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_install_server_cert_files(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_ca_cert() FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgtls_ca_rotate(text, bool, text, int, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgtls_trust_add(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgtls_trust_remove(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgtls_ca_request(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgtls_ca_set_certificate(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_issue_client(name, int, text, text, interval) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_cert_info(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtls_sign_client_csr(name, text, int, interval) FROM PUBLIC;
@@ -354,10 +424,25 @@ WHERE kind = 'client'
 GROUP BY role
 ORDER BY role;
 
+-- Every CA the extension has held, the active one first, with what it still
+-- signs for: retire is refused while live_certificates > 0.
+CREATE VIEW pgtls_cas AS
+SELECT ca.ca_state AS state, ca.subject, ca.serial, ca.not_before, ca.not_after,
+       ca.fingerprint_sha256, ca.ca_chain IS NOT NULL AS intermediate,
+       ca.ca_state_changed_at AS state_changed_at,
+       count(c.serial) FILTER (WHERE c.revoked_at IS NULL AND c.not_after > now()) AS live_certificates,
+       max(c.not_after) FILTER (WHERE c.revoked_at IS NULL AND c.not_after > now()) AS last_expiry
+FROM pgtls_certificates ca
+LEFT JOIN pgtls_certificates c ON c.issuer_fingerprint = ca.fingerprint_sha256 AND c.kind <> 'ca'
+WHERE ca.kind = 'ca'
+GROUP BY ca.serial
+ORDER BY CASE ca.ca_state WHEN 'active' THEN 1 WHEN 'next' THEN 2 WHEN 'previous' THEN 3 ELSE 4 END,
+         ca.issued_at DESC;
+
 REVOKE ALL ON pgtls_expiring_certificates, pgtls_revoked_certificates,
-              pgtls_certificates_by_role FROM PUBLIC;
+              pgtls_certificates_by_role, pgtls_cas FROM PUBLIC;
 GRANT SELECT ON pgtls_expiring_certificates, pgtls_revoked_certificates,
-                pgtls_certificates_by_role TO pg_monitor;
+                pgtls_certificates_by_role, pgtls_cas TO pg_monitor;
 
 -- The sessions of this node that logged in with a client certificate, and
 -- what the registry says of it: live, revoked, expired, or unknown (not

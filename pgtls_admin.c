@@ -61,6 +61,7 @@ register_worker(void)
 void
 _PG_init(void)
 {
+	pgtls_files_init();
 	for (int i = 0; i < PGTLS_KEY_NTYPES; i++)
 	{
 		key_type_options[i].name = pgtls_key_type_name((PgtlsKeyType) i);
@@ -79,9 +80,14 @@ _PG_init(void)
 							   &pgtls_ca_key_file, "pgtls/ca.key",
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
 	DefineCustomStringVariable("pgtls_admin.crl_file",
-							   "Certificate revocation list written on every revocation.",
+							   "Certificate revocation lists, one for each CA the server trusts, written on every revocation.",
 							   "Relative paths are under the data directory.",
 							   &pgtls_crl_file, "pgtls/root.crl",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+	DefineCustomStringVariable("pgtls_admin.ca_bundle_file",
+							   "Trust bundle: the CAs the server trusts for client certificates, written from the registry.",
+							   "Relative paths are under the data directory. pgtls_enable_ssl() makes it ssl_ca_file.",
+							   &pgtls_ca_bundle_file, "pgtls/ca-bundle.crt",
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
 	DefineCustomIntVariable("pgtls_admin.default_days",
 							"Validity in days of issued certificates when none is given.",
@@ -101,9 +107,9 @@ _PG_init(void)
 							NULL, &pgtls_expiry_warning_days, 30, 0, 36500,
 							PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
 	DefineCustomIntVariable("pgtls_admin.debug_pause_at",
-							"Test hook: pause a server certificate install at this step for 60 seconds.",
+							"Test hook: pause a server certificate install (1-4) or a switch of the active CA (11-12) at this step for 60 seconds.",
 							"0 disables. Used by the crash-safety tests.",
-							&pgtls_debug_pause_at, 0, 0, 4,
+							&pgtls_debug_pause_at, 0, 0, 12,
 							PGC_SUSET, GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
 	DefineCustomEnumVariable("pgtls_admin.enforce",
 							 "What decides whether a certificate of the extension's CAs may log in.",
@@ -336,7 +342,7 @@ import_ca_work(FunctionCallInfo fcinfo)
 	require_arg(fcinfo, 2, "replace");
 	return pgtls_ca_import(VARDATA_ANY(cert), VARSIZE_ANY_EXHDR(cert),
 						   VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key),
-						   PG_GETARG_BOOL(2));
+						   PG_GETARG_BOOL(2), "pgtls_import_ca()");
 }
 
 /*
@@ -384,40 +390,180 @@ Datum
 pgtls_ca_cert(PG_FUNCTION_ARGS)
 {
 	MemoryContext caller = pgtls_work_begin();
-	PgtlsCA		ca;
 	text	   *pem;
 
-	pgtls_ca_load_cert(&ca);
-	pem = copy_varlena_to(caller, ca.pem);
+	pem = copy_varlena_to(caller, pgtls_ca_bundle_text());
 	pgtls_work_end(caller);
 	PG_RETURN_TEXT_P(pem);
 }
 
-/* One row of (serial, certificate, ca_certificate, not_after): a request signed. */
+/* pgtls_ca_rotate(phase, force, subject, days, key_type): rows (state, subject, not_after, fingerprint_sha256) */
+PG_FUNCTION_INFO_V1(pgtls_ca_rotate);
+Datum
+pgtls_ca_rotate(PG_FUNCTION_ARGS)
+{
+	MemoryContext caller;
+	char	   *phase;
+	PgtlsKeyType key_type = PGTLS_KEY_EC_P256;
+	List	   *rows;
+	ListCell   *lc;
+	int			days = 0;
+
+	pgtls_require_primary("rotate the CA");
+	pgtls_require_superuser("rotate the CA");
+	PreventInTransactionBlock(true, "pgtls_ca_rotate()");
+	require_arg(fcinfo, 0, "phase");
+	require_arg(fcinfo, 1, "force");
+	srf_begin(fcinfo, 4);
+	phase = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	if (!PG_ARGISNULL(3))
+	{
+		days = PG_GETARG_INT32(3);
+		if (days < 1 || days > 36500)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("days must be between 1 and 36500")));
+	}
+	if (!PG_ARGISNULL(4))
+		key_type = pgtls_key_type_from_name(text_to_cstring(PG_GETARG_TEXT_PP(4)));
+	caller = pgtls_work_begin();
+	rows = pgtls_ca_rotate_phase(phase, PG_GETARG_BOOL(1),
+								 PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2)),
+								 days, PG_ARGISNULL(4) ? NULL : &key_type);
+	foreach(lc, rows)
+	{
+		PgtlsCARow *row = lfirst(lc);
+		Datum		values[4];
+		bool		nulls[4] = {false};
+
+		values[0] = CStringGetTextDatum(row->state);
+		values[1] = CStringGetTextDatum(row->subject);
+		values[2] = TimestampTzGetDatum(row->not_after);
+		values[3] = CStringGetTextDatum(row->fingerprint);
+		srf_put(fcinfo, values, nulls);
+	}
+	pgtls_work_end(caller);
+	return (Datum) 0;
+}
+
+/* Checks of the functions that change what the server trusts. */
 static void
-put_signed_row(FunctionCallInfo fcinfo, PgtlsIssued *issued)
+require_trust_rights(const char *action, const char *function)
+{
+	pgtls_require_primary(action);
+	pgtls_require_superuser(action);
+	PreventInTransactionBlock(true, function);
+}
+
+PG_FUNCTION_INFO_V1(pgtls_trust_add);
+Datum
+pgtls_trust_add(PG_FUNCTION_ARGS)
+{
+	MemoryContext caller;
+	text	   *cert;
+	text	   *crl = NULL;
+	char	   *fingerprint;
+
+	require_trust_rights("trust a CA", "pgtls_trust_add()");
+	cert = pem_arg(fcinfo, 0, "certificate");
+	if (!PG_ARGISNULL(1))
+		crl = pem_arg(fcinfo, 1, "crl");
+	caller = pgtls_work_begin();
+	fingerprint = pgtls_trust_add_ca(VARDATA_ANY(cert), VARSIZE_ANY_EXHDR(cert),
+									 crl ? VARDATA_ANY(crl) : NULL, crl ? VARSIZE_ANY_EXHDR(crl) : 0);
+	fingerprint = MemoryContextStrdup(caller, fingerprint);
+	pgtls_work_end(caller);
+	PG_RETURN_TEXT_P(cstring_to_text(fingerprint));
+}
+
+PG_FUNCTION_INFO_V1(pgtls_trust_remove);
+Datum
+pgtls_trust_remove(PG_FUNCTION_ARGS)
+{
+	MemoryContext caller;
+	bool		removed;
+
+	require_trust_rights("stop trusting a CA", "pgtls_trust_remove()");
+	require_arg(fcinfo, 0, "fingerprint");
+	caller = pgtls_work_begin();
+	removed = pgtls_trust_remove_ca(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	pgtls_work_end(caller);
+	PG_RETURN_BOOL(removed);
+}
+
+PG_FUNCTION_INFO_V1(pgtls_ca_request);
+Datum
+pgtls_ca_request(PG_FUNCTION_ARGS)
+{
+	MemoryContext caller;
+	PgtlsKeyType key_type;
+	text	   *csr;
+
+	pgtls_require_primary("request an intermediate CA");
+	pgtls_require_superuser("request an intermediate CA");
+	require_arg(fcinfo, 0, "subject");
+	require_arg(fcinfo, 1, "key_type");
+	key_type = pgtls_key_type_from_name(text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	caller = pgtls_work_begin();
+	csr = copy_varlena_to(caller, pgtls_ca_make_request(text_to_cstring(PG_GETARG_TEXT_PP(0)), key_type));
+	pgtls_work_end(caller);
+	PG_RETURN_TEXT_P(csr);
+}
+
+PG_FUNCTION_INFO_V1(pgtls_ca_set_certificate);
+Datum
+pgtls_ca_set_certificate(PG_FUNCTION_ARGS)
+{
+	MemoryContext caller;
+	text	   *chain;
+	text	   *pem;
+
+	require_trust_rights("adopt an intermediate CA", "pgtls_ca_set_certificate()");
+	chain = pem_arg(fcinfo, 0, "chain");
+	caller = pgtls_work_begin();
+	pem = copy_varlena_to(caller, pgtls_ca_adopt_chain(VARDATA_ANY(chain), VARSIZE_ANY_EXHDR(chain)));
+	pgtls_work_end(caller);
+	PG_RETURN_TEXT_P(pem);
+}
+
+/* An issued certificate as clients use it: followed by its CA when that is an intermediate. */
+static Datum
+issued_certificate(PgtlsIssued *issued)
+{
+	if (issued->ca.chain_pem == NULL || issued->ca.chain_pem[0] == '\0')
+		return PointerGetDatum(issued->cert_pem);
+	return CStringGetTextDatum(psprintf("%s%s", text_to_cstring(issued->cert_pem), issued->ca.chain_pem));
+}
+
+/*
+ * One row of (serial, certificate, ca_certificate, not_after): a request
+ * signed.  ca_certificate is what the client must trust, pgtls_ca_cert(),
+ * made before the certificate was issued.
+ */
+static void
+put_signed_row(FunctionCallInfo fcinfo, PgtlsIssued *issued, text *ca_bundle)
 {
 	Datum		values[4];
 	bool		nulls[4] = {false};
 
 	values[0] = CStringGetTextDatum(pgtls_serial_hex(X509_get0_serialNumber(issued->cert)));
-	values[1] = PointerGetDatum(issued->cert_pem);
-	values[2] = PointerGetDatum(issued->ca.pem);
+	values[1] = issued_certificate(issued);
+	values[2] = PointerGetDatum(ca_bundle);
 	values[3] = TimestampTzGetDatum(pgtls_asn1_time_to_timestamptz(X509_get0_notAfter(issued->cert)));
 	srf_put(fcinfo, values, nulls);
 }
 
-/* One row of (serial, certificate, private_key, ca_certificate, not_after). */
+/* One row of (serial, certificate, private_key, ca_certificate, not_after); as above. */
 static void
-put_issued_row(FunctionCallInfo fcinfo, PgtlsIssued *issued)
+put_issued_row(FunctionCallInfo fcinfo, PgtlsIssued *issued, text *ca_bundle)
 {
 	Datum		values[5];
 	bool		nulls[5] = {false};
 
 	values[0] = CStringGetTextDatum(pgtls_serial_hex(X509_get0_serialNumber(issued->cert)));
-	values[1] = PointerGetDatum(issued->cert_pem);
+	values[1] = issued_certificate(issued);
 	values[2] = PointerGetDatum(pgtls_private_key_pem(issued->key));
-	values[3] = PointerGetDatum(issued->ca.pem);
+	values[3] = PointerGetDatum(ca_bundle);
 	values[4] = TimestampTzGetDatum(pgtls_asn1_time_to_timestamptz(X509_get0_notAfter(issued->cert)));
 	srf_put(fcinfo, values, nulls);
 }
@@ -525,6 +671,7 @@ pgtls_issue_client(PG_FUNCTION_ARGS)
 	X509_NAME  *subject;
 	MemoryContext caller;
 	PgtlsIssued issued;
+	text	   *bundle;
 
 	pgtls_require_primary("issue certificates");
 	roleid = pgtls_check_issue_target(PG_ARGISNULL(0) ? NULL : PG_GETARG_NAME(0), PG_ARGISNULL(0));
@@ -535,8 +682,9 @@ pgtls_issue_client(PG_FUNCTION_ARGS)
 	srf_begin(fcinfo, 5);
 
 	caller = pgtls_work_begin();
+	bundle = pgtls_ca_bundle_text();
 	pgtls_issue_client_cert_as(role, roleid, subject, validity, key_type, &issued);
-	put_issued_row(fcinfo, &issued);
+	put_issued_row(fcinfo, &issued, bundle);
 	notice_if_no_cert_rule(roleid, role, issued.cert);
 	pgtls_work_end(caller);
 	return (Datum) 0;
@@ -552,6 +700,7 @@ pgtls_sign_client_csr(PG_FUNCTION_ARGS)
 	text	   *csr;
 	MemoryContext caller;
 	PgtlsIssued issued;
+	text	   *bundle;
 
 	pgtls_require_primary("issue certificates");
 	roleid = pgtls_check_issue_target(PG_ARGISNULL(0) ? NULL : PG_GETARG_NAME(0), PG_ARGISNULL(0));
@@ -561,8 +710,9 @@ pgtls_sign_client_csr(PG_FUNCTION_ARGS)
 	srf_begin(fcinfo, 4);
 
 	caller = pgtls_work_begin();
+	bundle = pgtls_ca_bundle_text();
 	pgtls_issue_csr_cert(role, roleid, VARDATA_ANY(csr), VARSIZE_ANY_EXHDR(csr), validity, &issued);
-	put_signed_row(fcinfo, &issued);
+	put_signed_row(fcinfo, &issued, bundle);
 	notice_if_no_cert_rule(roleid, role, issued.cert);
 	pgtls_work_end(caller);
 	return (Datum) 0;
@@ -595,7 +745,7 @@ pgtls_issue_server(PG_FUNCTION_ARGS)
 	caller = pgtls_work_begin();
 	issue_server(fcinfo, &issued);
 	values[0] = CStringGetTextDatum(pgtls_serial_hex(X509_get0_serialNumber(issued.cert)));
-	values[1] = PointerGetDatum(issued.cert_pem);
+	values[1] = issued_certificate(&issued);
 	values[2] = PointerGetDatum(pgtls_private_key_pem(issued.key));
 	values[3] = TimestampTzGetDatum(pgtls_asn1_time_to_timestamptz(X509_get0_notAfter(issued.cert)));
 	srf_put(fcinfo, values, nulls);
@@ -717,6 +867,7 @@ pgtls_revoke(PG_FUNCTION_ARGS)
 	char	   *serial;
 	const char *reason;
 	bool		result;
+	List	   *also;
 
 	require_arg(fcinfo, 0, "serial");
 	require_arg(fcinfo, 1, "reason");
@@ -725,9 +876,15 @@ pgtls_revoke(PG_FUNCTION_ARGS)
 	caller = pgtls_work_begin();
 	serial = pgtls_normalize_serial(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	reason = pgtls_reason_canonical(text_to_cstring(PG_GETARG_TEXT_PP(1)));
-	result = pgtls_revoke_serial(serial, reason);
+	result = pgtls_revoke_serial(serial, reason, &also);
 	if (PG_NARGS() > 2 && PG_GETARG_BOOL(2))
+	{
+		ListCell   *lc;
+
 		pgtls_sessions_end_at_commit(serial);
+		foreach(lc, also)
+			pgtls_sessions_end_at_commit(lfirst(lc));
+	}
 	pgtls_work_end(caller);
 	PG_RETURN_BOOL(result);
 }
@@ -762,14 +919,16 @@ pgtls_renew(PG_FUNCTION_ARGS)
 	MemoryContext caller;
 	PgtlsLifetime validity;
 	PgtlsIssued issued;
+	text	   *bundle;
 
 	pgtls_require_primary("renew certificates");
 	require_arg(fcinfo, 0, "serial");
 	validity = validity_arg(fcinfo, 1, 2);
 	srf_begin(fcinfo, 5);
 	caller = pgtls_work_begin();
+	bundle = pgtls_ca_bundle_text();
 	pgtls_renew_cert(pgtls_normalize_serial(text_to_cstring(PG_GETARG_TEXT_PP(0))), validity, &issued);
-	put_issued_row(fcinfo, &issued);
+	put_issued_row(fcinfo, &issued, bundle);
 	pgtls_work_end(caller);
 	return (Datum) 0;
 }
@@ -781,14 +940,16 @@ pgtls_renew_self(PG_FUNCTION_ARGS)
 	text	   *csr;
 	MemoryContext caller;
 	PgtlsIssued issued;
+	text	   *bundle;
 
 	csr = pem_arg(fcinfo, 0, "csr");
 	require_arg(fcinfo, 2, "revoke_previous");
 	srf_begin(fcinfo, 4);
 	caller = pgtls_work_begin();
+	bundle = pgtls_ca_bundle_text();
 	pgtls_renew_self_cert(VARDATA_ANY(csr), VARSIZE_ANY_EXHDR(csr), interval_arg(fcinfo, 1),
 						  PG_GETARG_BOOL(2), &issued);
-	put_signed_row(fcinfo, &issued);
+	put_signed_row(fcinfo, &issued, bundle);
 	pgtls_work_end(caller);
 	return (Datum) 0;
 }

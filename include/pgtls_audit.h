@@ -192,6 +192,9 @@ extern X509 *pgtls_audit_extension_ca(PgtlsAudit *audit);
 extern void pgtls_audit_server_files(PgtlsAudit *audit, X509 *our_ca);
 extern X509 *pgtls_server_cert(void);
 
+/* ---- src/audit_ca.c: the extension's CAs, their states, and the CAs of others ---- */
+extern void pgtls_audit_cas(PgtlsAudit *audit);
+
 /* ---- src/audit_crl.c: every CRL the server reads, per CA ---- */
 extern void pgtls_audit_crls(PgtlsAudit *audit, X509 *our_ca, List *revoked,
 							 const char *crl_data, size_t crl_len);

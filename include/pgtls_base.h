@@ -28,6 +28,7 @@
 extern char *pgtls_ca_cert_file;
 extern char *pgtls_ca_key_file;
 extern char *pgtls_crl_file;
+extern char *pgtls_ca_bundle_file;
 extern int	pgtls_default_days;
 extern int	pgtls_max_days;
 extern int	pgtls_default_key_type;
@@ -127,6 +128,8 @@ typedef struct PgtlsStagedFile PgtlsStagedFile;
 extern PgtlsStagedFile *pgtls_stage_file(const char *path, const char *data,
 										 size_t len, mode_t mode);
 extern void pgtls_commit_file(PgtlsStagedFile *staged);
+extern void pgtls_files_init(void);
+extern void pgtls_files_defer_to_commit(void);
 
 /* ---- src/locks.c: cluster-wide advisory locks with a bounded wait ---- */
 extern void pgtls_lock(uint32 key1, uint32 key2, const char *what);

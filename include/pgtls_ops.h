@@ -13,7 +13,7 @@ extern text *pgtls_ca_init(const char *subject, int days, PgtlsKeyType key_type,
 						   bool replace);
 extern text *pgtls_ca_import(const char *cert_pem, int cert_len,
 							 const char *key_pem, int key_len,
-							 bool replace);
+							 bool replace, const char *function);
 extern text *pgtls_ca_import_files(const char *cert_path, const char *key_path, bool replace);
 
 /* ---- src/issue.c: client and server certificates ---- */
@@ -40,12 +40,76 @@ extern void pgtls_issue_csr_cert_as(const char *role_name, Oid role_oid, const X
 extern void pgtls_issue_server_cert(List *dns_names, List *addresses, PgtlsLifetime lifetime,
 									PgtlsKeyType key_type, PgtlsIssued *out);
 
+/* ---- src/trust.c: the trust bundle (ssl_ca_file) and the CRLs (ssl_crl_file) ---- */
+typedef struct PgtlsTrustFiles
+{
+	PgtlsStagedFile *crl;
+	PgtlsStagedFile *bundle;	/* NULL: unchanged */
+	int			listed;			/* serials the largest of our CRLs lists */
+	List	   *missing;		/* char *, subjects of trusted CAs without a CRL */
+	char	   *digest;			/* what the files were made from (pgtls_trust_changed) */
+} PgtlsTrustFiles;
+
+extern void pgtls_trust_stage(X509 *extra_cert, EVP_PKEY *extra_key, bool store,
+							  PgtlsTrustFiles *out);
+extern void pgtls_trust_commit(PgtlsTrustFiles *files, bool keep_lock);
+extern bool pgtls_server_uses_trust_files(void);
+extern int	pgtls_trust_publish(bool notice, bool store, char **digest);
+extern text *pgtls_trust_crl_text(void);
+extern bool pgtls_trust_changed(char **digest);
+extern int	pgtls_trust_identities(PgtlsCAIdentity *ids, int max);
+extern text *pgtls_ca_bundle_text(void);
+extern void pgtls_trust_settings_check(const char *action);
+extern List *pgtls_trust_settings_apply(void);
+
+/* ---- src/trust_cas.c: CAs of others the server trusts ---- */
+extern char *pgtls_trust_add_ca(const char *cert_pem, int cert_len, const char *crl_pem, int crl_len);
+extern bool pgtls_trust_remove_ca(const char *fingerprint);
+extern char *pgtls_check_ca_crl(X509 *ca, const char *pem, int len, const char *what,
+								TimestampTz *next_update);
+extern char *pgtls_normalize_fingerprint(const char *fingerprint);
+
+/* ---- src/ca_states.c: the CAs and their states ---- */
+typedef struct PgtlsCAStates
+{
+	List	   *rows;			/* PgtlsCARow *, every CA */
+	PgtlsCARow *active;
+	PgtlsCARow *next;
+	List	   *previous;		/* PgtlsCARow * */
+} PgtlsCAStates;
+
+extern void pgtls_ca_read_states(PgtlsCAStates *s);
+extern PgtlsCARow *pgtls_ca_find_row(List *rows, const char *fingerprint);
+extern void pgtls_ca_set_state(const char *fingerprint, const char *state, const char *chain);
+extern X509 *pgtls_ca_row_cert(PgtlsCARow *row);
+extern void pgtls_commit_pair(PgtlsStagedFile *key_file, PgtlsStagedFile *cert_file);
+extern void pgtls_ca_keep_outgoing(PgtlsCA *out);
+extern void pgtls_ca_switch_files(X509 *cert, EVP_PKEY *key, const char *upper_pem);
+extern void pgtls_ca_retire(PgtlsCARow *row, bool force, const char *action);
+extern void pgtls_ca_drop_unused_chain(void);
+extern void pgtls_ca_publish_trust(void);
+extern void pgtls_ca_make_active(X509 *cert, EVP_PKEY *key, const char *upper_pem,
+								 const char *why);
+extern void pgtls_ca_sync(void);
+extern void pgtls_ca_require_active(PgtlsCA *ca);
+extern void pgtls_ca_add_next(X509 *cert, EVP_PKEY *key, const char *upper_pem);
+extern void pgtls_ca_require_no_rotation(void);
+extern bool pgtls_ca_has_active(void);
+
+/* ---- src/ca_rotate.c: the phases of a rotation ---- */
+extern List *pgtls_ca_rotate_phase(const char *phase, bool force, const char *subject,
+								   int days, const PgtlsKeyType *key_type);
+
+/* ---- src/ca_intermediate.c: an intermediate CA under an offline root ---- */
+extern text *pgtls_ca_make_request(const char *subject, PgtlsKeyType key_type);
+extern text *pgtls_ca_adopt_chain(const char *pem, int len);
+extern List *pgtls_ca_chain_checked(X509 *ca, List *certs, List *crls, const char *what);
+extern void pgtls_ca_trust_chain(List *upper, List *crls);
+
 /* ---- src/revoke.c: revocation and the CRL file ---- */
-extern PgtlsStagedFile *pgtls_crl_stage(X509 *ca_cert, EVP_PKEY *ca_key);
-extern void pgtls_crl_unlock(void);
 extern int	pgtls_crl_publish(bool notice);
 extern X509_CRL *pgtls_crl_file_read(void);
-extern bool pgtls_revoke_serial(const char *serial, const char *reason);
+extern bool pgtls_revoke_serial(const char *serial, const char *reason, List **also);
 extern bool pgtls_revoke_recorded(const char *serial, const char *reason, const PgtlsRegistryRow *row);
 extern bool pgtls_revoke_unrecorded_serial(const char *serial, const char *reason);
 extern text *pgtls_crl_text(void);
@@ -68,6 +132,7 @@ extern void pgtls_enforce_install_hook(void);
 /* ---- src/install.c: the server's TLS identity ---- */
 extern List *pgtls_install_server(X509 *leaf, STACK_OF(X509) *chain, EVP_PKEY *key,
 								  PgtlsCA *ca);
+extern void pgtls_debug_pause(int step);
 
 /* ---- src/renew.c: a new certificate like an old one ---- */
 extern void pgtls_renew_cert(const char *serial, PgtlsLifetime lifetime, PgtlsIssued *out);

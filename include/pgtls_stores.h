@@ -75,12 +75,73 @@ extern FullTransactionId pgtls_registry_changes(FullTransactionId since,
 extern bool pgtls_registry_revoke(const char *serial, const char *reason);
 extern List *pgtls_registry_revoked(void);
 extern bool pgtls_registry_lookup(const char *serial, PgtlsRegistryRow *row);
+extern bool pgtls_registry_lookup_locked(const char *serial, PgtlsRegistryRow *row);
+extern List *pgtls_registry_self_descendants(const char *serial);
 extern bool pgtls_registry_expiring(int days, int *count, TimestampTz *first);
 extern int	pgtls_registry_role_replaced(char **first_serial, char **first_role);
 extern void pgtls_registry_record_renewal(const char *serial, const char *previous);
 extern List *pgtls_registry_expiry_due(int days);
 extern int	pgtls_registry_tidy(int retain, int revoked_retain, const char *keep);
 extern int	pgtls_registry_self_renewed(Oid role_oid, const char *role);
+
+/* A CA the registry records (kind = 'ca') and its state. */
+typedef struct PgtlsCARow
+{
+	char	   *fingerprint;	/* fingerprint_sha256, as issuer_fingerprint names it */
+	char	   *serial;
+	char	   *state;			/* next, active, previous, retired; NULL: none recorded */
+	char	   *subject;
+	TimestampTz not_before;
+	TimestampTz not_after;
+	char	   *certificate;	/* PEM */
+	char	   *chain;			/* PEM of the certificates above it up to the root, or NULL */
+	TimestampTz state_changed_at;
+} PgtlsCARow;
+
+/* What a CA still signs for. */
+typedef struct PgtlsCAUse
+{
+	int			clients;		/* live client certificates */
+	int			servers;		/* live server certificates */
+	List	   *roles;			/* char *, the roles of the live client certificates */
+	List	   *server_serials; /* char *, the serials of the live server certificates */
+	TimestampTz last_expiry;	/* of its live certificates; 0: none */
+	TimestampTz last_end;		/* when its last certificate ended or ends; 0: it issued none */
+} PgtlsCAUse;
+
+/* A CA of others the server trusts. */
+typedef struct PgtlsTrustedRow
+{
+	char	   *fingerprint;
+	char	   *subject;
+	TimestampTz not_after;
+	char	   *certificate;
+	char	   *crl;			/* PEM, or NULL */
+	TimestampTz crl_next_update;
+	char	   *origin;			/* admin, chain */
+} PgtlsTrustedRow;
+
+typedef struct PgtlsStoredCrl
+{
+	char	   *fingerprint;
+	char	   *pem;
+} PgtlsStoredCrl;
+
+extern List *pgtls_registry_cas(bool latest);
+extern bool pgtls_ca_state_trusted(const char *state);
+extern List *pgtls_trusted_ca_rows(List *rows);
+extern void pgtls_registry_ca_set_state(const char *fingerprint, const char *state, const char *chain);
+extern void pgtls_registry_ca_use(const char *fingerprint, PgtlsCAUse *use);
+extern int	pgtls_registry_ca_revoke_all(const char *fingerprint, const char *reason);
+extern List *pgtls_registry_trusted(bool latest);
+extern void pgtls_registry_trust_put(X509 *cert, const char *crl_pem, TimestampTz crl_next_update,
+									 const char *origin);
+extern bool pgtls_registry_trust_delete(const char *fingerprint);
+extern void pgtls_registry_crl_store(const char *fingerprint, const char *crl_pem,
+									 TimestampTz this_update, TimestampTz next_update);
+extern List *pgtls_registry_crls_stored(void);
+extern char *pgtls_registry_trust_digest(bool stored, bool latest);
+extern int	pgtls_registry_outliving(char **first_serial, char **ca_subject);
 
 /* ---- src/journal.c: every certificate issued here, durable before it leaves ---- */
 
@@ -217,14 +278,33 @@ typedef struct PgtlsCA
 	EVP_PKEY   *key;			/* NULL when only the certificate was loaded */
 	text	   *pem;			/* the certificate's PEM */
 	char	   *fingerprint;	/* its SHA-256 fingerprint, as the registry records issuers */
+	char	   *chain_pem;		/* what follows a leaf it issued: the CA and the intermediates
+								 * above it when it is an intermediate, "" for a root */
+	char	   *upper_pem;		/* the certificates above it up to the root, "" for a root */
 } PgtlsCA;
 
 extern void pgtls_ca_load_cert(PgtlsCA *ca);
 extern void pgtls_ca_load(PgtlsCA *ca);
+extern bool pgtls_ca_try_load(PgtlsCA *ca);
 extern void pgtls_check_ca_cert(X509 *cert, const char *what);
 extern void pgtls_ca_lock(bool replace);
-extern void pgtls_ca_stage(EVP_PKEY *key, X509 *cert, PgtlsStagedFile **key_file,
-						   PgtlsStagedFile **cert_file);
+extern void pgtls_ca_stage(EVP_PKEY *key, X509 *cert, const char *upper_pem,
+						   PgtlsStagedFile **key_file, PgtlsStagedFile **cert_file);
+extern char *pgtls_chain_pem(X509 *ca, List *upper);
+
+/* ---- src/ca_keyring.c: the keys of the CAs that are not the active one ---- */
+extern char *pgtls_ca_keyring_path(const char *fingerprint, const char *ext);
+extern bool pgtls_ca_keyring_has(const char *fingerprint);
+extern EVP_PKEY *pgtls_ca_keyring_key(const char *fingerprint, X509 *cert);
+extern void pgtls_ca_keyring_stage(EVP_PKEY *key, X509 *cert, const char *upper_pem,
+								   PgtlsStagedFile **key_file, PgtlsStagedFile **cert_file);
+extern void pgtls_ca_keyring_drop_at_commit(const char *fingerprint);
+extern int	pgtls_ca_keyring_drop_retired(List *cas);
+extern char *pgtls_ca_request_path(const char *ext);
+extern void pgtls_ca_request_drop_at_commit(void);
+extern void pgtls_ca_switch_mark(const char *fingerprint);
+extern char *pgtls_ca_switch_marked(void);
+extern void pgtls_ca_switch_unmark(void);
 
 /* ---- src/roles.c: who may issue for whom ---- */
 extern Oid	pgtls_check_issue_target(NameData *role, bool role_isnull);

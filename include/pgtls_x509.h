@@ -122,6 +122,7 @@ typedef struct PgtlsRevoked
 	char	   *serial;
 	TimestampTz revoked_at;
 	char	   *reason;
+	char	   *issuer;			/* fingerprint of the issuing CA, or NULL when unknown */
 } PgtlsRevoked;
 
 extern const char *pgtls_reason_canonical(const char *reason);

@@ -14,9 +14,10 @@ layer() {
 	case $1 in
 	src/ossl | src/files | src/locks | src/settings | src/session | src/compat) echo base ;;
 	src/x509_* | src/crl_der | src/formats) echo x509 ;;
-	src/registry | src/journal | src/statement | src/pending | src/live | src/cluster | src/ca_store | src/roles | src/server_config) echo stores ;;
+	src/registry | src/journal | src/statement | src/pending | src/live | src/cluster | src/ca_store | src/ca_keyring | src/roles | src/server_config) echo stores ;;
 	src/ca | src/issue | src/revoke | src/refresh | src/install | src/renew | src/enforce | src/worker | src/notify | src/maintain | src/renew_self | src/sessions) echo operations ;;
-	src/findings | src/audit | src/hba_* | src/audit_tls | src/audit_probe | src/audit_handshake | src/audit_crl | src/audit_login | src/metrics) echo audit ;;
+	src/trust | src/trust_cas | src/ca_states | src/ca_rotate | src/ca_intermediate) echo operations ;;
+	src/findings | src/audit | src/hba_* | src/audit_tls | src/audit_probe | src/audit_handshake | src/audit_crl | src/audit_login | src/audit_ca | src/metrics) echo audit ;;
 	pgtls_admin) echo entry ;;
 	*) echo unknown ;;
 	esac

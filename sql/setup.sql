@@ -89,7 +89,11 @@ BEGIN
         EXECUTE format('DROP ROLE %I', r);
     END LOOP;
     SELECT string_agg('''' || replace(current_setting(g), '''', '''\''''') || '''', ' ') INTO files
-    FROM unnest(ARRAY['pgtls_admin.ca_cert_file', 'pgtls_admin.ca_key_file', 'pgtls_admin.crl_file']) AS g;
+    FROM unnest(ARRAY['pgtls_admin.ca_cert_file', 'pgtls_admin.ca_key_file', 'pgtls_admin.crl_file',
+                      'pgtls_admin.ca_bundle_file']) AS g;
+    -- and the kept keys of other CAs and a pending request, beside the CA key
+    files := files || ' ''' || replace(regexp_replace(current_setting('pgtls_admin.ca_key_file'), '[^/]*$', ''),
+                                       '''', '''\''''') || '''ca-*.*';
     EXECUTE format('COPY (SELECT WHERE false) TO PROGRAM %L', 'rm -f -- ' || files);
 END $$;
 SELECT regress_reset_cluster();

@@ -1,7 +1,8 @@
 /*
  * audit.c
  *		The driver of pgtls_hba_check(): the pg_hba.conf audit, the ssl
- *		settings, the files they name and the extension's CA.
+ *		settings, the files they name, the extension's CAs and the CAs of
+ *		others it trusts.
  */
 #include "pgtls_audit.h"
 
@@ -16,6 +17,7 @@ pgtls_audit_run(void)
 	pgtls_audit_ident(&audit, hba);
 	pgtls_audit_settings(&audit);
 	pgtls_audit_server_files(&audit, pgtls_audit_extension_ca(&audit));
+	pgtls_audit_cas(&audit);
 	if (audit.findings == NIL)
 		pgtls_finding(&audit, PGTLS_SEV_INFO, "summary", NULL, 0, NULL,
 					  psprintf("no problems found in %d pg_hba.conf line%s, the ssl settings and %d file%s",

@@ -244,12 +244,18 @@ pgtls_server_ca_crls(void)
 	return result;
 }
 
-/* Revocations recorded by pgtls_revoke() that the CRL the server uses for our CA lacks. */
+/*
+ * Revocations recorded by pgtls_revoke() that the CRL the server uses for
+ * one of our CAs lacks: those of certificates it issued, and those whose
+ * issuer is no CA the registry knows.
+ */
 static void
-check_registry(PgtlsAudit *audit, X509_STORE *store, X509 *our_ca, List *revoked, List *disk)
+check_registry(PgtlsAudit *audit, X509_STORE *store, X509 *our_ca, List *revoked, List *disk,
+			   List *cas)
 {
 	X509_CRL   *crl;
 	CrlState	state = best_crl(store, our_ca, &crl);
+	char	   *fingerprint = pgtls_fingerprint_sha256(our_ca);
 	ListCell   *lc;
 	List	   *serials = NIL;
 	int			missing;
@@ -258,7 +264,17 @@ check_registry(PgtlsAudit *audit, X509_STORE *store, X509 *our_ca, List *revoked
 	if (crl == NULL || state != CRL_CURRENT)
 		return;					/* check_ca_crl says what is wrong, if the CA is trusted */
 	foreach(lc, revoked)
-		serials = lappend(serials, ((PgtlsRevoked *) lfirst(lc))->serial);
+	{
+		PgtlsRevoked *r = lfirst(lc);
+		bool		other = false;
+		ListCell   *lc2;
+
+		foreach(lc2, cas)
+			other |= r->issuer != NULL && strcmp(r->issuer, fingerprint) != 0 &&
+				strcmp(r->issuer, ((PgtlsCARow *) lfirst(lc2))->fingerprint) == 0;
+		if (!other)
+			serials = lappend(serials, r->serial);
+	}
 	missing = pgtls_crl_missing(crl, serials, &first);
 	if (missing > 0)
 		pgtls_finding(audit, PGTLS_SEV_CRITICAL, "ca.crl_stale", where_crl(disk, crl), 0, NULL,
@@ -446,5 +462,19 @@ pgtls_audit_crls(PgtlsAudit *audit, X509 *our_ca, List *revoked, const char *crl
 	foreach(lc, cas)
 		check_ca_crl(audit, store, lfirst(lc), disk);
 	if (our_ca != NULL)
-		check_registry(audit, store, our_ca, revoked, disk);
+	{
+		List	   *rows = pgtls_registry_cas(false);
+		List	   *ours = pgtls_trusted_ca_rows(rows);
+
+		/* every CA of ours the server trusts, each with the revocations of what it issued */
+		check_registry(audit, store, our_ca, revoked, disk, rows);
+		foreach(lc, ours)
+		{
+			PgtlsCARow *row = lfirst(lc);
+			List	   *certs = pgtls_read_cert_list(row->certificate, (int) strlen(row->certificate));
+
+			if (certs != NIL && X509_cmp(linitial(certs), our_ca) != 0)
+				check_registry(audit, store, linitial(certs), revoked, disk, rows);
+		}
+	}
 }

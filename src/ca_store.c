@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/pem.h>
+
 #include "miscadmin.h"
 #include "utils/builtins.h"
 
@@ -40,6 +42,10 @@ static bool cached_pair_checked = false;
 static char *cached_cert_pem;
 static size_t cached_cert_pem_len;
 static char cached_cert_fingerprint[96];
+
+/* the certificates after the CA in its file (an intermediate's chain), made once per load (malloc'd) */
+static char *cached_chain_pem;
+static char *cached_upper_pem;
 
 static bool
 cache_matches(const CachedFile *c, const char *path, const struct stat *st)
@@ -109,6 +115,56 @@ pgtls_check_ca_cert(X509 *cert, const char *what)
 						EVP_PKEY_get_bits(pub))));
 }
 
+static bool
+self_signed(X509 *cert)
+{
+	return (X509_get_extension_flags(cert) & EXFLAG_SS) != 0;
+}
+
+/*
+ * What follows a leaf issued by ca, for a peer that trusts only the root:
+ * ca itself and the intermediates of upper (the certificates above it),
+ * never a self-signed root.  "" when ca is a root.
+ */
+char *
+pgtls_chain_pem(X509 *ca, List *upper)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	if (self_signed(ca))
+		return buf.data;
+	appendStringInfoString(&buf, text_to_cstring(pgtls_cert_pem(ca)));
+	foreach(lc, upper)
+		if (!self_signed(lfirst(lc)))
+			appendStringInfoString(&buf, text_to_cstring(pgtls_cert_pem(lfirst(lc))));
+	return buf.data;
+}
+
+/* The certificates of list from the second on, as PEM. */
+static char *
+upper_pem_of(List *certs)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	for_each_from(lc, certs, 1)
+		appendStringInfoString(&buf, text_to_cstring(pgtls_cert_pem(lfirst(lc))));
+	return buf.data;
+}
+
+static char *
+strdup_or_raise(const char *s)
+{
+	char	   *copy = strdup(s);
+
+	if (copy == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	return copy;
+}
+
 /* The CA certificate, parsed and checked, and its PEM, into ca (key NULL). */
 void
 pgtls_ca_load_cert(PgtlsCA *ca)
@@ -125,18 +181,28 @@ pgtls_ca_load_cert(PgtlsCA *ca)
 		text	   *cert_pem;
 		char	   *copy;
 
+		List	   *certs = pgtls_read_cert_list(pem, (int) len);
+		char	   *chain = strdup_or_raise(pgtls_chain_pem(cert, list_delete_first(list_copy(certs))));
+		char	   *upper = strdup_or_raise(upper_pem_of(certs));
+
 		pgtls_check_ca_cert(cert, "the CA certificate file");
 		cert_pem = pgtls_cert_pem(cert);
 		copy = malloc(VARSIZE_ANY_EXHDR(cert_pem));
 		if (copy == NULL || X509_up_ref(cert) != 1)
 		{
 			free(copy);
+			free(chain);
+			free(upper);
 			pgtls_ossl_raise(ERRCODE_OUT_OF_MEMORY, "could not keep the CA certificate");
 		}
 		memcpy(copy, VARDATA_ANY(cert_pem), VARSIZE_ANY_EXHDR(cert_pem));
 		X509_free(cached_cert.object);
 		cached_cert.object = NULL;
 		free(cached_cert_pem);
+		free(cached_chain_pem);
+		free(cached_upper_pem);
+		cached_chain_pem = chain;
+		cached_upper_pem = upper;
 		cached_cert_pem = copy;
 		cached_pair_checked = false;
 		cached_cert_pem_len = VARSIZE_ANY_EXHDR(cert_pem);
@@ -149,6 +215,8 @@ pgtls_ca_load_cert(PgtlsCA *ca)
 	ca->key = NULL;
 	ca->pem = cstring_to_text_with_len(cached_cert_pem, (int) cached_cert_pem_len);
 	ca->fingerprint = pstrdup(cached_cert_fingerprint);
+	ca->chain_pem = pstrdup(cached_chain_pem);
+	ca->upper_pem = pstrdup(cached_upper_pem);
 }
 
 /*
@@ -196,21 +264,58 @@ pgtls_ca_load(PgtlsCA *ca)
 }
 
 /*
- * Stage the CA key and certificate for writing; the caller commits them,
- * the key first, so a crash between the renames is caught by the
+ * The CA files as they are, without raising: false when either is missing,
+ * unreadable, unusable or the key does not match.  For keeping a copy of a
+ * CA that is about to be replaced, which need not be there.
+ */
+bool
+pgtls_ca_try_load(PgtlsCA *ca)
+{
+	PgtlsFileRead cf;
+	PgtlsFileRead kf;
+	BIO		   *bio;
+	bool		encrypted = false;
+	List	   *certs;
+
+	memset(ca, 0, sizeof(*ca));
+	if (!pgtls_try_read_file(pgtls_resolve_path(pgtls_ca_cert_file), false, &cf) ||
+		!pgtls_try_read_file(pgtls_resolve_path(pgtls_ca_key_file), true, &kf) ||
+		pgtls_key_permission_problem(pgtls_resolve_path(pgtls_ca_key_file), &kf.st) != NULL)
+		return false;
+	certs = pgtls_read_cert_list(cf.data, (int) cf.len);
+	bio = pgtls_mem_bio(kf.data, (int) kf.len);
+	ca->key = pgtls_own_pkey(PEM_read_bio_PrivateKey(bio, NULL, pgtls_no_passphrase, &encrypted));
+	pgtls_ossl_clear();
+	if (certs == NIL || ca->key == NULL || X509_check_private_key(linitial(certs), ca->key) != 1)
+	{
+		pgtls_ossl_clear();
+		return false;
+	}
+	ca->cert = linitial(certs);
+	ca->pem = pgtls_cert_pem(ca->cert);
+	ca->fingerprint = pgtls_fingerprint_sha256(ca->cert);
+	ca->chain_pem = pgtls_chain_pem(ca->cert, list_delete_first(list_copy(certs)));
+	ca->upper_pem = upper_pem_of(certs);
+	return true;
+}
+
+/*
+ * Stage the CA key and certificate (followed by upper_pem, the certificates
+ * above it, when it is an intermediate) for writing; the caller commits
+ * them, the key first, so a crash between the renames is caught by the
  * key/certificate match check.
  */
 void
-pgtls_ca_stage(EVP_PKEY *key, X509 *cert, PgtlsStagedFile **key_file,
+pgtls_ca_stage(EVP_PKEY *key, X509 *cert, const char *upper_pem, PgtlsStagedFile **key_file,
 			   PgtlsStagedFile **cert_file)
 {
 	text	   *key_pem = pgtls_private_key_pem(key);
-	text	   *cert_pem = pgtls_cert_pem(cert);
+	char	   *cert_pem = psprintf("%s%s", text_to_cstring(pgtls_cert_pem(cert)), upper_pem ? upper_pem : "");
 
 	*key_file = pgtls_stage_file(pgtls_resolve_path(pgtls_ca_key_file), VARDATA_ANY(key_pem),
 								 VARSIZE_ANY_EXHDR(key_pem), 0600);
-	*cert_file = pgtls_stage_file(pgtls_resolve_path(pgtls_ca_cert_file), VARDATA_ANY(cert_pem),
-								  VARSIZE_ANY_EXHDR(cert_pem), 0600);
+	*cert_file = pgtls_stage_file(pgtls_resolve_path(pgtls_ca_cert_file), cert_pem,
+								  strlen(cert_pem), 0600);
 }
 
 /* Take the CA lock and refuse to overwrite an existing CA unless asked to. */

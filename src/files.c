@@ -9,6 +9,13 @@
  * committed last, so a failure while preparing any of them changes nothing:
  * a staged file that is never committed is unlinked when its memory context
  * goes away, on success and ERROR paths alike.
+ *
+ * A transaction that replaces files others must find as the tables say
+ * (the CA files, pgtls_init_ca() and the imports) defers its commits to
+ * the end (pgtls_files_defer_to_commit): its files are staged as usual but
+ * renamed only at PRE_COMMIT, in the order they were committed, after
+ * everything else the transaction did has succeeded.  An error anywhere
+ * before leaves every target untouched.
  */
 #include "pgtls_base.h"
 
@@ -18,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "access/xact.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
 #include "utils/memutils.h"
@@ -29,6 +37,10 @@ struct PgtlsStagedFile
 	char	   *dst;
 	bool		committed;
 };
+
+/* Commits deferred to the end of this transaction: PgtlsStagedFile *, in TopTransactionContext. */
+static bool defer_commits = false;
+static List *deferred_files = NIL;
 
 /* A setting's path: absolute as given, relative ones under the data directory. */
 char *
@@ -239,7 +251,7 @@ base_name(const char *path)
 static bool
 ours(const char *name, size_t len, const char *target)
 {
-	const char *const settings[] = {pgtls_ca_cert_file, pgtls_ca_key_file, pgtls_crl_file};
+	const char *const settings[] = {pgtls_ca_cert_file, pgtls_ca_key_file, pgtls_crl_file, pgtls_ca_bundle_file};
 
 	if (strlen(base_name(target)) == len && strncmp(name, base_name(target), len) == 0)
 		return true;
@@ -247,6 +259,11 @@ ours(const char *name, size_t len, const char *target)
 		if (settings[i] != NULL && strlen(base_name(settings[i])) == len &&
 			strncmp(name, base_name(settings[i]), len) == 0)
 			return true;
+	/* kept CA keys, the pending request and the switch marker of ca_keyring.c */
+	if (len > 7 && strncmp(name, "ca-", 3) == 0 &&
+		(strncmp(name + len - 4, ".crt", 4) == 0 || strncmp(name + len - 4, ".key", 4) == 0 ||
+		 strncmp(name + len - 4, ".csr", 4) == 0 || (len == 9 && strncmp(name, "ca-switch", 9) == 0)))
+		return true;
 	if (len > 11 && strncmp(name, "server-", 7) == 0 &&
 		(strncmp(name + len - 4, ".crt", 4) == 0 || strncmp(name + len - 4, ".key", 4) == 0))
 	{
@@ -300,10 +317,24 @@ sweep_stale_temp_files(const char *target)
 PgtlsStagedFile *
 pgtls_stage_file(const char *path, const char *data, size_t len, mode_t mode)
 {
+	/* a deferred file lives until the transaction ends, whatever context the caller works in */
+	MemoryContext old = MemoryContextSwitchTo(defer_commits ? TopTransactionContext : CurrentMemoryContext);
 	PgtlsStagedFile *staged = palloc0(sizeof(PgtlsStagedFile));
 	size_t		done = 0;
 	int			fd;
+	ListCell   *lc;
 
+	/* staged again before the end: the temporary file's name is the same, the last content wins */
+	foreach(lc, deferred_files)
+	{
+		PgtlsStagedFile *earlier = lfirst(lc);
+
+		if (strcmp(earlier->dst, path) == 0)
+		{
+			earlier->committed = true;	/* its temporary file is the one made now */
+			deferred_files = foreach_delete_current(deferred_files, lc);
+		}
+	}
 	ensure_parent_directory(path);
 	sweep_stale_temp_files(path);
 	staged->dst = pstrdup(path);
@@ -344,12 +375,12 @@ pgtls_stage_file(const char *path, const char *data, size_t len, mode_t mode)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not close file \"%s\": %m", staged->tmp)));
+	MemoryContextSwitchTo(old);
 	return staged;
 }
 
-/* Rename the staged file over its target and make the rename durable. */
-void
-pgtls_commit_file(PgtlsStagedFile *staged)
+static void
+rename_into_place(PgtlsStagedFile *staged)
 {
 	char	   *dir = pstrdup(staged->dst);
 
@@ -362,4 +393,72 @@ pgtls_commit_file(PgtlsStagedFile *staged)
 	fsync_fname(staged->dst, false);
 	get_parent_directory(dir);
 	fsync_fname(dir[0] ? dir : ".", true);
+}
+
+/*
+ * Rename the staged file over its target and make the rename durable; in a
+ * transaction that defers its commits, at its PRE_COMMIT.
+ */
+void
+pgtls_commit_file(PgtlsStagedFile *staged)
+{
+	if (defer_commits)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+
+		deferred_files = lappend(deferred_files, staged);
+		MemoryContextSwitchTo(old);
+		return;
+	}
+	rename_into_place(staged);
+}
+
+static void
+defer_xact_callback(XactEvent event, void *arg)
+{
+	List	   *files = deferred_files;
+	ListCell   *lc;
+
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PARALLEL_PRE_COMMIT:
+			/* an ERROR here aborts the transaction: what is renamed stays renamed, the rest is unlinked */
+			deferred_files = NIL;
+			foreach(lc, files)
+				rename_into_place(lfirst(lc));
+			list_free(files);
+			break;
+		case XACT_EVENT_PRE_PREPARE:
+			if (deferred_files != NIL)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot prepare a transaction that replaces pgtls_admin's CA files")));
+			break;
+		default:
+			/* the list went with TopTransactionContext, and the staged files with it */
+			defer_commits = false;
+			deferred_files = NIL;
+			break;
+	}
+}
+
+/* Registered first (_PG_init), so that it runs after the extension's other PRE_COMMIT work. */
+void
+pgtls_files_init(void)
+{
+	RegisterXactCallback(defer_xact_callback, NULL);
+}
+
+/*
+ * From now to the end of the transaction, stage files in the transaction's
+ * memory and rename them only when it commits; an abort removes them.  The
+ * caller refused to run in a transaction block (PreventInTransactionBlock),
+ * so no subtransaction can roll back part of it.
+ */
+void
+pgtls_files_defer_to_commit(void)
+{
+	Assert(IsTransactionState());
+	defer_commits = true;
 }

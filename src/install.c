@@ -18,25 +18,28 @@
 #include <openssl/pem.h>
 #include <openssl/x509_vfy.h>
 
+#include "access/xlog.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
 #include "storage/latch.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/wait_event.h"
 
 /*
  * Everything the server will check when it loads the files, checked now:
  * the key matches, the certificate may serve TLS, is current, and chains to
- * the extension's CA (clients verify it against pgtls_ca_cert()) at
+ * one of the extension's CAs (clients verify it against pgtls_ca_cert()) at
  * OpenSSL security level 2, which refuses SHA-1 signatures and short keys.
  */
 static void
-validate_server_cert(X509 *leaf, STACK_OF(X509) *chain, EVP_PKEY *key, X509 *ca_cert)
+validate_server_cert(X509 *leaf, STACK_OF(X509) *chain, EVP_PKEY *key, List *roots)
 {
 	X509_STORE *store;
 	X509_STORE_CTX *ctx;
 	int			ok;
 	int			err;
+	ListCell   *lc;
 
 	pgtls_require_key_match(leaf, key, ERRCODE_INVALID_PARAMETER_VALUE,
 							"private_key does not match certificate");
@@ -49,9 +52,10 @@ validate_server_cert(X509 *leaf, STACK_OF(X509) *chain, EVP_PKEY *key, X509 *ca_
 
 	store = pgtls_own_store(X509_STORE_new());
 	ctx = pgtls_own_store_ctx(X509_STORE_CTX_new());
-	ok = store != NULL && ctx != NULL &&
-		X509_STORE_add_cert(store, ca_cert) == 1 &&
-		X509_STORE_CTX_init(ctx, store, leaf, chain) == 1;
+	ok = store != NULL && ctx != NULL;
+	foreach(lc, roots)
+		ok = ok && X509_STORE_add_cert(store, lfirst(lc)) == 1;
+	ok = ok && X509_STORE_CTX_init(ctx, store, leaf, chain) == 1;
 	if (ok)
 	{
 		X509_VERIFY_PARAM_set_auth_level(X509_STORE_CTX_get0_param(ctx), 2);
@@ -97,9 +101,12 @@ remove_unused_server_files(const char *dir, List *keep)
 	FreeDir(d);
 }
 
-/* Test hook: pgtls_admin.debug_pause_at = N pauses step N of an install for 60 s. */
-static void
-debug_pause(int step)
+/*
+ * Test hook: pgtls_admin.debug_pause_at = N pauses step N for 60 s (1-4: an
+ * install; 11-12: the switch of the active CA, ca_rotate.c).
+ */
+void
+pgtls_debug_pause(int step)
 {
 	if (pgtls_debug_pause_at != step)
 		return;
@@ -108,9 +115,40 @@ debug_pause(int step)
 }
 
 /*
- * Install leaf (+ chain) and key as the server's TLS identity, with the
- * extension's CA as ssl_ca_file and its CRL as ssl_crl_file, turn ssl on
- * and reload.  Returns a PgtlsSetting for each setting whose value changed.
+ * The CAs a ssl_ca_file of the administrator's own trusted that the trust
+ * bundle does not: say so, since the install makes the bundle ssl_ca_file.
+ */
+static void
+warn_dropped_cas(const char *bundle_pem)
+{
+	const char *current = GetConfigOption("ssl_ca_file", true, false);
+	PgtlsFileRead f;
+	ListCell   *lc;
+
+	if (current == NULL || current[0] == '\0' ||
+		strcmp(pgtls_resolve_path(current), pgtls_resolve_path(pgtls_ca_bundle_file)) == 0 ||
+		strcmp(pgtls_resolve_path(current), pgtls_resolve_path(pgtls_ca_cert_file)) == 0 ||
+		!pgtls_try_read_file(pgtls_resolve_path(current), false, &f))
+		return;
+	foreach(lc, pgtls_read_cert_list(f.data, (int) f.len))
+	{
+		char	   *pem = text_to_cstring(pgtls_cert_pem(lfirst(lc)));
+
+		if (strstr(bundle_pem, pem) == NULL)
+			ereport(WARNING,
+					(errmsg("ssl_ca_file \"%s\" trusted CA \"%s\", which the trust bundle does not hold",
+							current, pgtls_name_text(X509_get_subject_name(lfirst(lc)))),
+					 errdetail("ssl_ca_file is now \"%s\": client certificates of that CA are refused.",
+							   pgtls_ca_bundle_file),
+					 errhint("Trust it again with pgtls_trust_add(certificate, crl).")));
+	}
+}
+
+/*
+ * Install leaf (+ chain; without one, the chain of the CA that issued it)
+ * and key as the server's TLS identity, with the trust bundle as
+ * ssl_ca_file and the CRLs as ssl_crl_file, turn ssl on and reload.
+ * Returns a PgtlsSetting for each setting whose value changed.
  */
 List *
 pgtls_install_server(X509 *leaf, STACK_OF(X509) *chain, EVP_PKEY *key, PgtlsCA *ca)
@@ -123,11 +161,13 @@ pgtls_install_server(X509 *leaf, STACK_OF(X509) *chain, EVP_PKEY *key, PgtlsCA *
 	BIO		   *cert_bio = pgtls_mem_bio(NULL, 0);
 	text	   *key_pem;
 	char	   *cert_pem;
-	PgtlsStagedFile *staged[3];
+	char	   *roots_pem = text_to_cstring(pgtls_ca_bundle_text());
+	PgtlsStagedFile *staged[2];
+	PgtlsTrustFiles trust;
 	List	   *changed;
 	List	   *keep;
 
-	validate_server_cert(leaf, chain, key, ca->cert);
+	validate_server_cert(leaf, chain, key, pgtls_read_cert_list(roots_pem, (int) strlen(roots_pem)));
 
 	if (PEM_write_bio_X509(cert_bio, leaf) != 1)
 		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not encode the certificate");
@@ -135,19 +175,23 @@ pgtls_install_server(X509 *leaf, STACK_OF(X509) *chain, EVP_PKEY *key, PgtlsCA *
 		if (PEM_write_bio_X509(cert_bio, sk_X509_value(chain, i)) != 1)
 			pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not encode the certificate chain");
 	cert_pem = pgtls_bio_to_cstring(cert_bio);
+	/* issued by an intermediate CA of ours: the file carries it for clients that trust the root */
+	if ((chain == NULL || sk_X509_num(chain) == 0) && X509_check_issued(ca->cert, leaf) == X509_V_OK)
+		cert_pem = psprintf("%s%s", cert_pem, ca->chain_pem);
+	pgtls_ossl_clear();
 	key_pem = pgtls_private_key_pem(key);
+	warn_dropped_cas(roots_pem);
 
 	staged[0] = pgtls_stage_file(pgtls_resolve_path(key_rel), VARDATA_ANY(key_pem),
 								 VARSIZE_ANY_EXHDR(key_pem), 0600);
 	staged[1] = pgtls_stage_file(pgtls_resolve_path(cert_rel), cert_pem, strlen(cert_pem), 0600);
-	staged[2] = pgtls_crl_stage(ca->cert, ca->key);
-	debug_pause(1);
+	pgtls_trust_stage(ca->cert, ca->key, !RecoveryInProgress(), &trust);
+	pgtls_debug_pause(1);
 	pgtls_commit_file(staged[0]);
-	debug_pause(2);
+	pgtls_debug_pause(2);
 	pgtls_commit_file(staged[1]);
-	pgtls_commit_file(staged[2]);
-	pgtls_crl_unlock();
-	debug_pause(3);
+	pgtls_trust_commit(&trust, false);
+	pgtls_debug_pause(3);
 
 	keep = list_make4(cert_rel, key_rel,
 					  pstrdup(GetConfigOption("ssl_cert_file", false, false)),
@@ -156,10 +200,10 @@ pgtls_install_server(X509 *leaf, STACK_OF(X509) *chain, EVP_PKEY *key, PgtlsCA *
 	values[1] = cert_rel;
 	values[2] = key_rel;
 	/* ssl_*_file paths resolve against the data directory as ours do */
-	values[3] = pgtls_ca_cert_file;
+	values[3] = pgtls_ca_bundle_file;
 	values[4] = pgtls_crl_file;
 	changed = pgtls_write_auto_conf(names, values, lengthof(names));
-	debug_pause(4);
+	pgtls_debug_pause(4);
 	pgtls_reload_server();
 	remove_unused_server_files(psprintf("%s/pgtls", DataDir), keep);
 	return changed;

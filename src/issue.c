@@ -1,8 +1,9 @@
 /*
  * issue.c
- *		Issuing client and server certificates: the CA is loaded first, so
- *		nothing is generated when it is unusable, and every certificate is
- *		recorded in the registry before it is returned.
+ *		Issuing client and server certificates: the CA is loaded first (and
+ *		must be the registry's active CA), so nothing is generated when it is
+ *		unusable, and every certificate is recorded in the registry before
+ *		it is returned.
  */
 #include "pgtls_ops.h"
 
@@ -62,6 +63,7 @@ pgtls_issue_client_cert_as(const char *role_name, Oid role_oid, const X509_NAME 
 		pgtls_check_role_cn(role_name);
 	require_live_room();
 	pgtls_ca_load(&out->ca);
+	pgtls_ca_require_active(&out->ca);
 	out->key = pgtls_generate_key(key_type);
 	out->cert = pgtls_build_client_cert_as(role_name, subject, lifetime, out->key, out->ca.cert, out->ca.key);
 	recorded(out, "client", role_name, role_oid, pgtls_key_type_name(key_type));
@@ -87,6 +89,7 @@ pgtls_issue_csr_cert_as(const char *role_name, Oid role_oid, const X509_NAME *su
 
 	require_live_room();
 	pgtls_ca_load(&out->ca);
+	pgtls_ca_require_active(&out->ca);
 	out->key = NULL;
 	out->cert = pgtls_build_client_cert_as(role_name, subject, lifetime, X509_REQ_get0_pubkey(req),
 										   out->ca.cert, out->ca.key);
@@ -100,6 +103,7 @@ pgtls_issue_server_cert(List *dns_names, List *addresses, PgtlsLifetime lifetime
 {
 	pgtls_check_server_names(dns_names, addresses);
 	pgtls_ca_load(&out->ca);
+	pgtls_ca_require_active(&out->ca);
 	out->key = pgtls_generate_key(key_type);
 	out->cert = pgtls_build_server_cert(dns_names, addresses, lifetime, out->key,
 										out->ca.cert, out->ca.key);

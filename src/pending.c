@@ -230,7 +230,7 @@ pgtls_pending_merge(List *revoked)
 		}
 		if (!in_registry && !listed(result, serial))
 		{
-			PgtlsRevoked *r = palloc(sizeof(PgtlsRevoked));
+			PgtlsRevoked *r = palloc0(sizeof(PgtlsRevoked));
 			PgtlsFileRead f;
 
 			r->serial = pstrdup(serial);

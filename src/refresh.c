@@ -202,7 +202,55 @@ pgtls_journal_work_end(PgtlsJournalWork *w)
 int
 pgtls_crl_refresh(void)
 {
-	return pgtls_crl_publish(true);
+	return pgtls_trust_publish(true, !RecoveryInProgress(), NULL);
+}
+
+static void
+free_info_stack(void *p)
+{
+	sk_X509_INFO_pop_free(p, X509_INFO_free);
+}
+
+/* The CRL of data (ssl_crl_file holds one per trusted CA) that ca signed, or NULL. */
+static X509_CRL *
+crl_signed_by(const char *data, size_t len, X509 *ca)
+{
+	BIO		   *bio = pgtls_mem_bio(data, (int) len);
+	STACK_OF(X509_INFO) *infos = pgtls_own(PEM_X509_INFO_read_bio(bio, NULL, NULL, NULL), free_info_stack);
+
+	pgtls_ossl_clear();
+	for (int i = 0; infos != NULL && i < sk_X509_INFO_num(infos); i++)
+	{
+		X509_CRL   *crl = sk_X509_INFO_value(infos, i)->crl;
+
+		if (crl != NULL && X509_CRL_verify(crl, X509_get0_pubkey(ca)) == 1 && X509_CRL_up_ref(crl) == 1)
+			return pgtls_own_crl(crl);
+		pgtls_ossl_clear();
+	}
+	return NULL;
+}
+
+/*
+ * An intermediate CA's certificates above it are trusted again, with the
+ * CRLs of theirs the CRL file f holds (f->data NULL: none).
+ */
+static void
+adopt_chain(PgtlsCA *ca, PgtlsFileRead *f)
+{
+	ListCell   *lc;
+
+	foreach(lc, pgtls_read_cert_list(ca->upper_pem, (int) strlen(ca->upper_pem)))
+	{
+		X509_CRL   *crl = f->data ? crl_signed_by(f->data, f->len, lfirst(lc)) : NULL;
+		BIO		   *bio = pgtls_mem_bio(NULL, 0);
+		TimestampTz next_update = 0;
+
+		if (crl != NULL && PEM_write_bio_X509_CRL(bio, crl) != 1)
+			pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not encode a CRL");
+		if (crl != NULL && X509_CRL_get0_nextUpdate(crl) != NULL)
+			next_update = pgtls_asn1_time_to_timestamptz(X509_CRL_get0_nextUpdate(crl));
+		pgtls_registry_trust_put(lfirst(lc), crl ? pgtls_bio_to_cstring(bio) : NULL, next_update, "chain");
+	}
 }
 
 /*
@@ -217,25 +265,26 @@ pgtls_adopt_crl_revocations(void)
 {
 	PgtlsFileRead f;
 	PgtlsCA		ca;
-	BIO		   *bio;
 	X509_CRL   *crl;
 	STACK_OF(X509_REVOKED) *entries;
 	int			adopted = 0;
 
 	struct stat st;
 
-	/* no CA (yet), or no CRL: there is nothing it signed to adopt */
-	if (stat(pgtls_resolve_path(pgtls_ca_cert_file), &st) < 0 ||
-		!pgtls_try_read_file(pgtls_resolve_path(pgtls_crl_file), false, &f))
+	/* no CA (yet): there is nothing it signed to adopt */
+	if (stat(pgtls_resolve_path(pgtls_ca_cert_file), &st) < 0)
 		return 0;
 	pgtls_ca_load_cert(&ca);
 	(void) pgtls_registry_insert(ca.cert, "ca", NULL, InvalidOid, NULL, ca.fingerprint);
-	bio = pgtls_mem_bio(f.data, (int) f.len);
-	crl = pgtls_own_crl(PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL));
-	pgtls_ossl_clear();
-	if (crl == NULL || X509_CRL_verify(crl, X509_get0_pubkey(ca.cert)) != 1)
+	pgtls_registry_ca_set_state(ca.fingerprint, "active", ca.upper_pem[0] ? ca.upper_pem : NULL);
+	if (!pgtls_try_read_file(pgtls_resolve_path(pgtls_crl_file), false, &f))
+		f.data = NULL;
+	adopt_chain(&ca, &f);
+	if (f.data == NULL)
+		return 0;
+	crl = crl_signed_by(f.data, f.len, ca.cert);
+	if (crl == NULL)
 	{
-		pgtls_ossl_clear();
 		ereport(WARNING,
 				(errmsg("the CRL file \"%s\" is not signed by the CA; its revocations are not adopted",
 						pgtls_crl_file)));

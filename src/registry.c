@@ -71,6 +71,19 @@ typedef enum RegistryQuery
 	Q_EXPIRY_DUE,
 	Q_TIDY,
 	Q_SELF_RENEWED,
+	Q_LOOKUP_SHARE,
+	Q_SELF_DESCENDANTS,
+	Q_CAS,
+	Q_CA_SET_STATE,
+	Q_CA_USE,
+	Q_CA_REVOKE_ALL,
+	Q_TRUSTED,
+	Q_TRUST_PUT,
+	Q_TRUST_DELETE,
+	Q_CRL_STORE,
+	Q_CRLS_STORED,
+	Q_TRUST_DIGEST,
+	Q_OUTLIVING,
 	Q_COUNT
 } RegistryQuery;
 
@@ -109,10 +122,10 @@ static const struct
 		1, {TEXTOID}
 	},
 	[Q_REVOKED_LIST] = {
-		"SELECT serial, revoked_at, revocation_reason FROM %1$s.pgtls_certificates "
+		"SELECT serial, revoked_at, revocation_reason, issuer_fingerprint FROM %1$s.pgtls_certificates "
 		"WHERE revoked_at IS NOT NULL AND kind OPERATOR(pg_catalog.<>) 'ca' "
 		"UNION ALL "
-		"SELECT s.serial, s.revoked_at, s.revocation_reason FROM %1$s.pgtls_revoked_serials s "
+		"SELECT s.serial, s.revoked_at, s.revocation_reason, NULL FROM %1$s.pgtls_revoked_serials s "
 		"WHERE NOT EXISTS (SELECT FROM %1$s.pgtls_certificates c "
 		"                  WHERE c.serial OPERATOR(pg_catalog.=) s.serial "
 		"                  AND c.revoked_at IS NOT NULL)",
@@ -217,6 +230,98 @@ static const struct
 		"SELECT xmax FROM %1$s.pgtls_certificates WHERE serial OPERATOR(pg_catalog.=) $1",
 		1, {TEXTOID}
 	},
+	[Q_CAS] = {
+		"SELECT fingerprint_sha256, serial, ca_state, subject, not_before, not_after, certificate, "
+		"ca_chain, ca_state_changed_at "
+		"FROM %1$s.pgtls_certificates WHERE kind OPERATOR(pg_catalog.=) 'ca' ORDER BY issued_at, serial",
+		0, {InvalidOid}
+	},
+	[Q_CA_SET_STATE] = {
+		"UPDATE %1$s.pgtls_certificates SET ca_state = $2, ca_state_changed_at = pg_catalog.now(), "
+		"ca_chain = COALESCE($3, ca_chain), change_xid = pg_catalog.pg_current_xact_id() "
+		"WHERE kind OPERATOR(pg_catalog.=) 'ca' AND fingerprint_sha256 OPERATOR(pg_catalog.=) $1",
+		3, {TEXTOID, TEXTOID, TEXTOID}
+	},
+	[Q_CA_USE] = {
+		"SELECT pg_catalog.count(*) FILTER (WHERE live AND kind OPERATOR(pg_catalog.=) 'client')::pg_catalog.int4, "
+		"pg_catalog.count(*) FILTER (WHERE live AND kind OPERATOR(pg_catalog.=) 'server')::pg_catalog.int4, "
+		"pg_catalog.array_agg(DISTINCT role::pg_catalog.text ORDER BY role::pg_catalog.text) "
+		"  FILTER (WHERE live AND role IS NOT NULL), "
+		"pg_catalog.max(not_after) FILTER (WHERE live), "
+		"pg_catalog.max(LEAST(not_after, COALESCE(revoked_at, not_after))), "
+		"pg_catalog.array_agg(serial ORDER BY serial) FILTER (WHERE live AND kind OPERATOR(pg_catalog.=) 'server') "
+		"FROM (SELECT kind, role, serial, not_after, revoked_at, "
+		"             revoked_at IS NULL AND not_after OPERATOR(pg_catalog.>) pg_catalog.now() AS live "
+		"      FROM %1$s.pgtls_certificates "
+		"      WHERE issuer_fingerprint OPERATOR(pg_catalog.=) $1 AND kind OPERATOR(pg_catalog.<>) 'ca') c",
+		1, {TEXTOID}
+	},
+	[Q_CA_REVOKE_ALL] = {
+		"UPDATE %1$s.pgtls_certificates "
+		"SET revoked_at = pg_catalog.now(), revocation_reason = $2, "
+		"change_xid = pg_catalog.pg_current_xact_id() "
+		"WHERE issuer_fingerprint OPERATOR(pg_catalog.=) $1 AND kind OPERATOR(pg_catalog.<>) 'ca' "
+		"AND revoked_at IS NULL AND not_after OPERATOR(pg_catalog.>) pg_catalog.now()",
+		2, {TEXTOID, TEXTOID}
+	},
+	[Q_TRUSTED] = {
+		"SELECT fingerprint_sha256, subject, not_after, certificate, crl, crl_next_update, origin "
+		"FROM %1$s.pgtls_trusted_cas ORDER BY added_at, fingerprint_sha256",
+		0, {InvalidOid}
+	},
+	[Q_TRUST_PUT] = {
+		"INSERT INTO %1$s.pgtls_trusted_cas AS t "
+		"(fingerprint_sha256, subject, not_after, certificate, crl, crl_next_update, origin, added_by) "
+		"VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+		"ON CONFLICT (fingerprint_sha256) DO UPDATE SET "
+		"crl = COALESCE(EXCLUDED.crl, t.crl), "
+		"crl_next_update = CASE WHEN EXCLUDED.crl IS NULL THEN t.crl_next_update "
+		"                  ELSE EXCLUDED.crl_next_update END",
+		8, {TEXTOID, TEXTOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TEXTOID, NAMEOID}
+	},
+	[Q_TRUST_DELETE] = {
+		"DELETE FROM %1$s.pgtls_trusted_cas WHERE fingerprint_sha256 OPERATOR(pg_catalog.=) $1",
+		1, {TEXTOID}
+	},
+	[Q_CRL_STORE] = {
+		"INSERT INTO %1$s.pgtls_crls (issuer_fingerprint, crl, this_update, next_update) "
+		"VALUES ($1, $2, $3, $4) "
+		"ON CONFLICT (issuer_fingerprint) DO UPDATE SET crl = EXCLUDED.crl, "
+		"this_update = EXCLUDED.this_update, next_update = EXCLUDED.next_update",
+		4, {TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID}
+	},
+	[Q_CRLS_STORED] = {
+		"SELECT issuer_fingerprint, crl FROM %1$s.pgtls_crls",
+		0, {InvalidOid}
+	},
+	[Q_TRUST_DIGEST] = {
+		"SELECT pg_catalog.md5(pg_catalog.concat_ws('|', "
+		" (SELECT pg_catalog.string_agg(pg_catalog.concat_ws(':', fingerprint_sha256, ca_state, "
+		"                                                      pg_catalog.md5(ca_chain)), ',' "
+		"                               ORDER BY fingerprint_sha256) "
+		"  FROM %1$s.pgtls_certificates WHERE kind OPERATOR(pg_catalog.=) 'ca'), "
+		" (SELECT pg_catalog.string_agg(pg_catalog.concat_ws(':', fingerprint_sha256, "
+		"                                                      pg_catalog.md5(crl)), ',' "
+		"                               ORDER BY fingerprint_sha256) "
+		"  FROM %1$s.pgtls_trusted_cas), "
+		" CASE WHEN $1 THEN (SELECT pg_catalog.string_agg(pg_catalog.concat_ws(':', issuer_fingerprint, "
+		"                                                     pg_catalog.md5(crl)), ',' "
+		"                                        ORDER BY issuer_fingerprint) "
+		"                   FROM %1$s.pgtls_crls) END))",
+		1, {BOOLOID}
+	},
+	[Q_OUTLIVING] = {
+		"SELECT pg_catalog.count(*)::pg_catalog.int4, pg_catalog.min(c.serial), "
+		"pg_catalog.min(ca.subject) "
+		"FROM %1$s.pgtls_certificates c JOIN %1$s.pgtls_certificates ca "
+		"ON ca.kind OPERATOR(pg_catalog.=) 'ca' "
+		"AND ca.fingerprint_sha256 OPERATOR(pg_catalog.=) c.issuer_fingerprint "
+		"WHERE c.kind OPERATOR(pg_catalog.<>) 'ca' AND c.revoked_at IS NULL "
+		"AND c.not_after OPERATOR(pg_catalog.>) pg_catalog.now() "
+		"AND c.not_after OPERATOR(pg_catalog.>) ca.not_after "
+		"AND COALESCE(ca.ca_state, 'retired') OPERATOR(pg_catalog.<>) 'retired'",
+		0, {InvalidOid}
+	},
 	[Q_LIVE_CLIENTS] = {
 		"SELECT serial, role, certificate FROM %1$s.pgtls_certificates "
 		"WHERE kind OPERATOR(pg_catalog.=) 'client' AND revoked_at IS NULL "
@@ -276,6 +381,33 @@ static const struct
 		"AND issued_by OPERATOR(pg_catalog.=) $2 AND revoked_at IS NULL "
 		"AND not_after OPERATOR(pg_catalog.>) pg_catalog.now()",
 		2, {OIDOID, NAMEOID}
+	},
+	/* Q_LOOKUP, with the row locked against a concurrent revocation */
+	[Q_LOOKUP_SHARE] = {
+		"SELECT kind, role, san, key_type, revoked_at IS NOT NULL, role_oid, subject, "
+		"not_before, not_after, fingerprint_sha256 "
+		"FROM %1$s.pgtls_certificates WHERE serial OPERATOR(pg_catalog.=) $1 FOR SHARE",
+		1, {TEXTOID}
+	},
+	/*
+	 * Live client certificates renewed from $1 by pgtls_renew_self (renewed
+	 * by the certificate's own role), directly or through such renewals of
+	 * renewals, revoked or not.
+	 */
+	[Q_SELF_DESCENDANTS] = {
+		"WITH RECURSIVE d(serial) AS ("
+		" SELECT r.serial FROM %1$s.pgtls_renewals r"
+		" JOIN %1$s.pgtls_certificates c ON c.serial OPERATOR(pg_catalog.=) r.serial"
+		" WHERE r.previous OPERATOR(pg_catalog.=) $1 AND r.renewed_by OPERATOR(pg_catalog.=) c.role"
+		" UNION"
+		" SELECT r.serial FROM d"
+		" JOIN %1$s.pgtls_renewals r ON r.previous OPERATOR(pg_catalog.=) d.serial"
+		" JOIN %1$s.pgtls_certificates c ON c.serial OPERATOR(pg_catalog.=) r.serial"
+		" WHERE r.renewed_by OPERATOR(pg_catalog.=) c.role) "
+		"SELECT c.serial FROM d JOIN %1$s.pgtls_certificates c ON c.serial OPERATOR(pg_catalog.=) d.serial "
+		"WHERE c.kind OPERATOR(pg_catalog.=) 'client' AND c.revoked_at IS NULL "
+		"AND c.not_after OPERATOR(pg_catalog.>) pg_catalog.now() ORDER BY c.serial",
+		1, {TEXTOID}
 	},
 };
 
@@ -1046,10 +1178,13 @@ pgtls_registry_revoked(void)
 		MemoryContext old = MemoryContextSwitchTo(caller);
 		PgtlsRevoked *r = palloc(sizeof(PgtlsRevoked));
 		bool		isnull;
+		Datum		d;
 
 		r->serial = TextDatumGetCString(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
 		r->revoked_at = DatumGetTimestampTz(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
 		r->reason = TextDatumGetCString(SPI_getbinval(tup, SPI_tuptable->tupdesc, 3, &isnull));
+		d = SPI_getbinval(tup, SPI_tuptable->tupdesc, 4, &isnull);
+		r->issuer = isnull ? NULL : TextDatumGetCString(d);
 		result = lappend(result, r);
 		MemoryContextSwitchTo(old);
 	}
@@ -1057,9 +1192,9 @@ pgtls_registry_revoked(void)
 	return result;
 }
 
-/* The registry row of serial, for renewal; false if there is none. */
-bool
-pgtls_registry_lookup(const char *serial, PgtlsRegistryRow *row)
+/* The registry row of serial as query q reads it; false if there is none. */
+static bool
+registry_lookup(RegistryQuery q, const char *serial, PgtlsRegistryRow *row)
 {
 	RegistryCall call;
 	MemoryContext caller = CurrentMemoryContext;
@@ -1071,8 +1206,12 @@ pgtls_registry_lookup(const char *serial, PgtlsRegistryRow *row)
 	int			rc;
 
 	registry_enter(&call);
+	/* a revoker idle in its transaction: wait a few seconds, not for ever */
+	if (q == Q_LOOKUP_SHARE)
+		(void) set_config_option("lock_timeout", "5s", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
 	/* not read-only: see rows this transaction wrote earlier in the same statement */
-	rc = SPI_execute_plan(registry_plan(&call, Q_LOOKUP), values, NULL, false, 1);
+	rc = SPI_execute_plan(registry_plan(&call, q), values, NULL, false, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not look up a serial: %s", SPI_result_code_string(rc));
 	if (SPI_processed == 0)
@@ -1112,6 +1251,26 @@ pgtls_registry_lookup(const char *serial, PgtlsRegistryRow *row)
 	}
 	registry_leave(&call);
 	return true;
+}
+
+/* The registry row of serial; false if there is none. */
+bool
+pgtls_registry_lookup(const char *serial, PgtlsRegistryRow *row)
+{
+	return registry_lookup(Q_LOOKUP, serial, row);
+}
+
+/*
+ * The registry row of serial, locked until the transaction ends so that no
+ * revocation of it can commit meanwhile (one in progress is waited for,
+ * a few seconds at most, and then seen; under REPEATABLE READ or
+ * SERIALIZABLE a revocation committed after the snapshot fails with
+ * 40001).  Primary only.
+ */
+bool
+pgtls_registry_lookup_locked(const char *serial, PgtlsRegistryRow *row)
+{
+	return registry_lookup(Q_LOOKUP_SHARE, serial, row);
 }
 
 /* How many live client certificates expire within days, and the first expiry. */
@@ -1273,6 +1432,36 @@ pgtls_registry_record_renewal(const char *serial, const char *previous)
 }
 
 /*
+ * The live client certificates renewed from serial over their own role's
+ * login (pgtls_renew_self), directly or not: serials, as text.
+ */
+List *
+pgtls_registry_self_descendants(const char *serial)
+{
+	RegistryCall call;
+	MemoryContext caller = CurrentMemoryContext;
+	Datum		values[1] = {CStringGetTextDatum(serial)};
+	List	   *result = NIL;
+	int			rc;
+
+	registry_enter(&call);
+	rc = SPI_execute_plan(registry_plan(&call, Q_SELF_DESCENDANTS), values, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not list renewals: %s", SPI_result_code_string(rc));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+		MemoryContext old = MemoryContextSwitchTo(caller);
+
+		result = lappend(result, TextDatumGetCString(d));
+		MemoryContextSwitchTo(old);
+	}
+	registry_leave(&call);
+	return result;
+}
+
+/*
  * Live certificates that entered the last days before their expiry since
  * the last call (not those issued for that long or less, nor renewed ones),
  * recorded as warned in pgtls_expiry_warnings: each is returned once.
@@ -1353,10 +1542,402 @@ pgtls_registry_self_renewed(Oid role_oid, const char *role)
 	values[0] = ObjectIdGetDatum(role_oid);
 	values[1] = NameGetDatum(&name);
 	registry_enter(&call);
-	rc = SPI_execute_plan(registry_plan(&call, Q_SELF_RENEWED), values, NULL, true, 1);
+	/*
+	 * With the newest snapshot, after a command counter increment: the
+	 * caller holds the role's renewal lock, so this counts every renewal
+	 * committed before it, and this transaction's own, this statement's
+	 * included (registry_enter wrote its pending rows).
+	 */
+	rc = SPI_execute_snapshot(registry_plan(&call, Q_SELF_RENEWED), values, NULL,
+							  GetLatestSnapshot(), InvalidSnapshot, false, false, 1);
 	if (rc != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not count certificates: %s", SPI_result_code_string(rc));
 	count = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	registry_leave(&call);
+	return count;
+}
+
+/* ---------------------------------------------------------------------
+ * The extension's CAs, the CAs of others it trusts, and the CRLs the
+ * primary signed (for standbys that lack a CA's key).
+ * --------------------------------------------------------------------- */
+
+static char *
+text_or_null(HeapTuple tup, TupleDesc desc, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+static TimestampTz
+time_or_zero(HeapTuple tup, TupleDesc desc, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+
+	return isnull ? 0 : DatumGetTimestampTz(d);
+}
+
+/*
+ * Run a query that reads, with the newest snapshot when latest; either way
+ * it sees what this transaction wrote before (the CA states a phase just
+ * set).
+ */
+static void
+execute_read(RegistryCall *call, RegistryQuery q, Datum *values, bool latest, const char *what)
+{
+	int			rc;
+
+	if (latest)
+	{
+		CommandCounterIncrement();
+		rc = SPI_execute_snapshot(registry_plan(call, q), values, NULL, GetLatestSnapshot(),
+								  InvalidSnapshot, true, false, 0);
+	}
+	else
+		rc = SPI_execute_plan(registry_plan(call, q), values, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read %s: %s", what, SPI_result_code_string(rc));
+}
+
+/* Builds one result element from a row; runs in the caller's memory context. */
+typedef void *(*RowReader) (HeapTuple tup, TupleDesc desc);
+
+/* The rows of a reading query, each made into an element by reader. */
+static List *
+read_rows(RegistryQuery q, Datum *values, bool latest, const char *what, RowReader reader)
+{
+	RegistryCall call;
+	MemoryContext caller = CurrentMemoryContext;
+	List	   *result = NIL;
+
+	registry_enter(&call);
+	execute_read(&call, q, values, latest, what);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		MemoryContext old = MemoryContextSwitchTo(caller);
+
+		result = lappend(result, reader(SPI_tuptable->vals[i], SPI_tuptable->tupdesc));
+		MemoryContextSwitchTo(old);
+	}
+	registry_leave(&call);
+	return result;
+}
+
+static void *
+ca_row(HeapTuple tup, TupleDesc desc)
+{
+	PgtlsCARow *row = palloc0(sizeof(PgtlsCARow));
+
+	row->fingerprint = text_or_null(tup, desc, 1);
+	row->serial = text_or_null(tup, desc, 2);
+	row->state = text_or_null(tup, desc, 3);
+	row->subject = text_or_null(tup, desc, 4);
+	row->not_before = time_or_zero(tup, desc, 5);
+	row->not_after = time_or_zero(tup, desc, 6);
+	row->certificate = text_or_null(tup, desc, 7);
+	row->chain = text_or_null(tup, desc, 8);
+	row->state_changed_at = time_or_zero(tup, desc, 9);
+	return row;
+}
+
+/*
+ * Every CA the registry records (kind = 'ca'), oldest first.  latest: read
+ * with the newest snapshot (what writers of the trust files must see).
+ */
+List *
+pgtls_registry_cas(bool latest)
+{
+	return read_rows(Q_CAS, NULL, latest, "the CAs", ca_row);
+}
+
+/* next, active and previous CAs are trusted; retired ones, and rows without a state, are not */
+static int
+state_rank(const char *state)
+{
+	if (state == NULL)
+		return 9;
+	if (strcmp(state, "active") == 0)
+		return 0;
+	if (strcmp(state, "next") == 0)
+		return 1;
+	if (strcmp(state, "previous") == 0)
+		return 2;
+	return 9;
+}
+
+bool
+pgtls_ca_state_trusted(const char *state)
+{
+	return state_rank(state) < 9;
+}
+
+/* The non-retired CA rows, active first, then next, then previous (oldest first within a state). */
+List *
+pgtls_trusted_ca_rows(List *rows)
+{
+	List	   *result = NIL;
+
+	for (int rank = 0; rank < 3; rank++)
+	{
+		ListCell   *lc;
+
+		foreach(lc, rows)
+			if (state_rank(((PgtlsCARow *) lfirst(lc))->state) == rank)
+				result = lappend(result, lfirst(lc));
+	}
+	return result;
+}
+
+/* Set the state of the CA with this fingerprint (and its chain, unless NULL). */
+void
+pgtls_registry_ca_set_state(const char *fingerprint, const char *state, const char *chain)
+{
+	RegistryCall call;
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	int			rc;
+
+	values[0] = CStringGetTextDatum(fingerprint);
+	values[1] = CStringGetTextDatum(state);
+	values[2] = chain ? CStringGetTextDatum(chain) : (Datum) 0;
+	nulls[2] = chain ? ' ' : 'n';
+	registry_enter(&call);
+	rc = SPI_execute_plan(registry_plan(&call, Q_CA_SET_STATE), values, nulls, false, 0);
+	if (rc != SPI_OK_UPDATE || SPI_processed != 1)
+		elog(ERROR, "could not record the state of CA %s: %s", fingerprint, SPI_result_code_string(rc));
+	registry_leave(&call);
+}
+
+/* The elements of a text[] column (NULL: none) as a List of char *, in cxt. */
+static List *
+text_list(HeapTuple tup, TupleDesc desc, int col, MemoryContext cxt)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+	MemoryContext old;
+	List	   *result = NIL;
+	Datum	   *elems;
+	int			n;
+
+	if (isnull)
+		return NIL;
+	old = MemoryContextSwitchTo(cxt);
+	deconstruct_array(DatumGetArrayTypePCopy(d), TEXTOID, -1, false, TYPALIGN_INT, &elems, NULL, &n);
+	for (int i = 0; i < n; i++)
+		result = lappend(result, TextDatumGetCString(elems[i]));
+	MemoryContextSwitchTo(old);
+	return result;
+}
+
+/* What the CA with this fingerprint still signs for. */
+void
+pgtls_registry_ca_use(const char *fingerprint, PgtlsCAUse *use)
+{
+	RegistryCall call;
+	MemoryContext caller = CurrentMemoryContext;
+	Datum		values[1] = {CStringGetTextDatum(fingerprint)};
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+
+	memset(use, 0, sizeof(*use));
+	registry_enter(&call);
+	execute_read(&call, Q_CA_USE, values, false, "the certificates of a CA");
+	if (SPI_processed != 1)
+		elog(ERROR, "could not count the certificates of CA %s", fingerprint);
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	use->clients = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+	use->servers = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
+	use->roles = text_list(tup, desc, 3, caller);
+	use->last_expiry = time_or_zero(tup, desc, 4);
+	use->last_end = time_or_zero(tup, desc, 5);
+	use->server_serials = text_list(tup, desc, 6, caller);
+	registry_leave(&call);
+}
+
+/* Record every live certificate the CA issued as revoked; returns how many. */
+int
+pgtls_registry_ca_revoke_all(const char *fingerprint, const char *reason)
+{
+	RegistryCall call;
+	Datum		values[2] = {CStringGetTextDatum(fingerprint), CStringGetTextDatum(reason)};
+	int			rc;
+	int			n;
+
+	registry_enter(&call);
+	rc = SPI_execute_plan(registry_plan(&call, Q_CA_REVOKE_ALL), values, NULL, false, 0);
+	if (rc != SPI_OK_UPDATE)
+		elog(ERROR, "could not revoke the certificates of a CA: %s", SPI_result_code_string(rc));
+	n = (int) SPI_processed;
+	registry_leave(&call);
+	return n;
+}
+
+static void *
+trusted_row(HeapTuple tup, TupleDesc desc)
+{
+	PgtlsTrustedRow *row = palloc0(sizeof(PgtlsTrustedRow));
+
+	row->fingerprint = text_or_null(tup, desc, 1);
+	row->subject = text_or_null(tup, desc, 2);
+	row->not_after = time_or_zero(tup, desc, 3);
+	row->certificate = text_or_null(tup, desc, 4);
+	row->crl = text_or_null(tup, desc, 5);
+	row->crl_next_update = time_or_zero(tup, desc, 6);
+	row->origin = text_or_null(tup, desc, 7);
+	return row;
+}
+
+/* The CAs of others the server trusts, oldest first; latest as for pgtls_registry_cas(). */
+List *
+pgtls_registry_trusted(bool latest)
+{
+	return read_rows(Q_TRUSTED, NULL, latest, "the trusted CAs", trusted_row);
+}
+
+/*
+ * Trust cert (origin "admin" or "chain"; an existing entry keeps its
+ * origin), with crl_pem as its CRL unless NULL (then an existing one is kept).
+ */
+void
+pgtls_registry_trust_put(X509 *cert, const char *crl_pem, TimestampTz crl_next_update,
+						 const char *origin)
+{
+	RegistryCall call;
+	NameData	added_by;
+	Datum		values[8];
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	int			rc;
+
+	namestrcpy(&added_by, GetUserNameFromId(GetUserId(), false));
+	values[0] = CStringGetTextDatum(pgtls_fingerprint_sha256(cert));
+	values[1] = CStringGetTextDatum(pgtls_name_text(X509_get_subject_name(cert)));
+	values[2] = TimestampTzGetDatum(pgtls_asn1_time_to_timestamptz(X509_get0_notAfter(cert)));
+	values[3] = PointerGetDatum(pgtls_cert_pem(cert));
+	values[4] = crl_pem ? CStringGetTextDatum(crl_pem) : (Datum) 0;
+	nulls[4] = crl_pem ? ' ' : 'n';
+	values[5] = TimestampTzGetDatum(crl_next_update);
+	nulls[5] = crl_pem && crl_next_update != 0 ? ' ' : 'n';
+	values[6] = CStringGetTextDatum(origin);
+	values[7] = NameGetDatum(&added_by);
+	registry_enter(&call);
+	rc = SPI_execute_plan(registry_plan(&call, Q_TRUST_PUT), values, nulls, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "could not record a trusted CA: %s", SPI_result_code_string(rc));
+	registry_leave(&call);
+}
+
+/* Stop trusting the CA with this fingerprint; false if it was not trusted. */
+bool
+pgtls_registry_trust_delete(const char *fingerprint)
+{
+	RegistryCall call;
+	Datum		values[1] = {CStringGetTextDatum(fingerprint)};
+	int			rc;
+	bool		deleted;
+
+	registry_enter(&call);
+	rc = SPI_execute_plan(registry_plan(&call, Q_TRUST_DELETE), values, NULL, false, 0);
+	if (rc != SPI_OK_DELETE)
+		elog(ERROR, "could not remove a trusted CA: %s", SPI_result_code_string(rc));
+	deleted = SPI_processed > 0;
+	registry_leave(&call);
+	return deleted;
+}
+
+/* Keep crl_pem as the newest CRL the CA with this fingerprint signed. */
+void
+pgtls_registry_crl_store(const char *fingerprint, const char *crl_pem, TimestampTz this_update,
+						 TimestampTz next_update)
+{
+	RegistryCall call;
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	int			rc;
+
+	values[0] = CStringGetTextDatum(fingerprint);
+	values[1] = CStringGetTextDatum(crl_pem);
+	values[2] = TimestampTzGetDatum(this_update);
+	values[3] = TimestampTzGetDatum(next_update);
+	nulls[3] = next_update == 0 ? 'n' : ' ';
+	registry_enter(&call);
+	rc = SPI_execute_plan(registry_plan(&call, Q_CRL_STORE), values, nulls, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "could not keep a CRL: %s", SPI_result_code_string(rc));
+	registry_leave(&call);
+}
+
+static void *
+stored_crl_row(HeapTuple tup, TupleDesc desc)
+{
+	PgtlsStoredCrl *c = palloc(sizeof(PgtlsStoredCrl));
+
+	c->fingerprint = text_or_null(tup, desc, 1);
+	c->pem = text_or_null(tup, desc, 2);
+	return c;
+}
+
+/* The CRLs the primary signed: PgtlsStoredCrl *, with the newest snapshot. */
+List *
+pgtls_registry_crls_stored(void)
+{
+	return read_rows(Q_CRLS_STORED, NULL, true, "the stored CRLs", stored_crl_row);
+}
+
+/*
+ * A digest of everything the trust files are made of (the CAs and their
+ * states, the trusted CAs and their CRLs, and with stored the CRLs the
+ * primary signed): when it changes, the files must be written again.
+ */
+char *
+pgtls_registry_trust_digest(bool stored, bool latest)
+{
+	RegistryCall call;
+	MemoryContext caller = CurrentMemoryContext;
+	Datum		values[1] = {BoolGetDatum(stored)};
+	char	   *digest;
+
+	registry_enter(&call);
+	execute_read(&call, Q_TRUST_DIGEST, values, latest, "the trust digest");
+	if (SPI_processed != 1)
+		elog(ERROR, "could not compute the trust digest");
+	{
+		MemoryContext old = MemoryContextSwitchTo(caller);
+
+		digest = text_or_null(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		MemoryContextSwitchTo(old);
+	}
+	registry_leave(&call);
+	return digest;
+}
+
+/*
+ * Live certificates that expire after the CA that issued them: how many,
+ * and the first one's serial and its CA's subject.
+ */
+int
+pgtls_registry_outliving(char **first_serial, char **ca_subject)
+{
+	RegistryCall call;
+	MemoryContext caller = CurrentMemoryContext;
+	bool		isnull;
+	int			count;
+
+	registry_enter(&call);
+	execute_read(&call, Q_OUTLIVING, NULL, false, "the certificates that outlive their CA");
+	count = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (count > 0)
+	{
+		MemoryContext old = MemoryContextSwitchTo(caller);
+
+		*first_serial = text_or_null(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+		*ca_subject = text_or_null(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+		MemoryContextSwitchTo(old);
+	}
 	registry_leave(&call);
 	return count;
 }

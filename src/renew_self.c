@@ -14,11 +14,19 @@
  *   - the certificate is a live registry entry of kind client for
  *     session_user: its serial (read from the connection), its SHA-256
  *     fingerprint, not revoked, not expired, issued for session_user's OID.
- * Anything else is 42501.  The new certificate keeps the old one's subject;
+ * Anything else is 42501, and so is a call from code that runs with other
+ * rights than the session's own: a SECURITY DEFINER function, or a
+ * restricted operation such as REFRESH MATERIALIZED VIEW or an index
+ * expression, which would otherwise get a certificate for whoever ran them
+ * with a key of the code owner's choosing.  The old certificate's row is
+ * locked, so no revocation of it commits while it is renewed, and one
+ * committed after this transaction's snapshot fails it (40001).  The new
+ * certificate keeps the old one's subject;
  * the request's CN must be session_user, and its lifetime is at most the
  * old one's.  A role holds at most pgtls_admin.max_self_renewed live
  * certificates it renewed itself, so a stolen certificate cannot flood the
- * registry.
+ * registry: a lock per role serialises its renewals until each transaction
+ * ends, and the count includes this transaction's own.
  */
 #include "pgtls_ops.h"
 
@@ -55,6 +63,9 @@ pgtls_renew_self_install_hook(void)
 	ClientAuthentication_hook = note_login;
 }
 
+/* advisory lock (key1, role OID): one role's self-renewals, one at a time */
+#define SELF_RENEW_LOCK_KEY1 0x70675352U
+
 #define HINT_CONNECT "Connect over TLS (sslmode=verify-full) with sslcert and sslkey of the certificate to renew, to a hostssl line with method cert, as the role it was issued for."
 #define HINT_NEW "Only a live certificate issued here for the role that logs in renews itself; ask an administrator for a new one."
 
@@ -68,6 +79,28 @@ refuse(const char *detail, const char *hint)
 			 errmsg("pgtls_renew_self() renews only the live certificate this session logged in with"),
 			 errdetail("%s", detail),
 			 errhint("%s", hint)));
+}
+
+/*
+ * Is this the session's own code?  Not inside a SECURITY DEFINER function
+ * (whatever its owner) or a restricted operation: those run someone else's
+ * code with rights the session did not give it.
+ */
+static void
+require_own_rights(Oid session_oid)
+{
+	Oid			userid;
+	int			sec;
+
+	GetUserIdAndSecContext(&userid, &sec);
+	if (userid != session_oid || InSecurityRestrictedOperation() ||
+		(sec & (SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION)) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("pgtls_renew_self() must be called by the session's own role, directly"),
+				 errdetail("It is called inside a SECURITY DEFINER function, a restricted operation, or after SET ROLE (current user \"%s\", session user \"%s\").",
+						   GetUserNameFromId(userid, false), GetUserNameFromId(session_oid, false)),
+				 errhint("Call it in a statement of the session's own, with no SET ROLE.")));
 }
 
 /* Did this session log in with the client certificate it presented? */
@@ -101,7 +134,7 @@ session_certificate(Port *port, Oid session_oid, const char *session_name,
 					PgtlsRegistryRow *row, char **serial)
 {
 	*serial = pgtls_serial_hex(X509_get0_serialNumber(port->peer));
-	if (!pgtls_registry_lookup(*serial, row) || strcmp(row->kind, "client") != 0 ||
+	if (!pgtls_registry_lookup_locked(*serial, row) || strcmp(row->kind, "client") != 0 ||
 		strcmp(row->fingerprint, pgtls_fingerprint_sha256(port->peer)) != 0)
 		refuse(psprintf("The certificate this session logged in with (serial %s) is not a client certificate issued here.",
 						*serial), HINT_NEW);
@@ -171,10 +204,13 @@ pgtls_renew_self_cert(const char *csr, int csr_len, const Interval *lifetime,
 	int			save_sec;
 	int			held;
 
+	require_own_rights(session_oid);
 	pgtls_require_primary("renew certificates");
 	require_certificate_login(MyProcPort);
 	session_certificate(MyProcPort, session_oid, session_name, &row, &serial);
 	validity = renewal_lifetime(&row, lifetime);
+	pgtls_lock(SELF_RENEW_LOCK_KEY1, (uint32) session_oid,
+			   psprintf("the self-renewals of role \"%s\"", session_name));
 	held = pgtls_registry_self_renewed(session_oid, session_name);
 	if (held >= pgtls_max_self_renewed)
 		ereport(ERROR,
@@ -183,7 +219,7 @@ pgtls_renew_self_cert(const char *csr, int csr_len, const Interval *lifetime,
 				 errdetail("pgtls_admin.max_self_renewed is %d.", pgtls_max_self_renewed),
 				 errhint("Renew with revoke_previous => true, let older certificates expire, or ask an administrator to revoke unused ones.")));
 
-	/* issued by session_user itself, whatever SET ROLE says */
+	/* issued by session_user itself */
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	SetUserIdAndSecContext(session_oid, save_sec | SECURITY_LOCAL_USERID_CHANGE);
 	pgtls_issue_csr_cert_as(session_name, session_oid, pgtls_renewal_subject(&row), csr, csr_len,

@@ -4,7 +4,8 @@
  *
  * The CRL lists every revoked serial of the registry, as the newest
  * snapshot shows it, plus the revocations whose transaction has not ended
- * (pending.c), signed by the CA.  It is rebuilt and atomically replaced
+ * (pending.c), signed by the CA that issued it (trust.c writes one CRL for
+ * each CA the server trusts).  It is rebuilt and atomically replaced
  * under a short cluster-wide lock that is released as soon as the file is
  * in place, not at commit.  So a committed revocation is always in the file
  * (its own rewrite, and every later one, lists it), a revocation whose
@@ -21,68 +22,11 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
-/* Advisory lock key serializing CRL rewrites: "pgtlsCRL". */
-#define CRL_LOCK_KEY1 0x7067746cU
-#define CRL_LOCK_KEY2 0x7343524cU
-
 /*
- * What the CRL lists: the registry's revocations (newest snapshot), those
- * whose transaction has not ended, and certificates the journal holds that
- * their issuing transaction never recorded.
+ * The first CRL of the CRL file as it is now (the active CA's: trust.c
+ * writes ours first), owned by the current context; NULL if it cannot be
+ * read.
  */
-static List *
-crl_serials(void)
-{
-	return pgtls_journal_add_strays(pgtls_pending_merge(pgtls_registry_revoked()));
-}
-
-/* The CRL as PEM, signed by the CA. */
-static BIO *
-crl_pem(X509 *ca_cert, EVP_PKEY *ca_key)
-{
-	BIO		   *bio = pgtls_mem_bio(NULL, 0);
-	StringInfo	der = pgtls_crl_der(ca_cert, ca_key, crl_serials());
-
-	if (PEM_write_bio(bio, PEM_STRING_X509_CRL, "", (unsigned char *) der->data, der->len) <= 0)
-		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not encode the CRL");
-	return bio;
-}
-
-/*
- * Take the CRL lock, build the CRL and stage it at pgtls_admin.crl_file.
- * The caller commits the file, then calls pgtls_crl_unlock() (an ERROR in
- * between releases the lock with the transaction).
- */
-PgtlsStagedFile *
-pgtls_crl_stage(X509 *ca_cert, EVP_PKEY *ca_key)
-{
-	char	   *data;
-	long		len;
-	BIO		   *bio;
-
-	pgtls_lock(CRL_LOCK_KEY1, CRL_LOCK_KEY2, "the CRL");
-	bio = crl_pem(ca_cert, ca_key);
-	len = BIO_get_mem_data(bio, &data);
-	return pgtls_stage_file(pgtls_resolve_path(pgtls_crl_file), data, len, 0600);
-}
-
-void
-pgtls_crl_unlock(void)
-{
-	pgtls_unlock(CRL_LOCK_KEY1, CRL_LOCK_KEY2);
-}
-
-/* Does the running server check the CRL we write? */
-static bool
-server_uses_our_crl(void)
-{
-	const char *setting = GetConfigOption("ssl_crl_file", true, false);
-
-	return setting != NULL && setting[0] != '\0' &&
-		strcmp(pgtls_resolve_path(setting), pgtls_resolve_path(pgtls_crl_file)) == 0;
-}
-
-/* The CRL file as it is now, owned by the current context; NULL if it cannot be read. */
 X509_CRL *
 pgtls_crl_file_read(void)
 {
@@ -97,32 +41,14 @@ pgtls_crl_file_read(void)
 }
 
 /*
- * Rewrite the CRL with the CA, and have the server load it if it uses it
- * (else, with notice, say so).  Returns the number of serials listed.
+ * Rewrite the CRLs (and the trust bundle, trust.c) and have the server load
+ * them if it uses them (else, with notice, say so).  Returns the number of
+ * serials listed.
  */
 int
 pgtls_crl_publish(bool notice)
 {
-	PgtlsCA		ca;
-	PgtlsStagedFile *staged;
-	X509_CRL   *crl;
-	int			listed = 0;
-
-	pgtls_ca_load(&ca);
-	staged = pgtls_crl_stage(ca.cert, ca.key);
-	pgtls_commit_file(staged);
-	pgtls_crl_unlock();
-	if (server_uses_our_crl())
-		pgtls_reload_server();
-	else if (notice)
-		ereport(NOTICE,
-				(errmsg("the server does not check the CRL pgtls_admin writes"),
-				 errdetail("ssl_crl_file is not \"%s\".", pgtls_crl_file),
-				 errhint("Run pgtls_enable_ssl(), or set ssl_crl_file = '%s' and reload.", pgtls_crl_file)));
-	crl = pgtls_crl_file_read();
-	if (crl != NULL && X509_CRL_get_REVOKED(crl) != NULL)
-		listed = sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl));
-	return listed;
+	return pgtls_trust_publish(notice, false, NULL);
 }
 
 /* Is serial the certificate in ssl_cert_file, the one the server presents? */
@@ -208,15 +134,61 @@ pgtls_revoke_unrecorded_serial(const char *serial, const char *reason)
 }
 
 /*
+ * Certificates renewed from serial over their own login (pgtls_renew_self)
+ * hold keys that possession of serial's key obtained.  With reason
+ * keyCompromise they are revoked too (the thief may have renewed); with
+ * any other reason a NOTICE names the live ones.  Returns the serials
+ * revoked here.
+ */
+static List *
+revoke_self_renewed(const char *serial, const char *reason)
+{
+	List	   *live = pgtls_registry_self_descendants(serial);
+	StringInfoData names;
+	ListCell   *lc;
+
+	if (live == NIL)
+		return NIL;
+	initStringInfo(&names);
+	foreach(lc, live)
+		appendStringInfo(&names, "%s%s", names.len > 0 ? ", " : "", (char *) lfirst(lc));
+	if (strcmp(reason, "keyCompromise") != 0)
+	{
+		ereport(NOTICE,
+				(errmsg("%d live certificate(s) were renewed from %s over its own login: %s",
+						list_length(live), serial, names.data),
+				 errhint("If its key may be compromised, revoke with reason keyCompromise, which revokes these with it.")));
+		return NIL;
+	}
+	foreach(lc, live)
+	{
+		PgtlsRegistryRow row;
+
+		if (!pgtls_registry_lookup((char *) lfirst(lc), &row))
+			continue;
+		pgtls_check_revoke_target(row.role, row.role_oid);
+		(void) pgtls_revoke_recorded((char *) lfirst(lc), reason, &row);
+	}
+	ereport(NOTICE,
+			(errmsg("also revoked %d certificate(s) renewed from %s over its own login: %s",
+					list_length(live), serial, names.data)));
+	return live;
+}
+
+/*
  * Revoke serial: record it, rewrite the CRL and have the server reload it
  * before returning, so the next connection with that certificate fails.
  * Returns false when it was already revoked (the CRL is rewritten anyway).
+ * *also: certificates revoked with it (see revoke_self_renewed).
  */
 bool
-pgtls_revoke_serial(const char *serial, const char *reason)
+pgtls_revoke_serial(const char *serial, const char *reason, List **also)
 {
+	bool		revoked;
+
 	PgtlsRegistryRow row;
 
+	*also = NIL;
 	pgtls_require_primary("revoke certificates");
 	/* without the worker nothing else keeps the journal, and the CRL build reading it, small */
 	pgtls_journal_compact_if_grown();
@@ -233,7 +205,10 @@ pgtls_revoke_serial(const char *serial, const char *reason)
 				 errmsg("serial %s is a CA certificate, which cannot be revoked", serial),
 				 errhint("Replace the CA with pgtls_init_ca(replace => true).")));
 	pgtls_check_revoke_target(row.role, row.role_oid);
-	return pgtls_revoke_recorded(serial, reason, &row);
+	revoked = pgtls_revoke_recorded(serial, reason, &row);
+	if (strcmp(row.kind, "client") == 0)
+		*also = revoke_self_renewed(serial, reason);
+	return revoked;
 }
 
 /*
@@ -262,9 +237,9 @@ pgtls_revoke_recorded(const char *serial, const char *reason, const PgtlsRegistr
 }
 
 /*
- * The current CRL.  On a standby, the CRL its replayed registry implies,
- * built and signed now, rather than a file the worker may not have
- * rewritten yet.
+ * The current CRLs, one for each CA the server trusts.  On a standby, the
+ * CRLs its replayed registry implies, built now, rather than a file the
+ * worker may not have rewritten yet.
  */
 text *
 pgtls_crl_text(void)
@@ -273,12 +248,7 @@ pgtls_crl_text(void)
 	char	   *pem;
 
 	if (RecoveryInProgress())
-	{
-		PgtlsCA		ca;
-
-		pgtls_ca_load(&ca);
-		return pgtls_bio_to_text(crl_pem(ca.cert, ca.key));
-	}
+		return pgtls_trust_crl_text();
 	pem = pgtls_read_file(pgtls_resolve_path(pgtls_crl_file), "CRL file",
 						  "The CRL is written by pgtls_init_ca(), pgtls_enable_ssl() and pgtls_revoke().",
 						  false, &len);

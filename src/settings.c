@@ -8,6 +8,7 @@
 char	   *pgtls_ca_cert_file = NULL;
 char	   *pgtls_ca_key_file = NULL;
 char	   *pgtls_crl_file = NULL;
+char	   *pgtls_ca_bundle_file = NULL;
 int			pgtls_default_days = 365;
 int			pgtls_max_days = 825;
 int			pgtls_default_key_type = 0;

@@ -9,10 +9,14 @@
  *     the registry (dropping those that expired, every maintenance
  *     interval), and publishes the CAs' identities and a heartbeat for
  *     the login hook;
- *   - rewrites and re-signs the CRL when a revocation arrives, when its
- *     nextUpdate is half-way, and at start and promotion, then reloads the
- *     server, so a standby refuses a certificate within a second or two of
- *     the revocation being replayed;
+ *   - rewrites and re-signs the CRLs and the trust bundle (trust.c) when a
+ *     revocation arrives, when the CAs, their states, the trusted CAs or
+ *     the CRLs the primary keeps change, when nextUpdate is half-way, and
+ *     at start and promotion, then reloads the server, so a standby refuses
+ *     a certificate within a second or two of the revocation being
+ *     replayed and follows a CA rotation as it replays it; on the primary
+ *     it keeps the CRLs it signed for standbys that lack a CA's key, and on
+ *     every node removes the keys of retired CAs;
  *   - on the primary, records in the registry the certificates of the
  *     issuance journal whose transaction never committed, and compacts
  *     the journal, a slice of at most JOURNAL_SLICE_MS a pass;
@@ -85,6 +89,7 @@ typedef struct WorkerState
 	PgtlsCAIdentity cas[MAX_CAS];	/* as last published */
 	int			ncas;
 	TimestampTz last_heartbeat;
+	char	   *trust_digest;	/* what the trust files were last written from (malloc'd) */
 	TimestampTz last_maintain;	/* 0: never, run at once */
 	TimestampTz last_sweep;		/* expired certificates last dropped from the live set */
 	char	   *maintain_logged;	/* the lines the last run logged (TopMemoryContext) */
@@ -129,6 +134,14 @@ apply_change(PgtlsRegistryChange *change, void *arg)
 		ws->crl_rewrite = true;
 	if (strcmp(change->kind, "client") != 0)
 		return;
+	/*
+	 * On a standby, a revocation replayed from the primary ends this node's
+	 * sessions of that certificate when this pass commits (the primary's
+	 * revoking backend ends its own node's, as pgtls_revoke's terminate
+	 * says).  Not at a full load: that revocation is old news.
+	 */
+	if (change->revoked && ws->since.value != 0 && RecoveryInProgress())
+		pgtls_sessions_end_at_commit(change->serial);
 	pgtls_live_set(change->serial, !change->revoked && change->not_after > GetCurrentTimestamp(),
 				   change->role_oid, change->not_after, change->fingerprint);
 }
@@ -146,15 +159,19 @@ heartbeat(WorkerState *ws)
 	ws->last_heartbeat = now;
 }
 
-/* The CAs certificates of ours name as issuer: today the one CA. */
+/* Remember the digest the trust files were written from. */
+static void
+set_digest(WorkerState *ws, const char *digest)
+{
+	free(ws->trust_digest);
+	ws->trust_digest = digest ? strdup(digest) : NULL;
+}
+
+/* The CAs certificates of ours name as issuer: every CA the server trusts of ours. */
 static void
 publish_ready(WorkerState *ws)
 {
-	PgtlsCA		ca;
-
-	pgtls_ca_load_cert(&ca);
-	pgtls_ca_identity_of_ca(ca.cert, &ws->cas[0]);
-	ws->ncas = 1;
+	ws->ncas = pgtls_trust_identities(ws->cas, MAX_CAS);
 	heartbeat(ws);
 }
 
@@ -289,6 +306,16 @@ read_changes(WorkerState *ws)
 		(void) pgtls_live_forget_expired(ws->last_sweep);
 	}
 	publish_ready(ws);
+	{
+		char	   *digest = ws->trust_digest;
+
+		/* CAs, their states, trusted CAs or the primary's CRLs changed: write the trust files again */
+		if (pgtls_trust_changed(&digest))
+		{
+			ws->crl_rewrite = true;
+			(void) pgtls_ca_keyring_drop_retired(pgtls_registry_cas(false));
+		}
+	}
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	MemoryContextSwitchTo(ws->tick_cxt);
@@ -472,10 +499,12 @@ crl_duty(WorkerState *ws)
 	PG_TRY();
 	{
 		int			listed;
+		char	   *digest = NULL;
 
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
-		listed = pgtls_crl_publish(false);
+		listed = pgtls_trust_publish(false, !ws->in_recovery, &digest);
+		set_digest(ws, digest);
 		ws->crl_next_update = pgtls_crl_next_update();
 		PopActiveSnapshot();
 		CommitTransactionCommand();
@@ -486,6 +515,7 @@ crl_duty(WorkerState *ws)
 	PG_CATCH();
 	{
 		duty_failed(ws, cxt);
+		set_digest(ws, NULL);
 		ws->crl_retry = GetCurrentTimestamp() + (TimestampTz) ERROR_PAUSE_MS * 1000;
 	}
 	PG_END_TRY();
@@ -589,6 +619,7 @@ pgtls_worker_main(Datum arg)
 			FlushErrorState();
 			AbortCurrentTransaction();
 			ws.since = FullTransactionIdFromU64(0);	/* start over once it works again */
+			set_digest(&ws, NULL);
 			pause = ERROR_PAUSE_MS;
 		}
 		PG_END_TRY();

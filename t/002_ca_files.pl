@@ -63,8 +63,8 @@ is((sql('SELECT length(pgtls_init_ca()) > 0'))[1], 't', 'pgtls_init_ca() creates
 is(mode_of("$dd/pgtls/ca.key"), '0600', 'CA key is written 0600');
 is(mode_of("$dd/pgtls"), '0700', 'CA directory is 0700');
 opendir(my $dh, "$dd/pgtls") or die;
-is_deeply([ sort grep { !/^\./ } readdir $dh ], [ 'ca.crt', 'ca.key', 'registry', 'root.crl' ],
-	'the CA, its key, its CRL and the registry claim; no temporary files');
+is_deeply([ sort grep { !/^\./ } readdir $dh ], [ 'ca-bundle.crt', 'ca.crt', 'ca.key', 'registry', 'root.crl' ],
+	'the CA, its key, its CRL, the trust bundle and the registry claim; no temporary files');
 closedir $dh;
 my $ca_before = slurp_file("$dd/pgtls/ca.crt");
 my ($rc, $out, $err) = sql('SELECT pgtls_init_ca()');

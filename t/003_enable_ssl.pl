@@ -41,7 +41,7 @@ my $settings = $node->safe_psql('postgres', 'SELECT setting || \'=\' || value FR
 like($settings, qr/^ssl=on$/m, 'pgtls_enable_ssl reports ssl=on');
 like($settings, qr/^ssl_cert_file=pgtls\/server-[0-9A-F]{32}\.crt$/m, '... and the new certificate file');
 like($settings, qr/^ssl_key_file=pgtls\/server-[0-9A-F]{32}\.key$/m, '... its key file');
-like($settings, qr/^ssl_ca_file=pgtls\/ca\.crt$/m, '... the CA as ssl_ca_file');
+like($settings, qr/^ssl_ca_file=pgtls\/ca-bundle\.crt$/m, '... the trust bundle as ssl_ca_file');
 like($settings, qr/^ssl_crl_file=pgtls\/root\.crl$/m, '... and the CRL as ssl_crl_file');
 is($node->safe_psql('postgres', 'SHOW ssl'), 'on', 'a new connection sees ssl = on, without a restart');
 my ($key_file) = $settings =~ /^ssl_key_file=(.*)$/m;

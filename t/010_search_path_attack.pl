@@ -534,6 +534,12 @@ my @calls = (
 	{ fns => ['pgtls_explain_login'], sql => "SELECT count(*) FROM $x.pgtls_explain_login(" . lit($target_cert) . ", 'shadow_target')", ok => 1 },
 	{ fns => ['pgtls_explain_login'], sql => "SELECT count(*) FROM $x.pgtls_explain_login(" . lit($target_cert) . ", 'shadow_target', 'replication', '::1')", ok => 1 },
 	{ fns => ['pgtls_explain_login'], sql => "SELECT count(*) FROM $x.pgtls_explain_login('not a certificate', 'shadow_target')" },
+	{ fns => ['pgtls_ca_rotate'], sql => "SELECT count(*) FROM $x.pgtls_ca_rotate('prepare')" },
+	{ fns => ['pgtls_ca_rotate'], sql => "SELECT count(*) FROM $x.pgtls_ca_rotate('retire', true)" },
+	{ fns => ['pgtls_trust_add'], sql => "SELECT $x.pgtls_trust_add(" . lit($ca_cert) . ')' },
+	{ fns => ['pgtls_trust_remove'], sql => "SELECT $x.pgtls_trust_remove(repeat('ab', 32))" },
+	{ fns => ['pgtls_ca_request'], sql => "SELECT $x.pgtls_ca_request('CN=shadow')" },
+	{ fns => ['pgtls_ca_set_certificate'], sql => "SELECT $x.pgtls_ca_set_certificate(" . lit($ca_cert) . ')' },
 	{ fns => ['pgtls_session_certificates'], sql => "SELECT count(*) FROM $x.pgtls_session_certificates()", ok => 1 },
 	{ fns => ['pgtls_maintain'], sql => "SELECT count(*) FROM $x.pgtls_maintain()" },
 	{ fns => ['pgtls_renew_self'], sql => "SELECT serial FROM $x.pgtls_renew_self(" . lit($csr{shadow_iss}) . ')' },);
@@ -550,7 +556,8 @@ for my $sig (@ext_functions)
 my %has_valid_call = map { map { $_ => 1 } @{ $_->{fns} } } grep { $_->{ok} } @calls;
 my %superuser_only = map { $_ => 1 } qw(pgtls_init_ca pgtls_import_ca pgtls_import_ca_files pgtls_issue_server
   pgtls_enable_ssl pgtls_install_server_cert pgtls_install_server_cert_files pgtls_refresh_crl
-  pgtls_revoke_unrecorded pgtls_claim_registry pgtls_maintain);
+  pgtls_revoke_unrecorded pgtls_claim_registry pgtls_maintain pgtls_ca_rotate pgtls_trust_add pgtls_trust_remove
+  pgtls_ca_request pgtls_ca_set_certificate);
 # works only over a certificate login, which the sessions here are not: called below over one
 $superuser_only{pgtls_renew_self} = 1;
 # trigger and event trigger functions cannot be called from SQL at all

@@ -11,6 +11,7 @@ use warnings;
 
 use FindBin;
 use lib "$FindBin::RealBin/lib";
+use PgtlsSession;
 use PgtlsTest;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -84,7 +85,10 @@ for my $s (@standbys)
 		$s->name . ': the worker follows the registry');
 }
 
-# --- a revocation on the primary is enforced on both standbys within 5 s
+# --- a revocation on the primary is enforced on both standbys within 5 s,
+# and ends the sessions that logged in there with that certificate
+my @open = map { open_session($_, client_connstr($cert{user1}, 'user1')) } @standbys;
+my $other = open_session($standbys[0], client_connstr($cert{user2}, 'user2'));
 $primary->safe_psql('postgres', "SELECT pgtls_revoke('" . serial_of($cert{user1}) . "')");
 my $start = time;
 my @delays;
@@ -96,6 +100,16 @@ for my $s (@standbys)
 	push @delays, sprintf('%.2f', time - $start);
 }
 note("propagation of a revocation to the standbys (s after pgtls_revoke returned): @delays");
+for my $i (0, 1)
+{
+	my $s = $standbys[$i];
+	ok($s->poll_query_until('postgres', "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $open[$i]{pid}"),
+		$s->name . ': the session that logged in with the revoked certificate is ended');
+	like(slurp_file($s->logfile), qr/ending session $open[$i]{pid}, which logged in with revoked certificate/,
+		'... and the log says so');
+}
+is(session_query($other, 'SELECT current_user'), 'user2', 'a session of another certificate stays');
+session_close($other);
 $standbys[0]->connect_fails(client_connstr($cert{user1}, 'user1'), '... in the server\'s words',
 	expected_stderr => qr/certificate revoked/);
 login_ok($standbys[1], 'user2', 'standby2: an unrevoked certificate still logs in');

@@ -175,10 +175,132 @@ like($err, qr/ERROR:  53400: role "user1" holds 2 live certificates it renewed i
 $node->safe_psql('postgres', 'ALTER SYSTEM RESET pgtls_admin.max_self_renewed; SELECT pg_reload_conf();');
 session_close($_) for $session, $session_b;
 
+# --- code that runs with other rights than the session's own cannot renew:
+# a low-privileged role's SECURITY DEFINER function or materialized view,
+# run by a certificate login, would otherwise get a certificate for that
+# login's role with a key the code's owner chose
+$node->safe_psql('postgres', <<'SQL');
+CREATE ROLE dba LOGIN SUPERUSER; CREATE ROLE mallory LOGIN;
+CREATE SCHEMA mallory AUTHORIZATION mallory;
+GRANT USAGE ON SCHEMA mallory TO PUBLIC;
+SQL
+my $trap = PostgreSQL::Test::Utils::tempdir;
+my $csr_u1 = new_request($trap, 'user1');
+my $csr_dba = new_request($trap, 'dba');
+$node->safe_psql('postgres', <<"SQL");
+SET ROLE mallory;
+CREATE FUNCTION mallory.server_time() RETURNS text LANGUAGE sql SECURITY DEFINER
+    AS \$f\$ SELECT serial FROM public.pgtls_renew_self(\$c\$$csr_u1\$c\$) \$f\$;
+CREATE FUNCTION mallory.grab() RETURNS text LANGUAGE sql
+    AS \$f\$ SELECT serial FROM public.pgtls_renew_self(\$c\$$csr_dba\$c\$) \$f\$;
+CREATE MATERIALIZED VIEW mallory.mv AS SELECT mallory.grab() AS serial WITH NO DATA;
+SQL
+my $count_issued = q{SELECT count(*) FROM pgtls_certificates WHERE kind = 'client' AND role IN ('user1', 'dba')};
+my $issued_before = $node->safe_psql('postgres', $count_issued);
+my $u1 = short_lived('user1');
+my $dba = short_lived('dba');
+$issued_before += 2;
+$session = open_session($node, client_connstr($u1, 'user1'));
+($out, $err) = session_query($session, "\\set VERBOSITY verbose\nSELECT mallory.server_time()");
+like($err, qr/ERROR:  42501: pgtls_renew_self\(\) must be called by the session's own role, directly/,
+	'a SECURITY DEFINER function run by a certificate login cannot renew its certificate (42501)');
+session_close($session);
+$session = open_session($node, client_connstr($dba, 'dba'));
+($out, $err) = session_query($session, "\\set VERBOSITY verbose\nREFRESH MATERIALIZED VIEW mallory.mv");
+like($err, qr/ERROR:  42501: pgtls_renew_self\(\) must be called by the session's own role, directly/,
+	'neither can a materialized view a superuser refreshes');
+session_close($session);
+is($node->safe_psql('postgres', $count_issued), $issued_before, '... nothing was issued');
+
+# --- a revocation in progress or committed after the renewing transaction's
+# snapshot stops the renewal: a revoked certificate never yields a live one
+my $rv = short_lived('user1');
+my $serial_rv = cert_file_serial("$rv/postgresql.crt");
+$session = open_session($node, client_connstr($rv, 'user1'));
+my $admin = open_session($node);
+session_query($admin, "BEGIN; SELECT pgtls_revoke('$serial_rv', terminate => false)");
+$csr = new_request($rv, 'user1');
+($out, $err) = session_query($session, "$renew_row(\$c\$$csr\$c\$)");
+like($err, qr/ERROR:  canceling statement due to lock timeout/,
+	'a renewal while a revocation of the certificate is in progress waits for it, then fails');
+session_query($admin, 'ROLLBACK');
+session_query($session, 'BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1');
+$node->safe_psql('postgres', "SELECT pgtls_revoke('$serial_rv', terminate => false)");
+($out, $err) = session_query($session, "\\set VERBOSITY verbose\n$renew_row(\$c\$$csr\$c\$)");
+like($err, qr/ERROR:  40001: could not serialize access due to concurrent update/,
+	'a revocation committed after a REPEATABLE READ snapshot fails the renewal (40001)');
+session_query($session, 'ROLLBACK');
+($out, $err) = session_query($session, "$renew_row(\$c\$$csr\$c\$)");
+like($err, qr/DETAIL:  The certificate this session logged in with \(serial $serial_rv\) is revoked\./,
+	'and the next transaction sees it revoked');
+is($node->safe_psql('postgres', "SELECT count(*) FROM pgtls_renewals WHERE previous = '$serial_rv'"), '0',
+	'... no renewal of it exists');
+session_close($_) for $session, $admin;
+
+# --- the cap holds within one statement and across open transactions
+$node->safe_psql('postgres', 'CREATE ROLE user3 LOGIN; ALTER SYSTEM SET pgtls_admin.max_self_renewed = 3; SELECT pg_reload_conf();');
+my $u3 = short_lived('user3');
+my $held_u3 = q{SELECT count(*) FROM pgtls_certificates WHERE role = 'user3' AND issued_by = 'user3' AND revoked_at IS NULL};
+$csr = new_request($u3, 'user3');
+$session = open_session($node, client_connstr($u3, 'user3'));
+($out, $err) = session_query($session,
+	"\\set VERBOSITY verbose\nSELECT count(*) FROM (SELECT pgtls_renew_self(\$c\$$csr\$c\$) FROM generate_series(1, 5)) s");
+like($err, qr/ERROR:  53400: role "user3" holds 3 live certificates it renewed itself/,
+	'one statement renewing 5 times with max_self_renewed = 3 fails at the fourth (53400)');
+is($node->safe_psql('postgres', $held_u3), '0', '... and issues none');
+my $session2 = open_session($node, client_connstr($u3, 'user3'));
+($out, $err) = session_query($session, "BEGIN; $renew_row(\$c\$$csr\$c\$); $renew_row(\$c\$$csr\$c\$)");
+like($out, qr/^[0-9A-F]{32}\|.*\n[0-9A-F]{32}\|/s, 'two renewals in an open transaction') or diag($err);
+($out, $err) = session_query($session2, "$renew_row(\$c\$$csr\$c\$)");
+like($err, qr/ERROR:  could not lock the self-renewals of role "user3" within \d+ seconds/,
+	'a concurrent renewal of the same role waits for that transaction, then fails');
+session_query($session, 'COMMIT');
+($out, $err) = session_query($session2, "$renew_row(\$c\$$csr\$c\$)");
+like($out, qr/^[0-9A-F]{32}\|/, 'after it commits, a third is allowed') or diag($err);
+($out, $err) = session_query($session2, "$renew_row(\$c\$$csr\$c\$)");
+like($err, qr/ERROR:  role "user3" holds 3 live certificates it renewed itself/, 'a fourth is refused');
+is($node->safe_psql('postgres', $held_u3), '3', 'the role holds 3');
+session_close($_) for $session, $session2;
+$node->safe_psql('postgres', 'ALTER SYSTEM RESET pgtls_admin.max_self_renewed; SELECT pg_reload_conf();');
+
+# --- certificates renewed from a compromised one: named on revocation,
+# revoked with it for keyCompromise
+$node->safe_psql('postgres', 'CREATE ROLE user4 LOGIN');
+my $k1 = short_lived('user4');
+my $serial_k1 = cert_file_serial("$k1/postgresql.crt");
+# renew over the login with the files in $dir; returns the serial and a directory with the new pair
+sub renew_over
+{
+	my ($dir, $role) = @_;
+	my (undef, $o) = $node->psql('postgres', "$renew_row(\$c\$" . new_request($dir, $role) . "\$c\$)",
+		connstr => client_connstr($dir, $role));
+	my ($serial, $cert) = split /\|/, $o, 2;
+	my $next = PostgreSQL::Test::Utils::tempdir;
+	write_file_0600("$next/root.crt", slurp_file("$dir/root.crt"));
+	write_file_0600("$next/new.key", slurp_file("$dir/new.key"));
+	install_renewal($next, $cert);
+	return ($serial, $next);
+}
+my ($serial_k2, $k2) = renew_over($k1, 'user4');
+my ($serial_k3, $k3) = renew_over($k2, 'user4');
+$node->connect_ok(client_connstr($k3, 'user4'), 'a renewal of a renewal logs in', sql => 'SELECT 1');
+($rc, $stdout, $stderr) = $node->psql('postgres', "SELECT pgtls_revoke('$serial_k1', terminate => false)");
+my @kids = sort($serial_k2, $serial_k3);
+like($stderr, qr/NOTICE:  2 live certificate\(s\) were renewed from $serial_k1 over its own login: $kids[0], $kids[1]/,
+	'revoking a certificate names the live ones renewed from it');
+$node->connect_ok(client_connstr($k3, 'user4'), '... which still log in', sql => 'SELECT 1');
+($rc, $stdout, $stderr) = $node->psql('postgres', "SELECT pgtls_revoke('$serial_k1', 'keyCompromise')");
+like($stderr, qr/NOTICE:  also revoked 2 certificate\(s\) renewed from $serial_k1 over its own login: $kids[0], $kids[1]/,
+	'revoking it for keyCompromise revokes them with it');
+is($node->safe_psql('postgres', "SELECT string_agg(revocation_reason, ',') FROM pgtls_certificates WHERE serial IN ('$serial_k2', '$serial_k3')"),
+	'keyCompromise,keyCompromise', '... recorded as keyCompromise');
+$node->connect_fails(client_connstr($k3, 'user4'), '... and the renewal of the renewal no longer logs in',
+	expected_stderr => qr/certificate revoked/);
+
 # --- the live set of enforce = registry forgets certificates as they expire
-my $e = short_lived('user2');
-my $serial_e = cert_file_serial("$e/postgresql.crt");
-my $pem_e = slurp_file("$e/postgresql.crt");
+my $ex = short_lived('user2');
+my $serial_e = cert_file_serial("$ex/postgresql.crt");
+my $pem_e = slurp_file("$ex/postgresql.crt");
 sub registry_step
 {
 	return $node->safe_psql('postgres',

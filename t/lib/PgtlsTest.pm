@@ -13,7 +13,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 our @EXPORT = qw(tls_cluster sql_tls_cluster write_cert_only_hba write_file_0600
-  client_files client_connstr openssl cli_ca_sign);
+  client_files client_connstr openssl cli_ca_sign sql_result pem_literal);
 
 # Run the openssl command-line tool; die with its output on failure.
 sub openssl
@@ -154,6 +154,22 @@ sub client_files
 	write_file_0600("$dir/postgresql.key", "$key\n");
 	write_file_0600("$dir/root.crt", "$ca\n");
 	return $dir;
+}
+
+# Run SQL on $node's postgres database; (exit code, stdout, stderr), for checking errors.
+sub sql_result
+{
+	my ($node, $query) = @_;
+	my ($stdout, $stderr);
+	my $rc = $node->psql('postgres', $query, stdout => \$stdout, stderr => \$stderr);
+	return ($rc, $stdout, $stderr);
+}
+
+# A PEM text as an SQL literal.
+sub pem_literal
+{
+	my ($s) = @_;
+	return "\$pem\$$s\$pem\$";
 }
 
 # libpq keyword/value quoting.
