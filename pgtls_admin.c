@@ -25,6 +25,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/inet.h"
+#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
 PG_MODULE_MAGIC;
@@ -1257,7 +1258,10 @@ pgtls_refresh_crl(PG_FUNCTION_ARGS)
 	pgtls_require_superuser("rewrite the CRL");
 	caller = pgtls_work_begin();
 	if (!RecoveryInProgress())
+	{
 		(void) pgtls_settle_journal();
+		(void) pgtls_compact_journal();
+	}
 	listed = pgtls_crl_refresh();
 	pgtls_work_end(caller);
 	PG_RETURN_INT32(listed);
@@ -1277,6 +1281,29 @@ pgtls_claim_registry(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/* May this DROP take the registry with it (the extension, its schema, or what a role owns)? */
+static bool
+drop_may_take_registry(Node *parsetree)
+{
+	const char *target;
+	ListCell   *lc;
+
+	if (IsA(parsetree, DropOwnedStmt))
+		return true;
+	if (!IsA(parsetree, DropStmt))
+		return false;
+	if (((DropStmt *) parsetree)->removeType == OBJECT_EXTENSION)
+		target = "pgtls_admin";
+	else if (((DropStmt *) parsetree)->removeType == OBJECT_SCHEMA)
+		target = get_namespace_name(get_rel_namespace(pgtls_registry_relid()));
+	else
+		return false;
+	foreach(lc, ((DropStmt *) parsetree)->objects)
+		if (IsA(lfirst(lc), String) && strcmp(strVal(lfirst(lc)), target) == 0)
+			return true;
+	return false;
+}
+
 PG_FUNCTION_INFO_V1(pgtls_drop_guard);
 Datum
 pgtls_drop_guard(PG_FUNCTION_ARGS)
@@ -1285,6 +1312,10 @@ pgtls_drop_guard(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("pgtls_drop_guard() runs as an event trigger only")));
+	/* what the registry never recorded must stay revoked in the next one */
+	if (!RecoveryInProgress() &&
+		drop_may_take_registry(((EventTriggerData *) fcinfo->context)->parsetree))
+		pgtls_journal_orphan_strays();
 	pgtls_release_registry_if_dropped();
 	PG_RETURN_VOID();
 }
