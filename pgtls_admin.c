@@ -927,8 +927,8 @@ pgtls_renew(PG_FUNCTION_ARGS)
 	validity = validity_arg(fcinfo, 1, 2);
 	srf_begin(fcinfo, 5);
 	caller = pgtls_work_begin();
-	bundle = pgtls_ca_bundle_text();
 	pgtls_renew_cert(pgtls_normalize_serial(text_to_cstring(PG_GETARG_TEXT_PP(0))), validity, &issued);
+	bundle = pgtls_ca_bundle_text();	/* after the checks renewing makes */
 	put_issued_row(fcinfo, &issued, bundle);
 	pgtls_work_end(caller);
 	return (Datum) 0;
@@ -947,9 +947,9 @@ pgtls_renew_self(PG_FUNCTION_ARGS)
 	require_arg(fcinfo, 2, "revoke_previous");
 	srf_begin(fcinfo, 4);
 	caller = pgtls_work_begin();
-	bundle = pgtls_ca_bundle_text();
 	pgtls_renew_self_cert(VARDATA_ANY(csr), VARSIZE_ANY_EXHDR(csr), interval_arg(fcinfo, 1),
 						  PG_GETARG_BOOL(2), &issued);
+	bundle = pgtls_ca_bundle_text();	/* after the checks renewing makes */
 	put_signed_row(fcinfo, &issued, bundle);
 	pgtls_work_end(caller);
 	return (Datum) 0;

@@ -178,5 +178,6 @@ typedef struct PgtlsSessionCert
 
 extern List *pgtls_session_certs(bool fresh);
 extern void pgtls_sessions_end_at_commit(const char *serial);
+extern bool pgtls_sessions_end_holder(const char *serial, TransactionId xid);
 
 #endif							/* PGTLS_OPS_H */

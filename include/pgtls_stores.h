@@ -76,6 +76,7 @@ extern bool pgtls_registry_revoke(const char *serial, const char *reason);
 extern List *pgtls_registry_revoked(void);
 extern bool pgtls_registry_lookup(const char *serial, PgtlsRegistryRow *row);
 extern bool pgtls_registry_lookup_locked(const char *serial, PgtlsRegistryRow *row);
+extern TransactionId pgtls_registry_row_xmax(const char *serial);
 extern List *pgtls_registry_self_descendants(const char *serial);
 extern bool pgtls_registry_expiring(int days, int *count, TimestampTz *first);
 extern int	pgtls_registry_role_replaced(char **first_serial, char **first_role);

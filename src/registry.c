@@ -1100,6 +1100,29 @@ pgtls_registry_changes(FullTransactionId since,
 }
 
 /*
+ * The xmax of serial's registry row: the transaction that last changed or
+ * locked it (pgtls_renew_self locks it while it renews), or invalid.
+ */
+TransactionId
+pgtls_registry_row_xmax(const char *serial)
+{
+	RegistryCall call;
+	Datum		values[1] = {CStringGetTextDatum(serial)};
+	TransactionId xmax = InvalidTransactionId;
+	bool		isnull;
+	int			rc;
+
+	registry_enter(&call);
+	rc = SPI_execute_plan(registry_plan(&call, Q_ROW_XMAX), values, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not look up a serial: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 1)
+		xmax = DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	registry_leave(&call);
+	return xmax;
+}
+
+/*
  * Mark serial revoked.  Returns true if it was revoked now, false if it
  * already was; an unknown serial or a CA is an error.
  */

@@ -222,6 +222,7 @@ pgtls_revoke_recorded(const char *serial, const char *reason, const PgtlsRegistr
 {
 	bool		revoked_now;
 
+	(void) pgtls_sessions_end_holder(serial, pgtls_registry_row_xmax(serial));
 	revoked_now = pgtls_registry_revoke(serial, reason);
 	pgtls_pending_add(serial, reason);
 	pgtls_live_at_commit(serial, false, InvalidOid, 0, NULL);
