@@ -37,6 +37,8 @@ CREATE TABLE pgtls_certificates (
 CREATE INDEX pgtls_certificates_role_idx ON pgtls_certificates (role);
 CREATE INDEX pgtls_certificates_not_after_idx ON pgtls_certificates (not_after);
 CREATE INDEX pgtls_certificates_change_xid_idx ON pgtls_certificates (change_xid);
+-- every CRL build lists the revoked rows: without this it reads the whole registry
+CREATE INDEX pgtls_certificates_revoked_idx ON pgtls_certificates (serial) WHERE revoked_at IS NOT NULL;
 -- the CAs are read every second by the background workers: never scan the leaves for them
 CREATE INDEX pgtls_certificates_ca_idx ON pgtls_certificates (issued_at) WHERE kind = 'ca';
 SELECT pg_catalog.pg_extension_config_dump('pgtls_certificates', '');

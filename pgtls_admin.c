@@ -25,6 +25,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/inet.h"
+#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
 PG_MODULE_MAGIC;
@@ -929,8 +930,8 @@ pgtls_renew(PG_FUNCTION_ARGS)
 	validity = validity_arg(fcinfo, 1, 2);
 	srf_begin(fcinfo, 5);
 	caller = pgtls_work_begin();
-	bundle = pgtls_ca_bundle_text();
 	pgtls_renew_cert(pgtls_normalize_serial(text_to_cstring(PG_GETARG_TEXT_PP(0))), validity, &issued);
+	bundle = pgtls_ca_bundle_text();	/* after the checks renewing makes */
 	put_issued_row(fcinfo, &issued, bundle);
 	pgtls_work_end(caller);
 	return (Datum) 0;
@@ -949,9 +950,9 @@ pgtls_renew_self(PG_FUNCTION_ARGS)
 	require_arg(fcinfo, 2, "revoke_previous");
 	srf_begin(fcinfo, 4);
 	caller = pgtls_work_begin();
-	bundle = pgtls_ca_bundle_text();
 	pgtls_renew_self_cert(VARDATA_ANY(csr), VARSIZE_ANY_EXHDR(csr), interval_arg(fcinfo, 1),
 						  PG_GETARG_BOOL(2), &issued);
+	bundle = pgtls_ca_bundle_text();	/* after the checks renewing makes */
 	put_signed_row(fcinfo, &issued, bundle);
 	pgtls_work_end(caller);
 	return (Datum) 0;
@@ -1260,7 +1261,10 @@ pgtls_refresh_crl(PG_FUNCTION_ARGS)
 	pgtls_require_superuser("rewrite the CRL");
 	caller = pgtls_work_begin();
 	if (!RecoveryInProgress())
+	{
 		(void) pgtls_settle_journal();
+		(void) pgtls_compact_journal();
+	}
 	listed = pgtls_crl_refresh();
 	pgtls_work_end(caller);
 	PG_RETURN_INT32(listed);
@@ -1280,6 +1284,29 @@ pgtls_claim_registry(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/* May this DROP take the registry with it (the extension, its schema, or what a role owns)? */
+static bool
+drop_may_take_registry(Node *parsetree)
+{
+	const char *target;
+	ListCell   *lc;
+
+	if (IsA(parsetree, DropOwnedStmt))
+		return true;
+	if (!IsA(parsetree, DropStmt))
+		return false;
+	if (((DropStmt *) parsetree)->removeType == OBJECT_EXTENSION)
+		target = "pgtls_admin";
+	else if (((DropStmt *) parsetree)->removeType == OBJECT_SCHEMA)
+		target = get_namespace_name(get_rel_namespace(pgtls_registry_relid()));
+	else
+		return false;
+	foreach(lc, ((DropStmt *) parsetree)->objects)
+		if (IsA(lfirst(lc), String) && strcmp(strVal(lfirst(lc)), target) == 0)
+			return true;
+	return false;
+}
+
 PG_FUNCTION_INFO_V1(pgtls_drop_guard);
 Datum
 pgtls_drop_guard(PG_FUNCTION_ARGS)
@@ -1288,6 +1315,10 @@ pgtls_drop_guard(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("pgtls_drop_guard() runs as an event trigger only")));
+	/* what the registry never recorded must stay revoked in the next one */
+	if (!RecoveryInProgress() &&
+		drop_may_take_registry(((EventTriggerData *) fcinfo->context)->parsetree))
+		pgtls_journal_orphan_strays();
 	pgtls_release_registry_if_dropped();
 	PG_RETURN_VOID();
 }

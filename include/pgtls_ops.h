@@ -120,6 +120,12 @@ extern text *pgtls_crl_text(void);
 /* ---- src/refresh.c: the node's files kept equal to the registry ---- */
 extern int	pgtls_settle_journal(void);
 extern int	pgtls_compact_journal(void);
+typedef struct PgtlsJournalWork PgtlsJournalWork;
+extern PgtlsJournalWork *pgtls_journal_work_begin(MemoryContext parent);
+extern bool pgtls_journal_work_step(PgtlsJournalWork *w, int count);
+extern int	pgtls_journal_work_finish(PgtlsJournalWork *w, int *dropped, bool *unsettled);
+extern int	pgtls_journal_work_size(PgtlsJournalWork *w);
+extern void pgtls_journal_work_end(PgtlsJournalWork *w);
 extern int	pgtls_crl_refresh(void);
 extern int	pgtls_adopt_crl_revocations(void);
 
@@ -175,5 +181,6 @@ typedef struct PgtlsSessionCert
 
 extern List *pgtls_session_certs(bool fresh);
 extern void pgtls_sessions_end_at_commit(const char *serial, bool superusers_too);
+extern bool pgtls_sessions_end_holder(const char *serial, TransactionId xid);
 
 #endif							/* PGTLS_OPS_H */

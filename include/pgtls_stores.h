@@ -52,11 +52,21 @@ typedef struct PgtlsRegistryChange
 extern text *pgtls_registry_insert(X509 *cert, const char *kind, const char *role,
 								   Oid role_oid, const char *key_type,
 								   const char *issuer_fingerprint);
-extern bool pgtls_registry_insert_uncommitted(X509 *cert, const char *kind, Oid role_oid,
-											  const char *issuer_fingerprint);
+/* What recording a certificate of the journal as revoked came to. */
+typedef enum PgtlsSettleResult
+{
+	PGTLS_SETTLE_RECORDED,		/* recorded now */
+	PGTLS_SETTLE_PRESENT,		/* the registry records it already */
+	PGTLS_SETTLE_HELD			/* another transaction is writing its row: not waited for */
+} PgtlsSettleResult;
+
+extern PgtlsSettleResult pgtls_registry_insert_uncommitted(X509 *cert, const char *kind, Oid role_oid,
+														   const char *issuer_fingerprint,
+														   TransactionId *holder);
 extern bool pgtls_registry_revoke_unknown(const char *serial, const char *reason,
 										  TimestampTz revoked_at);
-extern List *pgtls_registry_known(List *serials);
+extern void pgtls_registry_known(const char *const *serials, int n, bool *known);
+extern int	pgtls_registry_lock_holder(void);
 extern void pgtls_registry_flush(int depth);
 extern Oid	pgtls_registry_relid(void);
 extern HeapTuple pgtls_registry_merge_row(struct TriggerData *trigdata);
@@ -68,6 +78,7 @@ extern bool pgtls_registry_revoke(const char *serial, const char *reason,
 extern List *pgtls_registry_revoked(void);
 extern bool pgtls_registry_lookup(const char *serial, PgtlsRegistryRow *row);
 extern bool pgtls_registry_lookup_locked(const char *serial, PgtlsRegistryRow *row);
+extern TransactionId pgtls_registry_row_xmax(const char *serial);
 extern List *pgtls_registry_self_descendants(const char *serial);
 extern bool pgtls_registry_expiring(int days, int *count, TimestampTz *first);
 extern int	pgtls_registry_role_replaced(char **first_serial, char **first_role);
@@ -136,33 +147,58 @@ extern char *pgtls_registry_trust_digest(bool stored, bool latest);
 extern int	pgtls_registry_outliving(char **first_serial, char **ca_subject);
 
 /* ---- src/journal.c: every certificate issued here, durable before it leaves ---- */
+
+/* The longest serial an entry holds: 20 bytes (RFC 5280), in hex. */
+#define PGTLS_JOURNAL_SERIAL_MAX 40
+
+typedef struct PgtlsJournal PgtlsJournal;
+
 typedef struct PgtlsJournalEntry
 {
 	FullTransactionId fxid;		/* the issuing transaction */
 	Oid			registry;		/* the OID of the registry table it was issued into */
 	char		kind;			/* 'c' client, 's' server */
 	Oid			role_oid;
-	char	   *serial;
-	char	   *der_b64;
+	char		serial[PGTLS_JOURNAL_SERIAL_MAX + 1];
+	PgtlsJournal *journal;		/* read from; its certificate is read on demand */
+	off_t		offset;			/* of its line in the file */
+	int			len;			/* of its line, without the newline */
 } PgtlsJournalEntry;
+
+/* The journal as one read found it: its entries, oldest first. */
+struct PgtlsJournal
+{
+	PgtlsJournalEntry *entries;
+	int			n;
+	/* private to journal.c: the file read, open until the context goes */
+	int			fd;
+	ino_t		ino;
+	off_t		end;			/* bytes read, up to the last complete line */
+	MemoryContextCallback close_cb;
+};
+
+/* What an entry still means. */
+typedef enum PgtlsEntryFate
+{
+	PGTLS_ENTRY_UNSEEN,			/* not looked at yet */
+	PGTLS_ENTRY_OPEN,			/* its transaction runs: keep */
+	PGTLS_ENTRY_STRAY,			/* never recorded: in the CRL, to be recorded as revoked; keep */
+	PGTLS_ENTRY_RECORDED,		/* the registry records it (a committed row): drop */
+	PGTLS_ENTRY_GONE			/* recorded in a registry that was dropped since: drop */
+} PgtlsEntryFate;
 
 extern void pgtls_journal_issued(const char *serial, text *cert_pem, char kind, Oid role_oid);
 extern void pgtls_journal_flush(void);
-extern List *pgtls_journal_read(void);
+extern PgtlsJournal *pgtls_journal_load(void);
+extern PgtlsJournalEntry *pgtls_journal_find(PgtlsJournal *j, const char *serial);
 extern X509 *pgtls_journal_cert(PgtlsJournalEntry *e);
-extern int	pgtls_journal_compact(bool (*keep) (PgtlsJournalEntry *e, void *arg), void *arg);
-
-/* Entries whose transaction ended, and which of them the registry records. */
-typedef struct PgtlsJournalSettle
-{
-	List	   *finished;		/* PgtlsJournalEntry * */
-	List	   *known;			/* serials of finished entries the registry records */
-	Oid			registry;		/* the registry they belong to */
-} PgtlsJournalSettle;
-
-extern void pgtls_journal_settle_state(List *entries, PgtlsJournalSettle *js);
+extern void pgtls_journal_fates(PgtlsJournal *j, int from, int to, PgtlsEntryFate *fates);
+extern int	pgtls_journal_rewrite(PgtlsJournal *j, const PgtlsEntryFate *fates);
+extern int	pgtls_journal_compact(void);
+extern void pgtls_journal_compact_if_grown(void);
+extern void pgtls_journal_orphan_strays(void);
 extern List *pgtls_journal_strays(void);
-extern bool pgtls_serial_in_list(List *serials, const char *serial);
+extern List *pgtls_journal_add_strays(List *revoked);
 
 /* ---- src/live.c: the shared-memory set of live client certificates ---- */
 

@@ -180,8 +180,18 @@ pgtls_hba_read(void)
 	List	   *lines = NIL;
 	ListCell   *lc;
 	int			i = 0;
+	int			nest;
 
 	result->path = pstrdup(HbaFileName);
+	/*
+	 * The server's tokenizer and parser report a rejected line at DEBUG3,
+	 * quoting its tokens (a piece of an ldapbindpasswd included): a caller
+	 * with client_min_messages = debug3 must not receive them.  The server
+	 * log is the administrator's, as for pg_hba_file_rules.
+	 */
+	nest = NewGUCNestLevel();
+	(void) set_config_option("client_min_messages", "error", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 	file = AllocateFile(HbaFileName, "r");
 	if (file == NULL)
 		ereport(ERROR,
@@ -209,6 +219,7 @@ pgtls_hba_read(void)
 		if (rule->hba == NULL)
 			result->nerrors++;
 	}
+	AtEOXact_GUC(true, nest);
 	result->nrules = i;
 	return result;
 }

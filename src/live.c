@@ -255,7 +255,13 @@ apply(const LiveEntry *e, bool add)
 			live->count--;
 		return;
 	}
-	if (live->count >= pgtls_max_certificates &&
+	/*
+	 * A full set is swept once: after a sweep that left no room the set has
+	 * overflowed and the worker reloads it, so the next adds need not scan
+	 * it again (a statement that issued more certificates than fit would
+	 * otherwise scan the whole set once per certificate, holding the lock).
+	 */
+	if (live->count >= pgtls_max_certificates && !live->overflow &&
 		hash_search(live_hash, &e->key, HASH_FIND, NULL) == NULL)
 		sweep_expired(GetCurrentTimestamp());
 	entry = live->count < pgtls_max_certificates ?

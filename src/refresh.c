@@ -16,28 +16,30 @@
 #include "access/xlog.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 
 /*
- * Record every stray of the journal in the registry, revoked and marked
+ * Record the strays among entries [from, to) of j (fates as
+ * pgtls_journal_fates() found them) in the registry, revoked and marked
  * uncommitted, so that standbys learn of them and the audit shows them.
- * Returns how many were recorded.  Primary only.
+ * A stray whose row another transaction is writing just now (a
+ * pgtls_revoke of it left open) is skipped, not waited for: the CRL lists
+ * it meanwhile.  Returns how many were recorded; *held counts the skipped.
  */
-int
-pgtls_settle_journal(void)
+static int
+settle_strays(PgtlsJournal *j, const PgtlsEntryFate *fates, int from, int to, int *held)
 {
-	PgtlsJournalSettle js;
-	ListCell   *lc;
-	int			recorded = 0;
 	PgtlsCA		ca;
 	bool		have_ca = false;
+	int			recorded = 0;
 
-	pgtls_journal_settle_state(pgtls_journal_read(), &js);
-	foreach(lc, js.finished)
+	for (int i = from; i < to; i++)
 	{
-		PgtlsJournalEntry *e = lfirst(lc);
+		PgtlsJournalEntry *e = &j->entries[i];
+		TransactionId holder;
 		X509	   *cert;
 
-		if (pgtls_serial_in_list(js.known, e->serial))
+		if (fates[i] != PGTLS_ENTRY_STRAY)
 			continue;
 		if (!have_ca)
 		{
@@ -45,41 +47,151 @@ pgtls_settle_journal(void)
 			have_ca = true;
 		}
 		cert = pgtls_journal_cert(e);
-		if (pgtls_registry_insert_uncommitted(cert, e->kind == 's' ? "server" : "client", e->role_oid,
-											  X509_check_issued(ca.cert, cert) == X509_V_OK ? ca.fingerprint : NULL))
-			recorded++;
+		switch (pgtls_registry_insert_uncommitted(cert, e->kind == 's' ? "server" : "client", e->role_oid,
+												  X509_check_issued(ca.cert, cert) == X509_V_OK ? ca.fingerprint : NULL,
+												  &holder))
+		{
+			case PGTLS_SETTLE_RECORDED:
+				recorded++;
+				break;
+			case PGTLS_SETTLE_HELD:
+				ereport(DEBUG1,
+						(errmsg("pgtls_admin: certificate %s is being recorded by transaction %u; not waiting for it",
+								e->serial, holder)));
+				(*held)++;
+				break;
+			case PGTLS_SETTLE_PRESENT:
+				break;
+		}
+		CHECK_FOR_INTERRUPTS();
 	}
+	return recorded;
+}
+
+static void
+log_settled(int recorded)
+{
 	if (recorded > 0)
 		ereport(LOG,
 				(errmsg("pgtls_admin: recorded %d certificate%s whose issuing transaction did not commit, as revoked",
 						recorded, recorded == 1 ? "" : "s")));
-	return recorded;
 }
 
-static bool
-keep_unsettled(PgtlsJournalEntry *e, void *arg)
+/*
+ * Record every stray of the journal in the registry, revoked and marked
+ * uncommitted.  Returns how many were recorded.  Primary only.
+ */
+int
+pgtls_settle_journal(void)
 {
-	PgtlsJournalSettle *js = arg;
+	PgtlsJournal *j = pgtls_journal_load();
+	PgtlsEntryFate *fates;
+	int			held = 0;
+	int			recorded;
 
-	/* entries of another registry belong to one that was dropped */
-	return e->registry == js->registry && !pgtls_serial_in_list(js->known, e->serial);
+	if (j == NULL || j->n == 0)
+		return 0;
+	fates = palloc0(sizeof(PgtlsEntryFate) * j->n);
+	pgtls_journal_fates(j, 0, j->n, fates);
+	recorded = settle_strays(j, fates, 0, j->n, &held);
+	log_settled(recorded);
+	return recorded;
 }
 
 /*
  * Drop from the journal the entries the registry records (committed, or
- * settled by a committed pgtls_settle_journal()), and those of registries
- * that were dropped.  Returns how many went,
- * or -1 if an issuing backend held the journal just then.
+ * settled by a committed pgtls_settle_journal()), and the committed ones
+ * of registries that were dropped.  Returns how many went, or -1 if it
+ * could not run just then.  Primary only.
  */
 int
 pgtls_compact_journal(void)
 {
-	PgtlsJournalSettle js;
+	return pgtls_journal_compact();
+}
 
-	pgtls_journal_settle_state(pgtls_journal_read(), &js);
-	if (js.known == NIL)
-		return 0;
-	return pgtls_journal_compact(keep_unsettled, &js);
+/* ---- the same, a slice at a time, for the background worker ---- */
+
+struct PgtlsJournalWork
+{
+	MemoryContext cxt;
+	PgtlsJournal *j;
+	PgtlsEntryFate *fates;
+	int			next;			/* entries before it are looked at, their strays settled */
+	int			settled;
+	int			held;
+};
+
+/*
+ * Start settling and compacting the journal as it is now; NULL when there
+ * is none.  The work lives in a context of its own under parent, across
+ * transactions, until pgtls_journal_work_end().
+ */
+PgtlsJournalWork *
+pgtls_journal_work_begin(MemoryContext parent)
+{
+	MemoryContext cxt = AllocSetContextCreate(parent, "pgtls_admin journal work", ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	PgtlsJournalWork *w = palloc0(sizeof(PgtlsJournalWork));
+
+	w->cxt = cxt;
+	w->j = pgtls_journal_load();
+	if (w->j != NULL)
+		w->fates = palloc_extended(sizeof(PgtlsEntryFate) * Max(w->j->n, 1), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	MemoryContextSwitchTo(old);
+	if (w->j == NULL)
+	{
+		MemoryContextDelete(cxt);
+		return NULL;
+	}
+	return w;
+}
+
+/*
+ * Look at the next count entries and settle their strays, in the caller's
+ * transaction.  Returns true when every entry has been looked at.
+ */
+bool
+pgtls_journal_work_step(PgtlsJournalWork *w, int count)
+{
+	int			to = Min(w->j->n, w->next + count);
+
+	pgtls_journal_fates(w->j, w->next, to, w->fates);
+	w->settled += settle_strays(w->j, w->fates, w->next, to, &w->held);
+	w->next = to;
+	return w->next >= w->j->n;
+}
+
+/*
+ * After the last step (and its commit): look again at the entries that
+ * were open or strays (strays settled by the steps are recorded now), and
+ * compact.  Returns how many strays the steps settled; *dropped is what
+ * compaction dropped (-1: it could not run), *unsettled whether entries
+ * remain that a later look may settle or drop.
+ */
+int
+pgtls_journal_work_finish(PgtlsJournalWork *w, int *dropped, bool *unsettled)
+{
+	pgtls_journal_fates(w->j, 0, w->j->n, w->fates);
+	*dropped = pgtls_journal_rewrite(w->j, w->fates);
+	*unsettled = *dropped < 0;
+	for (int i = 0; i < w->j->n && !*unsettled; i++)
+		*unsettled = w->fates[i] == PGTLS_ENTRY_OPEN || w->fates[i] == PGTLS_ENTRY_STRAY;
+	log_settled(w->settled);
+	return w->settled;
+}
+
+int
+pgtls_journal_work_size(PgtlsJournalWork *w)
+{
+	return w->j->n;
+}
+
+/* Forget the work (and close its file). */
+void
+pgtls_journal_work_end(PgtlsJournalWork *w)
+{
+	MemoryContextDelete(w->cxt);
 }
 
 /*

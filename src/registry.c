@@ -40,6 +40,13 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
+#include "access/relscan.h"
+#include "access/tableam.h"
+#include "executor/executor.h"
+#include "storage/lmgr.h"
+#include "storage/proc.h"
+#include "storage/sinvaladt.h"
+#include "utils/relcache.h"
 
 typedef enum RegistryQuery
 {
@@ -165,9 +172,13 @@ static const struct
 		13, {TEXTOID, TEXTOID, NAMEOID, TEXTOID, TEXTARRAYOID, TEXTOID,
 		TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, NAMEOID, OIDOID, TEXTOID}
 	},
+	/* the positions in $1 of the serials recorded, and the rows' xmin */
 	[Q_KNOWN] = {
-		"SELECT serial FROM %1$s.pgtls_certificates "
-		"WHERE serial OPERATOR(pg_catalog.=) ANY ($1)",
+		"SELECT u.i, c.xmin FROM pg_catalog.unnest($1) WITH ORDINALITY AS u(serial, i) "
+		"JOIN %1$s.pgtls_certificates c ON c.serial OPERATOR(pg_catalog.=) u.serial "
+		"UNION ALL "
+		"SELECT u.i, s.xmin FROM pg_catalog.unnest($1) WITH ORDINALITY AS u(serial, i) "
+		"JOIN %1$s.pgtls_revoked_serials s ON s.serial OPERATOR(pg_catalog.=) u.serial",
 		1, {TEXTARRAYOID}
 	},
 	[Q_XMIN] = {
@@ -871,13 +882,54 @@ pgtls_registry_insert(X509 *cert, const char *kind, const char *role, Oid role_o
 }
 
 /*
- * Record, as revoked, a certificate from the issuance journal whose issuing
- * transaction did not commit it.  Returns false if the serial is recorded
- * already.
+ * Is a row of serial being inserted or deleted by another transaction that
+ * has not ended?  An INSERT of that serial would wait for it; this look
+ * waits for nothing.  It looks as the unique check does: through the
+ * primary key, with a dirty snapshot.
  */
-bool
+static bool
+row_in_flux(Datum serial, TransactionId *holder)
+{
+	Relation	rel = table_open(cached_relid, AccessShareLock);
+	Relation	idx = index_open(RelationGetPrimaryKeyIndex(rel), AccessShareLock);
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+	SnapshotData dirty;
+	ScanKeyData key;
+	IndexScanDesc scan;
+	bool		busy = false;
+
+	InitDirtySnapshot(dirty);
+	ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   idx->rd_indcollation[0], F_TEXTEQ, serial);
+	scan = index_beginscan(rel, idx, &dirty, 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+	while (!busy && index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		TransactionId xid = TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;
+
+		if (TransactionIdIsValid(xid) && !TransactionIdIsCurrentTransactionId(xid))
+		{
+			*holder = xid;
+			busy = true;
+		}
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, NoLock);
+	table_close(rel, NoLock);
+	return busy;
+}
+
+/*
+ * Record, as revoked, a certificate from the issuance journal whose issuing
+ * transaction did not commit it.  A row of that serial that another
+ * transaction is writing right now (a pgtls_revoke of it left open, say) is
+ * not waited for: the result says so and names that transaction in
+ * *holder.  Waits for a lock a few seconds at most.
+ */
+PgtlsSettleResult
 pgtls_registry_insert_uncommitted(X509 *cert, const char *kind, Oid role_oid,
-								  const char *issuer_fingerprint)
+								  const char *issuer_fingerprint, TransactionId *holder)
 {
 	RegistryCall call;
 	Datum		values[13];
@@ -887,12 +939,22 @@ pgtls_registry_insert_uncommitted(X509 *cert, const char *kind, Oid role_oid,
 	char	   *role = OidIsValid(role_oid) ? GetUserNameFromId(role_oid, true) : NULL;
 	int			n;
 
+	*holder = InvalidTransactionId;
 	(void) cert_values(cert, kind, role, role_oid, NULL, issuer_fingerprint,
 					   values, nulls, &role_name, &issued_by);
 	registry_enter(&call);
+	/* one who starts writing the row between the look and the INSERT: see lock_timeout */
+	if (LockTimeout == 0 || LockTimeout > 5000)
+		(void) set_config_option("lock_timeout", "5s", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	if (row_in_flux(values[0], holder))
+	{
+		registry_leave(&call);
+		return PGTLS_SETTLE_HELD;
+	}
 	n = execute_own_insert(&call, Q_INSERT_SETTLED, values, nulls);
 	registry_leave(&call);
-	return n == 1;
+	return n == 1 ? PGTLS_SETTLE_RECORDED : PGTLS_SETTLE_PRESENT;
 }
 
 /*
@@ -925,42 +987,67 @@ pgtls_registry_revoke_unknown(const char *serial, const char *reason, TimestampT
 	return listed;
 }
 
-/* Which of serials (char *) are recorded; the result holds the same pointers. */
-List *
-pgtls_registry_known(List *serials)
+/*
+ * Which of serials[0..n) the registry records (pgtls_certificates, or a
+ * bare revoked serial): known[i] for serials[i].  Asked with the newest
+ * snapshot, so that whatever committed before the call counts; a row this
+ * transaction wrote does not, as it may still roll back.
+ */
+void
+pgtls_registry_known(const char *const *serials, int n, bool *known)
 {
 	RegistryCall call;
-	MemoryContext caller = CurrentMemoryContext;
+	Datum	   *elems;
 	Datum		values[1];
-	List	   *result = NIL;
 	int			rc;
 
-	if (serials == NIL)
-		return NIL;
-	values[0] = pgtls_text_array(serials);
+	if (n == 0)
+		return;
+	elems = palloc(sizeof(Datum) * n);
+	for (int i = 0; i < n; i++)
+		elems[i] = CStringGetTextDatum(serials[i]);
+	values[0] = PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
 	registry_enter(&call);
-	rc = SPI_execute_plan(registry_plan(&call, Q_KNOWN), values, NULL, true, 0);
+	rc = SPI_execute_snapshot(registry_plan(&call, Q_KNOWN), values, NULL,
+							  GetLatestSnapshot(), InvalidSnapshot, true, false, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not look up serials: %s", SPI_result_code_string(rc));
-	for (uint64 i = 0; i < SPI_processed; i++)
+	for (uint64 r = 0; r < SPI_processed; r++)
 	{
 		bool		isnull;
-		char	   *serial = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[i],
-															   SPI_tuptable->tupdesc, 1, &isnull));
-		ListCell   *lc;
+		int64		i = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
+		TransactionId xmin = DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[r],
+																  SPI_tuptable->tupdesc, 2, &isnull));
 
-		foreach(lc, serials)
-			if (strcmp(lfirst(lc), serial) == 0)
-			{
-				MemoryContext old = MemoryContextSwitchTo(caller);
-
-				result = lappend(result, lfirst(lc));
-				MemoryContextSwitchTo(old);
-				break;
-			}
+		if (i >= 1 && i <= n && !TransactionIdIsCurrentTransactionId(xmin))
+			known[i - 1] = true;
 	}
 	registry_leave(&call);
-	return result;
+	pfree(DatumGetPointer(values[0]));
+	pfree(elems);
+}
+
+/*
+ * The pid of a process holding a lock on the registry table that keeps
+ * readers out (LOCK TABLE, ALTER TABLE, VACUUM FULL, a DROP not yet
+ * committed), or 0 if none does now.
+ */
+int
+pgtls_registry_lock_holder(void)
+{
+	LOCKTAG		tag;
+	VirtualTransactionId *vxids;
+
+	SET_LOCKTAG_RELATION(tag, MyDatabaseId, pgtls_registry_relid());
+	vxids = GetLockConflicts(&tag, AccessShareLock, NULL);
+	for (int i = 0; VirtualTransactionIdIsValid(vxids[i]); i++)
+	{
+		PGPROC	   *proc = BackendIdGetProc(vxids[i].backendId);
+
+		if (proc != NULL && proc->pid != MyProcPid)
+			return proc->pid;
+	}
+	return 0;
 }
 
 /*
@@ -1013,6 +1100,29 @@ pgtls_registry_changes(FullTransactionId since,
 	}
 	registry_leave(&call);
 	return FullTransactionIdFromU64((uint64) next);
+}
+
+/*
+ * The xmax of serial's registry row: the transaction that last changed or
+ * locked it (pgtls_renew_self locks it while it renews), or invalid.
+ */
+TransactionId
+pgtls_registry_row_xmax(const char *serial)
+{
+	RegistryCall call;
+	Datum		values[1] = {CStringGetTextDatum(serial)};
+	TransactionId xmax = InvalidTransactionId;
+	bool		isnull;
+	int			rc;
+
+	registry_enter(&call);
+	rc = SPI_execute_plan(registry_plan(&call, Q_ROW_XMAX), values, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not look up a serial: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 1)
+		xmax = DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	registry_leave(&call);
+	return xmax;
 }
 
 /*

@@ -20,7 +20,9 @@
  * expression, which would otherwise get a certificate for whoever ran them
  * with a key of the code owner's choosing.  The old certificate's row is
  * locked, so no revocation of it commits while it is renewed, and one
- * committed after this transaction's snapshot fails it (40001).  The new
+ * committed after this transaction's snapshot fails it (40001).  Holding
+ * that lock cannot stop a revocation: pgtls_revoke ends the session that
+ * holds it (sessions.c), since only a login with that certificate can.  The new
  * certificate keeps the old one's subject;
  * the request's CN must be session_user, and its lifetime is at most the
  * old one's.  A role holds at most pgtls_admin.max_self_renewed live
@@ -207,10 +209,11 @@ pgtls_renew_self_cert(const char *csr, int csr_len, const Interval *lifetime,
 	require_own_rights(session_oid);
 	pgtls_require_primary("renew certificates");
 	require_certificate_login(MyProcPort);
-	session_certificate(MyProcPort, session_oid, session_name, &row, &serial);
-	validity = renewal_lifetime(&row, lifetime);
+	/* one renewal of the role at a time, so at most one locks a registry row */
 	pgtls_lock(SELF_RENEW_LOCK_KEY1, (uint32) session_oid,
 			   psprintf("the self-renewals of role \"%s\"", session_name));
+	session_certificate(MyProcPort, session_oid, session_name, &row, &serial);
+	validity = renewal_lifetime(&row, lifetime);
 	held = pgtls_registry_self_renewed(session_oid, session_name);
 	if (held >= pgtls_max_self_renewed)
 		ereport(ERROR,

@@ -72,38 +72,40 @@ is_served_certificate(const char *serial)
 static bool
 revoke_unrecorded(const char *serial, const char *reason, PgtlsRegistryRow *row)
 {
-	ListCell   *lc;
+	PgtlsJournal *j = pgtls_journal_load();
+	PgtlsJournalEntry *e = j ? pgtls_journal_find(j, serial) : NULL;
+	PgtlsCA		ca;
+	X509	   *cert;
+	TransactionId holder;
 
-	foreach(lc, pgtls_journal_read())
+	if (e == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("no certificate with serial %s was issued here", serial),
+				 superuser() ?
+				 errhint("Serials are listed in pgtls_certificates. If a certificate with this serial exists although nothing here records it (issued on a primary that was lost before it replicated, say), list it with pgtls_revoke_unrecorded('%s').", serial) :
+				 errhint("Serials are listed in pgtls_certificates.")));
+	pgtls_check_revoke_target(e->kind == 's' ? NULL :
+							  GetUserNameFromId(e->role_oid, true) ? GetUserNameFromId(e->role_oid, true) :
+							  psprintf("with OID %u", e->role_oid),
+							  e->role_oid);
+	/* its transaction may still record it: wait for it, a few seconds at most */
+	pgtls_wait_for_xact(XidFromFullTransactionId(e->fxid),
+						psprintf("certificate %s, issued by a transaction that has not ended,", serial));
+	if (pgtls_registry_lookup(serial, row))
+		return false;			/* it committed: revoke the row */
+	pgtls_ca_load_cert(&ca);
+	cert = pgtls_journal_cert(e);
+	while (pgtls_registry_insert_uncommitted(cert, e->kind == 's' ? "server" : "client", e->role_oid,
+											 X509_check_issued(ca.cert, cert) == X509_V_OK ? ca.fingerprint : NULL,
+											 &holder) == PGTLS_SETTLE_HELD)
 	{
-		PgtlsJournalEntry *e = lfirst(lc);
-		PgtlsCA		ca;
-		X509	   *cert;
-
-		if (strcmp(e->serial, serial) != 0)
-			continue;
-		pgtls_check_revoke_target(e->kind == 's' ? NULL :
-								  GetUserNameFromId(e->role_oid, true) ? GetUserNameFromId(e->role_oid, true) :
-								  psprintf("with OID %u", e->role_oid),
-								  e->role_oid);
-		/* its transaction may still record it: wait for it, a few seconds at most */
-		pgtls_wait_for_xact(XidFromFullTransactionId(e->fxid),
-							psprintf("certificate %s, issued by a transaction that has not ended,", serial));
+		/* another transaction records it just now (revoking it too): wait for it, a few seconds at most */
+		pgtls_wait_for_xact(holder, psprintf("certificate %s, which another transaction is recording,", serial));
 		if (pgtls_registry_lookup(serial, row))
-			return false;		/* it committed: revoke the row */
-		pgtls_ca_load_cert(&ca);
-		cert = pgtls_journal_cert(e);
-		(void) pgtls_registry_insert_uncommitted(cert, e->kind == 's' ? "server" : "client", e->role_oid,
-												 X509_check_issued(ca.cert, cert) == X509_V_OK ? ca.fingerprint : NULL);
-		return true;
+			return false;		/* it committed the row, revoked: say so */
 	}
-	ereport(ERROR,
-			(errcode(ERRCODE_UNDEFINED_OBJECT),
-			 errmsg("no certificate with serial %s was issued here", serial),
-			 superuser() ?
-			 errhint("Serials are listed in pgtls_certificates. If a certificate with this serial exists although nothing here records it (issued on a primary that was lost before it replicated, say), list it with pgtls_revoke_unrecorded('%s').", serial) :
-			 errhint("Serials are listed in pgtls_certificates.")));
-	pg_unreachable();
+	return true;
 }
 
 /*
@@ -193,6 +195,8 @@ pgtls_revoke_serial(const char *serial, const char *reason, bool terminate, List
 
 	*also = NIL;
 	pgtls_require_primary("revoke certificates");
+	/* without the worker nothing else keeps the journal, and the CRL build reading it, small */
+	pgtls_journal_compact_if_grown();
 	if (!pgtls_registry_lookup(serial, &row) && revoke_unrecorded(serial, reason, &row))
 	{
 		pgtls_pending_add(serial, reason);
@@ -225,6 +229,7 @@ pgtls_revoke_recorded(const char *serial, const char *reason, const char *ends_s
 {
 	bool		revoked_now;
 
+	(void) pgtls_sessions_end_holder(serial, pgtls_registry_row_xmax(serial));
 	revoked_now = pgtls_registry_revoke(serial, reason, ends_sessions);
 	pgtls_pending_add(serial, reason);
 	pgtls_live_at_commit(serial, false, InvalidOid, 0, NULL);

@@ -20,6 +20,7 @@
 
 #include <openssl/bn.h>
 
+#include "access/subtrans.h"
 #include "access/xact.h"
 #include "catalog/pg_authid.h"
 #include "miscadmin.h"
@@ -101,6 +102,50 @@ pgtls_session_certs(bool fresh)
 		result = lappend(result, s);
 	}
 	return result;
+}
+
+/*
+ * The transaction xid holds serial's registry row and runs in a session
+ * that logged in with that very certificate: a renewal of it
+ * (pgtls_renew_self locks the row until its transaction ends).  End that
+ * session now, so a revocation does not wait for the certificate's holder
+ * to let it happen; its renewal rolls back.  Returns whether one was
+ * signalled.  A superuser's session is left to a superuser.
+ */
+bool
+pgtls_sessions_end_holder(const char *serial, TransactionId xid)
+{
+	ListCell   *lc;
+	int			pid;
+
+	if (!TransactionIdIsValid(xid) || TransactionIdIsCurrentTransactionId(xid) ||
+		!TransactionIdIsInProgress(xid))
+		return false;
+	pid = BackendXidGetPid(SubTransGetTopmostTransaction(xid));
+	if (pid == 0 || pid == MyProcPid)
+		return false;
+	foreach(lc, pgtls_session_certs(true))
+	{
+		PgtlsSessionCert *s = lfirst(lc);
+
+		if (s->pid != pid || strcmp(s->serial, serial) != 0)
+			continue;
+		if (!superuser() && superuser_arg(s->userid))
+			return false;
+		ereport(NOTICE,
+				(errmsg("ending session %d, which logged in with certificate %s and is renewing it", pid, serial),
+				 errdetail("Its transaction holds the certificate's registry row; its renewal is rolled back.")));
+		ereport(LOG,
+				(errmsg("pgtls_admin: ending session %d, which logged in with revoked certificate %s and holds its registry row",
+						pid, serial)));
+#ifdef HAVE_SETSID
+		(void) kill(-pid, SIGTERM);
+#else
+		(void) kill(pid, SIGTERM);
+#endif
+		return true;
+	}
+	return false;
 }
 
 static void

@@ -165,21 +165,7 @@ our_cas(bool latest, bool with_keys, X509 *extra_cert, EVP_PKEY *extra_key)
 static List *
 crl_serials(void)
 {
-	List	   *revoked = pgtls_pending_merge(pgtls_registry_revoked());
-	ListCell   *lc;
-
-	foreach(lc, pgtls_journal_strays())
-	{
-		PgtlsRevoked *r = lfirst(lc);
-		ListCell   *lc2;
-		bool		listed = false;
-
-		foreach(lc2, revoked)
-			listed |= strcmp(((PgtlsRevoked *) lfirst(lc2))->serial, r->serial) == 0;
-		if (!listed)
-			revoked = lappend(revoked, r);
-	}
-	return revoked;
+	return pgtls_journal_add_strays(pgtls_pending_merge(pgtls_registry_revoked()));
 }
 
 static bool

@@ -353,6 +353,13 @@ is(sql("SELECT array_to_string(options, ',') FROM pgtls_hba_match('ldapuser', 'p
 	'ldapserver=h,ldapbasedn=dc=x,ldapbindpasswd=********,ldapsearchfilter=********',
 	'an option written after the secret is masked in the options');
 unlike(slurp_file($node->logfile, $log_at), $fragments, 'no piece of a mistyped secret in the server log');
+my ($dbg_rc, $dbg_out, $dbg_err) = $node->psql('postgres',
+	"SET ROLE hbamon; SET client_min_messages = debug3; "
+	  . "SELECT count(*) FROM pgtls_hba_check(); "
+	  . "SELECT count(*) FROM pgtls_hba_match('ldapuser', 'postgres', '10.1.0.1', false)");
+is($dbg_rc, 0, 'the audit runs with client_min_messages = debug3');
+unlike($dbg_err, $fragments, '... and the server parser\'s DEBUG3 messages do not reach the pg_monitor member')
+  or diag($dbg_err);
 write_hba("local all all peer\nhostssl all +certusers 127.0.0.1/32 cert\n");
 
 # --- issuing warns when no rule would accept the certificate

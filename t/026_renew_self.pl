@@ -18,6 +18,7 @@ use PgtlsTest;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(time);
 
 my $node = PostgreSQL::Test::Cluster->new('renew_self');
 $node->init;
@@ -240,6 +241,29 @@ like($err, qr/DETAIL:  The certificate this session logged in with \(serial $ser
 is($node->safe_psql('postgres', "SELECT count(*) FROM pgtls_renewals WHERE previous = '$serial_rv'"), '0',
 	'... no renewal of it exists');
 session_close($_) for $session, $admin;
+
+# the holder of a certificate cannot stop its revocation by renewing it and
+# keeping the transaction open: the revocation ends that session
+my $hold = short_lived('user1');
+my $serial_hold = cert_file_serial("$hold/postgresql.crt");
+$session = open_session($node, client_connstr($hold, 'user1'));
+($out, $err) = session_query($session, "BEGIN; $renew_row(\$c\$" . new_request($hold, 'user1') . "\$c\$)");
+my ($serial_held) = split /\|/, $out // '';
+like($serial_held, qr/^[0-9A-F]{32}$/, 'a renewal left open in its transaction') or diag($err);
+my $t0 = time;
+($rc, $stdout, $stderr) = $node->psql('postgres', "SELECT pgtls_revoke('$serial_hold', 'keyCompromise', terminate => false)");
+is("$rc $stdout", '0 t', 'revoking the certificate succeeds all the same');
+ok(time - $t0 < 5, '... without waiting out the lock (' . (time - $t0) . ' s)');
+like($stderr, qr/NOTICE:  ending session \d+, which logged in with certificate $serial_hold and is renewing it/,
+	'... by ending the session that held its row, whatever terminate says');
+ok(defined wait_for(5, sub {
+	$node->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE pid = $session->{pid}") eq '0' }),
+	'that session is gone');
+is($node->safe_psql('postgres', "SELECT count(*) FROM pgtls_renewals WHERE previous = '$serial_hold'"), '0',
+	'its renewal rolled back');
+is($node->safe_psql('postgres',
+	"SELECT count(*) FROM pgtls_certificates WHERE serial = '$serial_held' AND revoked_at IS NULL"), '0',
+	'... and the certificate it had made is not live');
 
 # --- the cap holds within one statement and across open transactions
 $node->safe_psql('postgres', 'CREATE ROLE user3 LOGIN; ALTER SYSTEM SET pgtls_admin.max_self_renewed = 3; SELECT pg_reload_conf();');

@@ -124,13 +124,14 @@ sub write_cert_only_hba
 }
 
 # A started cluster where SQL alone set up TLS: pgtls_init_ca() and
-# pgtls_enable_ssl(), with the certificate-only rules above.
+# pgtls_enable_ssl(), with the certificate-only rules above; $conf, if
+# given, is added to postgresql.conf before the first start.
 sub sql_tls_cluster
 {
-	my ($name) = @_;
+	my ($name, $conf) = @_;
 	my $node = PostgreSQL::Test::Cluster->new($name);
 	$node->init;
-	$node->append_conf('postgresql.conf', "listen_addresses = '127.0.0.1'\n");
+	$node->append_conf('postgresql.conf', "listen_addresses = '127.0.0.1'\n" . ($conf // ''));
 	write_cert_only_hba($node);
 	$node->start;
 	$node->safe_psql('postgres',
