@@ -29,6 +29,9 @@ CREATE TABLE pgtls_certificates (
     ca_state           text CHECK (ca_state IN ('next', 'active', 'previous', 'retired')),
     ca_chain           text,
     ca_state_changed_at timestamptz,
+    -- which sessions of the certificate its revocation ends on every node
+    -- (pgtls_revoke's terminate): NULL when not revoked by pgtls_revoke
+    ends_sessions      text CHECK (ends_sessions IN ('none', 'except_superusers', 'all')),
     CHECK (ca_state IS NULL OR kind = 'ca')
 );
 CREATE INDEX pgtls_certificates_role_idx ON pgtls_certificates (role);

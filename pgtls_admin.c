@@ -867,6 +867,7 @@ pgtls_revoke(PG_FUNCTION_ARGS)
 	MemoryContext caller;
 	char	   *serial;
 	const char *reason;
+	bool		terminate;
 	bool		result;
 	List	   *also;
 
@@ -877,14 +878,16 @@ pgtls_revoke(PG_FUNCTION_ARGS)
 	caller = pgtls_work_begin();
 	serial = pgtls_normalize_serial(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	reason = pgtls_reason_canonical(text_to_cstring(PG_GETARG_TEXT_PP(1)));
-	result = pgtls_revoke_serial(serial, reason, &also);
-	if (PG_NARGS() > 2 && PG_GETARG_BOOL(2))
+	terminate = PG_NARGS() > 2 && PG_GETARG_BOOL(2);
+	result = pgtls_revoke_serial(serial, reason, terminate, &also);
+	if (terminate)
 	{
+		bool		superusers_too = superuser();
 		ListCell   *lc;
 
-		pgtls_sessions_end_at_commit(serial);
+		pgtls_sessions_end_at_commit(serial, superusers_too);
 		foreach(lc, also)
-			pgtls_sessions_end_at_commit(lfirst(lc));
+			pgtls_sessions_end_at_commit(lfirst(lc), superusers_too);
 	}
 	pgtls_work_end(caller);
 	PG_RETURN_BOOL(result);

@@ -48,6 +48,8 @@ typedef struct PgtlsTrustFiles
 	int			listed;			/* serials the largest of our CRLs lists */
 	List	   *missing;		/* char *, subjects of trusted CAs without a CRL */
 	char	   *digest;			/* what the files were made from (pgtls_trust_changed) */
+	int			ncrl_ids;		/* our CRLs in crl (only the first PGTLS_MAX_CRL_IDS kept) */
+	PgtlsCrlIdentity crl_ids[PGTLS_MAX_CRL_IDS];	/* published at commit (live.c) */
 } PgtlsTrustFiles;
 
 extern void pgtls_trust_stage(X509 *extra_cert, EVP_PKEY *extra_key, bool store,
@@ -109,8 +111,9 @@ extern void pgtls_ca_trust_chain(List *upper, List *crls);
 /* ---- src/revoke.c: revocation and the CRL file ---- */
 extern int	pgtls_crl_publish(bool notice);
 extern X509_CRL *pgtls_crl_file_read(void);
-extern bool pgtls_revoke_serial(const char *serial, const char *reason, List **also);
-extern bool pgtls_revoke_recorded(const char *serial, const char *reason, const PgtlsRegistryRow *row);
+extern bool pgtls_revoke_serial(const char *serial, const char *reason, bool terminate, List **also);
+extern bool pgtls_revoke_recorded(const char *serial, const char *reason, const char *ends_sessions,
+								  const PgtlsRegistryRow *row);
 extern bool pgtls_revoke_unrecorded_serial(const char *serial, const char *reason);
 extern text *pgtls_crl_text(void);
 
@@ -177,7 +180,7 @@ typedef struct PgtlsSessionCert
 } PgtlsSessionCert;
 
 extern List *pgtls_session_certs(bool fresh);
-extern void pgtls_sessions_end_at_commit(const char *serial);
+extern void pgtls_sessions_end_at_commit(const char *serial, bool superusers_too);
 extern bool pgtls_sessions_end_holder(const char *serial, TransactionId xid);
 
 #endif							/* PGTLS_OPS_H */

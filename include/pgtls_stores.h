@@ -46,6 +46,7 @@ typedef struct PgtlsRegistryChange
 	TimestampTz not_after;
 	bool		revoked;
 	char	   *fingerprint;	/* SHA-256 as the registry spells it; NULL for a bare serial */
+	char	   *ends_sessions;	/* none, except_superusers, all; NULL: not said */
 } PgtlsRegistryChange;
 
 extern text *pgtls_registry_insert(X509 *cert, const char *kind, const char *role,
@@ -72,7 +73,8 @@ extern HeapTuple pgtls_registry_merge_row(struct TriggerData *trigdata);
 extern FullTransactionId pgtls_registry_changes(FullTransactionId since,
 												void (*fn) (PgtlsRegistryChange *change, void *arg),
 												void *arg);
-extern bool pgtls_registry_revoke(const char *serial, const char *reason);
+extern bool pgtls_registry_revoke(const char *serial, const char *reason,
+								  const char *ends_sessions);
 extern List *pgtls_registry_revoked(void);
 extern bool pgtls_registry_lookup(const char *serial, PgtlsRegistryRow *row);
 extern bool pgtls_registry_lookup_locked(const char *serial, PgtlsRegistryRow *row);
@@ -208,6 +210,16 @@ typedef struct PgtlsCAIdentity
 	uint8		keyid[32];
 } PgtlsCAIdentity;
 
+/* A CRL of ours in the CRL file: its issuer's name hash and its identity (pgtls_crl_der_id). */
+typedef struct PgtlsCrlIdentity
+{
+	unsigned long issuer_hash;
+	uint8		id[PGTLS_CRL_ID_BYTES];	/* all zero: unknown, never matches */
+} PgtlsCrlIdentity;
+
+/* Our CRLs whose identities are kept: one per CA of ours the server trusts (next, active, previous). */
+#define PGTLS_MAX_CRL_IDS 8
+
 typedef enum PgtlsWorkerState
 {
 	PGTLS_WORKER_STARTING,		/* not reported yet, or between registries */
@@ -246,6 +258,8 @@ extern bool pgtls_live_has_room(int64 more);
 extern bool pgtls_live_overflowed(void);
 extern void pgtls_live_request_crl_rewrite(void);
 extern bool pgtls_live_take_crl_request(void);
+extern void pgtls_live_publish_crls(const PgtlsCrlIdentity *ids, int n);
+extern int	pgtls_live_crl_ids(unsigned long issuer_hash, uint8 (*ids)[PGTLS_CRL_ID_BYTES], int max);
 extern char *pgtls_live_refusal(X509 *cert, const char *role, PgtlsLiveVerdict *verdict);
 extern void pgtls_ca_identity_of_ca(X509 *ca, PgtlsCAIdentity *id);
 extern Size pgtls_live_shmem_size(void);

@@ -128,6 +128,10 @@ typedef struct PgtlsRevoked
 extern const char *pgtls_reason_canonical(const char *reason);
 extern const char *pgtls_reason_name(int code);
 extern StringInfo pgtls_crl_der(X509 *ca_cert, EVP_PKEY *ca_key, List *revoked);
+/* A CRL told apart from every other by the SHA-256 of its signature. */
+#define PGTLS_CRL_ID_BYTES 32
+extern bool pgtls_crl_der_id(const char *der, size_t len, uint8 *id);
+extern bool pgtls_crl_id(const X509_CRL *crl, uint8 *id);
 
 /* ---- src/formats.c: key and certificate formats for drivers ---- */
 extern bytea *pgtls_key_to_pkcs8_der(EVP_PKEY *key);

@@ -264,7 +264,7 @@ follow_server_certificate(X509 *outgoing)
 	if (pgtls_registry_lookup(serial, &row) && strcmp(row.kind, "server") == 0)
 	{
 		pgtls_renew_server(serial, &row, lifetime, &issued);
-		if (!row.revoked && pgtls_registry_revoke(serial, "superseded"))
+		if (!row.revoked && pgtls_registry_revoke(serial, "superseded", "none"))
 			pgtls_pending_add(serial, "superseded");
 	}
 	else

@@ -360,3 +360,50 @@ pgtls_crl_der(X509 *ca_cert, EVP_PKEY *ca_key, List *revoked)
 	return result;
 }
 
+
+/* The SHA-256 of a signature's bytes; false (queue drained) if it cannot be made. */
+static bool
+signature_id(const unsigned char *sig, size_t len, uint8 *id)
+{
+	unsigned int id_len = 0;
+	bool		ok = EVP_Digest(sig, len, id, &id_len, pgtls_md(PGTLS_SHA256), NULL) == 1 &&
+		id_len == PGTLS_CRL_ID_BYTES;
+
+	pgtls_ossl_clear();
+	return ok;
+}
+
+/*
+ * The identity of a CRL given as DER: its signature (the BIT STRING that
+ * ends CertificateList, less its unused-bits octet), hashed.  Read in
+ * place, so a CRL of a million entries costs no parse.
+ */
+bool
+pgtls_crl_der_id(const char *der, size_t len, uint8 *id)
+{
+	const unsigned char *p = (const unsigned char *) der;
+	const unsigned char *end = p + len;
+	long		content;
+	int			tag;
+	int			cls;
+
+	if ((ASN1_get_object(&p, &content, &tag, &cls, end - p) & 0x80) || p + content != end ||
+		!der_skip(&p, end) || !der_skip(&p, end) ||
+		(ASN1_get_object(&p, &content, &tag, &cls, end - p) & 0x80) ||
+		tag != V_ASN1_BIT_STRING || content < 1 || p + content != end)
+	{
+		pgtls_ossl_clear();
+		return false;
+	}
+	return signature_id(p + 1, content - 1, id);
+}
+
+/* The same identity of a parsed CRL (the server's, say). */
+bool
+pgtls_crl_id(const X509_CRL *crl, uint8 *id)
+{
+	const ASN1_BIT_STRING *sig = NULL;
+
+	X509_CRL_get0_signature(crl, &sig, NULL);
+	return sig != NULL && signature_id(ASN1_STRING_get0_data(sig), ASN1_STRING_length(sig), id);
+}

@@ -15,40 +15,163 @@
  * left to the server's own checks.  While the worker has not loaded the
  * registry, or its heartbeat is older than a minute, such logins are
  * refused: fail closed.
+ *
+ * Whatever pgtls_admin.enforce says, the hook also brings the server's own
+ * CRL check up to date.  PostgreSQL forks a backend when it accepts the TCP
+ * connection, and the backend does its TLS handshake later with the SSL
+ * context the postmaster had at that moment: a connection opened before a
+ * revocation (up to authentication_timeout before, and a client can keep a
+ * rolling pool of them) would log in with a CRL that does not list it.
+ * The file holds one CRL for each CA of ours the server trusts (and those of
+ * other CAs, pgtls_trust_add); whoever writes it publishes in shared memory
+ * the identity (the hash of its signature) of each CRL of ours it wrote,
+ * with its issuer (trust.c, live.c).  When a CRL this backend's context
+ * holds for the certificate's issuer is not among those published for that
+ * issuer, the file is read and a certificate one of its CRLs of that issuer
+ * lists is refused.  On the usual path nothing changed and the cost is one
+ * hash of a signature, no file read; a certificate of a CA that is not ours
+ * is left to the server's own CRL check, with no file read.
  */
 #include "pgtls_ops.h"
+
+#include <openssl/pem.h>
 
 #include "libpq/auth.h"
 #include "libpq/hba.h"
 #include "libpq/libpq-be.h"
 #include "utils/acl.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 static ClientAuthentication_hook_type prev_client_auth = NULL;
 
+/* by says which check refuses: "pgtls_admin.enforce = registry", "pgtls_admin CRL". */
 static void
-refuse(Port *port, const char *why)
+refuse(Port *port, const char *by, const char *why)
 {
 	ereport(FATAL,
 			(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
 			 errmsg("certificate authentication failed for user \"%s\"", port->user_name),
-			 errdetail_log("pgtls_admin.enforce = registry: %s", why)));
+			 errdetail_log("%s: %s", by, why)));
 }
 
 #ifdef USE_OPENSSL
+/* Did this login authenticate with its client certificate? */
+static bool
+certificate_login(Port *port)
+{
+	HbaLine    *hba = port->hba;
+
+	return port->ssl_in_use && port->peer != NULL && port->peer_cert_valid && hba != NULL &&
+		(hba->auth_method == uaCert || hba->clientcert != clientCertOff);
+}
+
 static void
 enforce_registry(Port *port)
 {
-	HbaLine    *hba = port->hba;
 	PgtlsLiveVerdict verdict;
 	char	   *why;
 
-	if (!port->ssl_in_use || port->peer == NULL || !port->peer_cert_valid || hba == NULL ||
-		(hba->auth_method != uaCert && hba->clientcert == clientCertOff))
-		return;
 	why = pgtls_live_refusal(port->peer, port->user_name, &verdict);
 	if (why != NULL)
-		refuse(port, why);
+		refuse(port, "pgtls_admin.enforce = registry", why);
+}
+
+/*
+ * Does this backend's SSL context (as the postmaster built it before the
+ * fork) hold a CRL of issuer that is not among the ncurrent identities last
+ * written?  False also when it holds no CRL of that issuer: then the
+ * server checks none for it, and neither does this hook.
+ */
+static bool
+context_crl_outdated(Port *port, X509_NAME *issuer, uint8 (*current)[PGTLS_CRL_ID_BYTES], int ncurrent)
+{
+	X509_STORE *store = SSL_CTX_get_cert_store(SSL_get_SSL_CTX(port->ssl));
+	STACK_OF(X509_OBJECT) *objects = store ? X509_STORE_get0_objects(store) : NULL;
+
+	for (int i = 0; objects != NULL && i < sk_X509_OBJECT_num(objects); i++)
+	{
+		X509_OBJECT *o = sk_X509_OBJECT_value(objects, i);
+		X509_CRL   *crl = X509_OBJECT_get0_X509_CRL(o);
+		uint8		id[PGTLS_CRL_ID_BYTES];
+		bool		current_one = false;
+
+		if (X509_OBJECT_get_type(o) != X509_LU_CRL || crl == NULL ||
+			X509_NAME_cmp(X509_CRL_get_issuer(crl), issuer) != 0)
+			continue;
+		if (pgtls_crl_id(crl, id))
+			for (int j = 0; j < ncurrent && !current_one; j++)
+				current_one = memcmp(id, current[j], PGTLS_CRL_ID_BYTES) == 0;
+		if (!current_one)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Why the CRL file, as it is now, refuses cert (NULL: no CRL of its issuer
+ * there lists it).  An unreadable file, or one without any CRL, refuses:
+ * fail closed.  Everything it parses is freed before returning.
+ */
+static char *
+current_crl_refusal(X509 *cert)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext cxt = AllocSetContextCreate(caller, "pgtls_admin CRL check", ALLOCSET_DEFAULT_SIZES);
+	char	   *serial = pgtls_serial_hex(X509_get0_serialNumber(cert));
+	char	   *why = NULL;
+	PgtlsFileRead f;
+
+	MemoryContextSwitchTo(cxt);
+	if (!pgtls_try_read_file(pgtls_resolve_path(pgtls_crl_file), false, &f))
+		why = "the CRL file cannot be read";
+	else
+	{
+		BIO		   *bio = pgtls_mem_bio(f.data, (int) f.len);
+		X509_CRL   *crl;
+		int			ncrls = 0;
+
+		while (why == NULL &&
+			   (crl = pgtls_own_crl(PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL))) != NULL)
+		{
+			X509_REVOKED *entry = NULL;
+
+			ncrls++;
+			if (X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_issuer_name(cert)) == 0 &&
+				X509_CRL_get0_by_serial(crl, &entry, (ASN1_INTEGER *) X509_get0_serialNumber(cert)) == 1)
+				why = "the CRL lists it";
+		}
+		if (ncrls == 0)
+			why = "the CRL file holds no CRL";
+	}
+	pgtls_ossl_clear();
+	MemoryContextSwitchTo(caller);
+	MemoryContextDelete(cxt);
+	if (why == NULL)
+		return NULL;
+	return psprintf("certificate %s is refused: %s, and this connection's server process started before the CRL was rewritten (%s)",
+					serial, why, pgtls_crl_file);
+}
+
+/* The server's CRL check, with the CRL last written rather than the one this backend inherited. */
+static void
+enforce_current_crl(Port *port)
+{
+	uint8		current[PGTLS_MAX_CRL_IDS][PGTLS_CRL_ID_BYTES];
+	X509_NAME  *issuer = X509_get_issuer_name(port->peer);
+	unsigned long issuer_hash = X509_NAME_hash_ex(issuer, NULL, NULL, NULL);
+	int			ncurrent;
+	char	   *why;
+
+	pgtls_ossl_clear();
+	ncurrent = pgtls_live_crl_ids(issuer_hash, current, PGTLS_MAX_CRL_IDS);
+	if (ncurrent < 0)
+		return;					/* none written since start, or not a CA of ours */
+	if (!context_crl_outdated(port, issuer, current, ncurrent))
+		return;
+	why = current_crl_refusal(port->peer);
+	if (why != NULL)
+		refuse(port, "pgtls_admin CRL", why);
 }
 #endif
 
@@ -58,8 +181,11 @@ enforce_login(Port *port, int status)
 	if (prev_client_auth)
 		prev_client_auth(port, status);
 #ifdef USE_OPENSSL
-	if (status == STATUS_OK && pgtls_enforce == PGTLS_ENFORCE_REGISTRY)
+	if (status != STATUS_OK || !certificate_login(port))
+		return;
+	if (pgtls_enforce == PGTLS_ENFORCE_REGISTRY)
 		enforce_registry(port);
+	enforce_current_crl(port);
 #endif
 }
 

@@ -22,6 +22,11 @@
  * the set is full; issuing is refused (with enforce = registry) rather than
  * letting the set overflow, and an overflowed set is reloaded by the worker.
  *
+ * Beside the set, the identities of the CRLs of our CAs last written to
+ * pgtls_admin.crl_file (the writer publishes them, trust.c), which the
+ * login hook compares with the CRLs a backend inherited at fork
+ * (enforce.c).
+ *
  * Exists only when the library is in shared_preload_libraries.
  */
 #include "pgtls_stores.h"
@@ -66,6 +71,10 @@ typedef struct LiveShared
 	int			ncas;
 	PgtlsCAIdentity cas[MAX_CAS];
 	int64		count;
+	bool		crls_known;		/* the CRL file was written since the server started */
+	bool		crls_overflow;	/* it holds more of our CRLs than crls has room for */
+	int			ncrls;
+	PgtlsCrlIdentity crls[PGTLS_MAX_CRL_IDS];	/* our CRLs in it */
 } LiveShared;
 
 static LiveShared *live = NULL;
@@ -320,6 +329,54 @@ pgtls_live_take_crl_request(void)
 	live->crl_requested = false;
 	LWLockRelease(live->lock);
 	return requested;
+}
+
+/*
+ * The CRL file was just replaced; ids[0..n-1] are the CRLs of our CAs it
+ * holds (issuer name hash, identity): new logins compare the server's CRLs
+ * with them (enforce.c).  More than PGTLS_MAX_CRL_IDS: those beyond are
+ * not kept, and every issuer not found is checked (fail closed).  A no-op
+ * without the shared set.
+ */
+void
+pgtls_live_publish_crls(const PgtlsCrlIdentity *ids, int n)
+{
+	if (live == NULL)
+		return;
+	LWLockAcquire(live->lock, LW_EXCLUSIVE);
+	live->crls_known = true;
+	live->crls_overflow = n > PGTLS_MAX_CRL_IDS;
+	live->ncrls = Min(n, PGTLS_MAX_CRL_IDS);
+	memcpy(live->crls, ids, sizeof(PgtlsCrlIdentity) * live->ncrls);
+	LWLockRelease(live->lock);
+}
+
+/*
+ * The identities of the CRLs last written whose issuer name hashes to
+ * issuer_hash, into ids (room for max); returns how many there are, or -1
+ * when there is nothing to compare: no CRL file written since the server
+ * started, or no CRL of ours for that issuer (a foreign CA's, or none).
+ */
+int
+pgtls_live_crl_ids(unsigned long issuer_hash, uint8 (*ids)[PGTLS_CRL_ID_BYTES], int max)
+{
+	int			n = 0;
+	bool		ours;
+
+	if (live == NULL)
+		return -1;
+	LWLockAcquire(live->lock, LW_SHARED);
+	for (int i = 0; i < live->ncrls; i++)
+	{
+		if (live->crls[i].issuer_hash != issuer_hash)
+			continue;
+		if (n < max)
+			memcpy(ids[n], live->crls[i].id, PGTLS_CRL_ID_BYTES);
+		n++;
+	}
+	ours = live->crls_known && (n > 0 || live->crls_overflow);
+	LWLockRelease(live->lock);
+	return ours ? Min(n, max) : -1;
 }
 
 /* Has the set lost an entry for want of room (the worker then reloads it)? */

@@ -110,11 +110,11 @@ static const struct
 	},
 	[Q_REVOKE] = {
 		"UPDATE %1$s.pgtls_certificates "
-		"SET revoked_at = pg_catalog.now(), revocation_reason = $2, "
+		"SET revoked_at = pg_catalog.now(), revocation_reason = $2, ends_sessions = $3, "
 		"change_xid = pg_catalog.pg_current_xact_id() "
 		"WHERE serial OPERATOR(pg_catalog.=) $1 AND revoked_at IS NULL "
 		"AND kind OPERATOR(pg_catalog.<>) 'ca'",
-		2, {TEXTOID, TEXTOID}
+		3, {TEXTOID, TEXTOID, TEXTOID}
 	},
 	[Q_STATE] = {
 		"SELECT kind, revoked_at IS NOT NULL FROM %1$s.pgtls_certificates "
@@ -186,11 +186,12 @@ static const struct
 		0, {InvalidOid}
 	},
 	[Q_CHANGES] = {
-		"SELECT serial, kind, role_oid, not_after, revoked_at IS NOT NULL, fingerprint_sha256 "
+		"SELECT serial, kind, role_oid, not_after, revoked_at IS NOT NULL, fingerprint_sha256, "
+		"       ends_sessions "
 		"FROM %1$s.pgtls_certificates "
 		"WHERE change_xid OPERATOR(pg_catalog.>=) $1::pg_catalog.text::pg_catalog.xid8 "
 		"UNION ALL "
-		"SELECT serial, 'serial', NULL, NULL, true, NULL FROM %1$s.pgtls_revoked_serials "
+		"SELECT serial, 'serial', NULL, NULL, true, NULL, NULL FROM %1$s.pgtls_revoked_serials "
 		"WHERE change_xid OPERATOR(pg_catalog.>=) $1::pg_catalog.text::pg_catalog.xid8",
 		1, {TEXTOID}
 	},
@@ -1093,6 +1094,8 @@ pgtls_registry_changes(FullTransactionId since,
 		change.revoked = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
 		d = SPI_getbinval(tup, desc, 6, &isnull);
 		change.fingerprint = isnull ? NULL : TextDatumGetCString(d);
+		d = SPI_getbinval(tup, desc, 7, &isnull);
+		change.ends_sessions = isnull ? NULL : TextDatumGetCString(d);
 		fn(&change, arg);
 	}
 	registry_leave(&call);
@@ -1123,14 +1126,16 @@ pgtls_registry_row_xmax(const char *serial)
 }
 
 /*
- * Mark serial revoked.  Returns true if it was revoked now, false if it
- * already was; an unknown serial or a CA is an error.
+ * Mark serial revoked, recording which of its sessions the revocation ends
+ * (none, except_superusers, all).  Returns true if it was revoked now,
+ * false if it already was; an unknown serial or a CA is an error.
  */
 bool
-pgtls_registry_revoke(const char *serial, const char *reason)
+pgtls_registry_revoke(const char *serial, const char *reason, const char *ends_sessions)
 {
 	RegistryCall call;
-	Datum		values[2] = {CStringGetTextDatum(serial), CStringGetTextDatum(reason)};
+	Datum		values[3] = {CStringGetTextDatum(serial), CStringGetTextDatum(reason),
+	CStringGetTextDatum(ends_sessions)};
 	bool		isnull;
 	char	   *kind;
 	int			rc;

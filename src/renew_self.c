@@ -229,6 +229,6 @@ pgtls_renew_self_cert(const char *csr, int csr_len, const Interval *lifetime,
 							validity, out);
 	pgtls_renewal_recorded(serial, out, "client", session_name);
 	if (revoke_previous)
-		(void) pgtls_revoke_recorded(serial, "superseded", &row);
+		(void) pgtls_revoke_recorded(serial, "superseded", "none", &row);
 	SetUserIdAndSecContext(save_userid, save_sec);
 }

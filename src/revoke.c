@@ -137,11 +137,11 @@ pgtls_revoke_unrecorded_serial(const char *serial, const char *reason)
  * Certificates renewed from serial over their own login (pgtls_renew_self)
  * hold keys that possession of serial's key obtained.  With reason
  * keyCompromise they are revoked too (the thief may have renewed); with
- * any other reason a NOTICE names the live ones.  Returns the serials
- * revoked here.
+ * any other reason a NOTICE names the live ones.  ends_sessions: as for
+ * serial.  Returns the serials revoked here.
  */
 static List *
-revoke_self_renewed(const char *serial, const char *reason)
+revoke_self_renewed(const char *serial, const char *reason, const char *ends_sessions)
 {
 	List	   *live = pgtls_registry_self_descendants(serial);
 	StringInfoData names;
@@ -167,7 +167,7 @@ revoke_self_renewed(const char *serial, const char *reason)
 		if (!pgtls_registry_lookup((char *) lfirst(lc), &row))
 			continue;
 		pgtls_check_revoke_target(row.role, row.role_oid);
-		(void) pgtls_revoke_recorded((char *) lfirst(lc), reason, &row);
+		(void) pgtls_revoke_recorded((char *) lfirst(lc), reason, ends_sessions, &row);
 	}
 	ereport(NOTICE,
 			(errmsg("also revoked %d certificate(s) renewed from %s over its own login: %s",
@@ -178,14 +178,19 @@ revoke_self_renewed(const char *serial, const char *reason)
 /*
  * Revoke serial: record it, rewrite the CRL and have the server reload it
  * before returning, so the next connection with that certificate fails.
- * Returns false when it was already revoked (the CRL is rewritten anyway).
- * *also: certificates revoked with it (see revoke_self_renewed).
+ * terminate: the caller ends its sessions on this node at commit
+ * (sessions.c); the registry records it, so every node's worker ends those
+ * that it sees once the revocation is committed (a prepared one included),
+ * sparing superusers' sessions when a non-superuser revokes.  Returns false
+ * when it was already revoked (the CRL is rewritten anyway).  *also:
+ * certificates revoked with it (see revoke_self_renewed), recorded with the
+ * same terminate.
  */
 bool
-pgtls_revoke_serial(const char *serial, const char *reason, List **also)
+pgtls_revoke_serial(const char *serial, const char *reason, bool terminate, List **also)
 {
+	const char *ends_sessions = !terminate ? "none" : superuser() ? "all" : "except_superusers";
 	bool		revoked;
-
 	PgtlsRegistryRow row;
 
 	*also = NIL;
@@ -205,25 +210,27 @@ pgtls_revoke_serial(const char *serial, const char *reason, List **also)
 				 errmsg("serial %s is a CA certificate, which cannot be revoked", serial),
 				 errhint("Replace the CA with pgtls_init_ca(replace => true).")));
 	pgtls_check_revoke_target(row.role, row.role_oid);
-	revoked = pgtls_revoke_recorded(serial, reason, &row);
+	revoked = pgtls_revoke_recorded(serial, reason, ends_sessions, &row);
 	if (strcmp(row.kind, "client") == 0)
-		*also = revoke_self_renewed(serial, reason);
+		*also = revoke_self_renewed(serial, reason, ends_sessions);
 	return revoked;
 }
 
 /*
  * Revoke serial, recorded in the registry as row, for a caller whose right
  * to revoke it was checked (pgtls_revoke_serial, or pgtls_renew_self
- * revoking the certificate the session logged in with).  Returns false when
- * it was already revoked (the CRL is rewritten anyway).
+ * revoking the certificate the session logged in with).  ends_sessions is
+ * what the registry records of its sessions (none, except_superusers, all).
+ * Returns false when it was already revoked (the CRL is rewritten anyway).
  */
 bool
-pgtls_revoke_recorded(const char *serial, const char *reason, const PgtlsRegistryRow *row)
+pgtls_revoke_recorded(const char *serial, const char *reason, const char *ends_sessions,
+					  const PgtlsRegistryRow *row)
 {
 	bool		revoked_now;
 
 	(void) pgtls_sessions_end_holder(serial, pgtls_registry_row_xmax(serial));
-	revoked_now = pgtls_registry_revoke(serial, reason);
+	revoked_now = pgtls_registry_revoke(serial, reason, ends_sessions);
 	pgtls_pending_add(serial, reason);
 	pgtls_live_at_commit(serial, false, InvalidOid, 0, NULL);
 	(void) pgtls_crl_publish(true);

@@ -182,6 +182,9 @@ choose(void)
 				continue;
 			if (!r->by_superuser && superuser_arg(s->userid))
 			{
+				/* the revoker hears of it; the worker, which may look again every second, does not repeat it */
+				if (MyBackendType == B_BG_WORKER)
+					continue;
 				ereport(WARNING,
 						(errmsg("session %d logged in with certificate %s as a superuser and stays open", s->pid,
 								r->serial),
@@ -280,10 +283,11 @@ subxact_callback(SubXactEvent event, SubTransactionId mySubid, SubTransactionId 
 
 /*
  * End the sessions of this node that logged in with serial once this
- * transaction commits.  The caller may revoke the certificate.
+ * transaction commits; superusers' too only if superusers_too.  The caller
+ * may revoke the certificate.
  */
 void
-pgtls_sessions_end_at_commit(const char *serial)
+pgtls_sessions_end_at_commit(const char *serial, bool superusers_too)
 {
 	MemoryContext old;
 	EndRequest *r;
@@ -298,7 +302,7 @@ pgtls_sessions_end_at_commit(const char *serial)
 	r = palloc(sizeof(EndRequest));
 	r->serial = pstrdup(serial);
 	r->nest = GetCurrentTransactionNestLevel();
-	r->by_superuser = superuser();
+	r->by_superuser = superusers_too;
 	requests = lappend(requests, r);
 	MemoryContextSwitchTo(old);
 }

@@ -201,16 +201,30 @@ revoked_by(List *revoked, const char *fingerprint, List *known)
 	return result;
 }
 
-/* A CRL as PEM, signed by the CA. */
+/* A CRL as PEM, signed by the CA; its identity into *id (all zero if it cannot be made). */
 static char *
-crl_pem(X509 *ca_cert, EVP_PKEY *ca_key, List *revoked)
+crl_pem(X509 *ca_cert, EVP_PKEY *ca_key, List *revoked, uint8 *id)
 {
 	BIO		   *bio = pgtls_mem_bio(NULL, 0);
 	StringInfo	der = pgtls_crl_der(ca_cert, ca_key, revoked);
 
 	if (PEM_write_bio(bio, PEM_STRING_X509_CRL, "", (unsigned char *) der->data, der->len) <= 0)
 		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not encode the CRL");
+	if (!pgtls_crl_der_id(der->data, der->len, id))
+		memset(id, 0, PGTLS_CRL_ID_BYTES);
 	return pgtls_bio_to_cstring(bio);
+}
+
+/* The identity of a CRL given as PEM (one the primary signed and kept); all zero if unreadable. */
+static void
+pem_crl_id(const char *pem, uint8 *id)
+{
+	X509_CRL   *crl = pgtls_own_crl(PEM_read_bio_X509_CRL(pgtls_mem_bio(pem, (int) strlen(pem)),
+														  NULL, NULL, NULL));
+
+	if (crl == NULL || !pgtls_crl_id(crl, id))
+		memset(id, 0, PGTLS_CRL_ID_BYTES);
+	pgtls_ossl_clear();
 }
 
 static char *
@@ -246,6 +260,8 @@ typedef struct TrustContent
 	StringInfoData bundle;
 	int			listed;			/* distinct serials our CRLs list */
 	List	   *missing;		/* char *, subjects of trusted CAs without a CRL */
+	int			ncrl_ids;		/* our CRLs in crls (only the first PGTLS_MAX_CRL_IDS kept) */
+	PgtlsCrlIdentity crl_ids[PGTLS_MAX_CRL_IDS];
 } TrustContent;
 
 static void
@@ -271,6 +287,7 @@ build(X509 *extra_cert, EVP_PKEY *extra_key, bool store, TrustContent *out)
 	initStringInfo(&out->bundle);
 	out->listed = 0;
 	out->missing = NIL;
+	out->ncrl_ids = 0;
 	foreach(lc, pgtls_registry_cas(true))
 		known = lappend(known, ((PgtlsCARow *) lfirst(lc))->fingerprint);
 	foreach(lc, cas)
@@ -283,21 +300,33 @@ build(X509 *extra_cert, EVP_PKEY *extra_key, bool store, TrustContent *out)
 	{
 		OurCA	   *o = lfirst(lc);
 		char	   *crl = NULL;
+		uint8		id[PGTLS_CRL_ID_BYTES];
 		ListCell   *lc2;
 
 		if (o->key != NULL)
 		{
 			List	   *mine = revoked_by(revoked, o->fingerprint, known);
 
-			crl = crl_pem(o->cert, o->key, mine);
+			crl = crl_pem(o->cert, o->key, mine, id);
 			out->listed = Max(out->listed, list_length(mine));
 			if (store)
 				pgtls_registry_crl_store(o->fingerprint, crl, GetCurrentTimestamp(), 0);
 		}
-		else
-			crl = stored_crl(stored, o->fingerprint);
+		else if ((crl = stored_crl(stored, o->fingerprint)) != NULL)
+			pem_crl_id(crl, id);
 		if (crl != NULL)
+		{
 			appendStringInfoString(&out->crls, crl);
+			if (out->ncrl_ids < PGTLS_MAX_CRL_IDS)
+			{
+				PgtlsCrlIdentity *ci = &out->crl_ids[out->ncrl_ids];
+
+				ci->issuer_hash = X509_NAME_hash_ex(X509_get_subject_name(o->cert), NULL, NULL, NULL);
+				memcpy(ci->id, id, PGTLS_CRL_ID_BYTES);
+				pgtls_ossl_clear();
+			}
+			out->ncrl_ids++;
+		}
 		else
 			out->missing = lappend(out->missing, pgtls_name_text(X509_get_subject_name(o->cert)));
 		append_cert(&out->bundle, &seen, o->cert);
@@ -349,6 +378,8 @@ pgtls_trust_stage(X509 *extra_cert, EVP_PKEY *extra_key, bool store, PgtlsTrustF
 		out->bundle = pgtls_stage_file(bundle_path, c.bundle.data, c.bundle.len, 0600);
 	out->listed = c.listed;
 	out->missing = c.missing;
+	out->ncrl_ids = c.ncrl_ids;
+	memcpy(out->crl_ids, c.crl_ids, sizeof(c.crl_ids));
 	out->digest = pgtls_registry_trust_digest(RecoveryInProgress(), true);
 }
 
@@ -376,7 +407,9 @@ trust_xact_callback(XactEvent event, void *arg)
 
 /*
  * Put the staged files in place, the CRLs first (a CRL for a CA not trusted
- * yet harms nothing), and release the CRL lock unless keep_lock.
+ * yet harms nothing), say in shared memory which CRLs of ours the file now
+ * holds (so a login whose backend inherited older ones checks the file,
+ * enforce.c), and release the CRL lock unless keep_lock.
  */
 void
 pgtls_trust_commit(PgtlsTrustFiles *files, bool keep_lock)
@@ -394,6 +427,7 @@ pgtls_trust_commit(PgtlsTrustFiles *files, bool keep_lock)
 		trust_written = true;
 	}
 	pgtls_commit_file(files->crl);
+	pgtls_live_publish_crls(files->crl_ids, files->ncrl_ids);
 	if (files->bundle != NULL)
 		pgtls_commit_file(files->bundle);
 	if (!keep_lock)

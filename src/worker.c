@@ -135,13 +135,20 @@ apply_change(PgtlsRegistryChange *change, void *arg)
 	if (strcmp(change->kind, "client") != 0)
 		return;
 	/*
-	 * On a standby, a revocation replayed from the primary ends this node's
-	 * sessions of that certificate when this pass commits (the primary's
-	 * revoking backend ends its own node's, as pgtls_revoke's terminate
-	 * says).  Not at a full load: that revocation is old news.
+	 * A revocation that arrives ends this node's sessions of that
+	 * certificate when this pass commits, as the revocation recorded
+	 * (pgtls_revoke's terminate; all when it did not say).  On a standby
+	 * these are all there are; on the primary the revoking backend ended
+	 * those it saw just before its commit, and this catches the rest: a
+	 * login that completed after that look, and a revocation committed
+	 * with COMMIT PREPARED, whose backend ended nothing.  Not at a full
+	 * load: that revocation is old news.
 	 */
-	if (change->revoked && ws->since.value != 0 && RecoveryInProgress())
-		pgtls_sessions_end_at_commit(change->serial);
+	if (change->revoked && ws->since.value != 0 &&
+		(change->ends_sessions == NULL || strcmp(change->ends_sessions, "none") != 0))
+		pgtls_sessions_end_at_commit(change->serial,
+									 change->ends_sessions == NULL ||
+									 strcmp(change->ends_sessions, "all") == 0);
 	pgtls_live_set(change->serial, !change->revoked && change->not_after > GetCurrentTimestamp(),
 				   change->role_oid, change->not_after, change->fingerprint);
 }

@@ -155,6 +155,10 @@ is($node->safe_psql('postgres', "SELECT revocation_reason FROM pgtls_certificate
 	'superseded', 'the previous certificate is revoked (superseded)');
 $node->connect_fails(client_connstr($b, 'user1'), 'it no longer logs in', expected_stderr => qr/certificate revoked/);
 is(session_query($session_b, 'SELECT current_user'), 'user1', 'the session that renewed it goes on');
+is($node->safe_psql('postgres', "SELECT ends_sessions FROM pgtls_certificates WHERE serial = '$serial_b'"),
+	'none', '... its revocation recorded as ending no session');
+sleep 2;    # two looks of the worker, which ends sessions as the revocation recorded
+is(session_query($session_b, 'SELECT current_user'), 'user1', '... and the worker leaves it open');
 ($out, $err) = session_query($session_b, "$renew_row(\$c\$$csr\$c\$)");
 like($err, qr/DETAIL:  The certificate this session logged in with \(serial $serial_b\) is revoked\./,
 	'but cannot renew with the revoked certificate');
@@ -313,11 +317,16 @@ my @kids = sort($serial_k2, $serial_k3);
 like($stderr, qr/NOTICE:  2 live certificate\(s\) were renewed from $serial_k1 over its own login: $kids[0], $kids[1]/,
 	'revoking a certificate names the live ones renewed from it');
 $node->connect_ok(client_connstr($k3, 'user4'), '... which still log in', sql => 'SELECT 1');
+my $session_k3 = open_session($node, client_connstr($k3, 'user4'));
 ($rc, $stdout, $stderr) = $node->psql('postgres', "SELECT pgtls_revoke('$serial_k1', 'keyCompromise')");
 like($stderr, qr/NOTICE:  also revoked 2 certificate\(s\) renewed from $serial_k1 over its own login: $kids[0], $kids[1]/,
 	'revoking it for keyCompromise revokes them with it');
 is($node->safe_psql('postgres', "SELECT string_agg(revocation_reason, ',') FROM pgtls_certificates WHERE serial IN ('$serial_k2', '$serial_k3')"),
 	'keyCompromise,keyCompromise', '... recorded as keyCompromise');
+is($node->safe_psql('postgres', "SELECT string_agg(ends_sessions, ',') FROM pgtls_certificates WHERE serial IN ('$serial_k2', '$serial_k3')"),
+	'all,all', '... with the sessions they end, as terminate says');
+ok(defined wait_for(5, sub { !defined session_query($session_k3, 'SELECT 1') }),
+	'... and the session of the renewal of the renewal ends');
 $node->connect_fails(client_connstr($k3, 'user4'), '... and the renewal of the renewal no longer logs in',
 	expected_stderr => qr/certificate revoked/);
 
