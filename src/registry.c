@@ -1050,6 +1050,9 @@ pgtls_registry_lock_holder(void)
 	return 0;
 }
 
+/* Rows of registry changes read at a time. */
+#define CHANGES_BATCH 10000
+
 /*
  * Every registry change (rows whose change_xid >= since) as one snapshot
  * sees it, passed to fn, and the snapshot's xmin: every change not seen
@@ -1066,6 +1069,8 @@ pgtls_registry_changes(FullTransactionId since,
 	bool		isnull;
 	unsigned long long next;
 	int			rc;
+	Portal		portal;
+	MemoryContext batch;
 
 	registry_enter(&call);
 	rc = SPI_execute_plan(registry_plan(&call, Q_XMIN), NULL, NULL, true, 1);
@@ -1075,29 +1080,48 @@ pgtls_registry_changes(FullTransactionId since,
 			   "%llu", &next) != 1)
 		elog(ERROR, "could not read the snapshot's xmin");
 	values[0] = CStringGetTextDatum(psprintf(UINT64_FORMAT, U64FromFullTransactionId(since)));
-	rc = SPI_execute_plan(registry_plan(&call, Q_CHANGES), values, NULL, true, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "could not read registry changes: %s", SPI_result_code_string(rc));
-	for (uint64 i = 0; i < SPI_processed; i++)
+	/*
+	 * Through a cursor, a batch at a time, each batch's strings freed with
+	 * it: a full load of a million rows held them all at once (over 400 MB
+	 * in the worker).
+	 */
+	portal = SPI_cursor_open(NULL, registry_plan(&call, Q_CHANGES), values, NULL, true);
+	batch = AllocSetContextCreate(CurrentMemoryContext, "pgtls_admin registry changes",
+								  ALLOCSET_DEFAULT_SIZES);
+	for (;;)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		PgtlsRegistryChange change;
-		Datum		d;
+		MemoryContext old;
 
-		change.serial = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
-		change.kind = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
-		d = SPI_getbinval(tup, desc, 3, &isnull);
-		change.role_oid = isnull ? InvalidOid : DatumGetObjectId(d);
-		d = SPI_getbinval(tup, desc, 4, &isnull);
-		change.not_after = isnull ? DT_NOBEGIN : DatumGetTimestampTz(d);
-		change.revoked = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
-		d = SPI_getbinval(tup, desc, 6, &isnull);
-		change.fingerprint = isnull ? NULL : TextDatumGetCString(d);
-		d = SPI_getbinval(tup, desc, 7, &isnull);
-		change.ends_sessions = isnull ? NULL : TextDatumGetCString(d);
-		fn(&change, arg);
+		SPI_cursor_fetch(portal, true, CHANGES_BATCH);
+		if (SPI_processed == 0)
+			break;
+		old = MemoryContextSwitchTo(batch);
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[i];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			PgtlsRegistryChange change;
+			Datum		d;
+
+			change.serial = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
+			change.kind = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
+			d = SPI_getbinval(tup, desc, 3, &isnull);
+			change.role_oid = isnull ? InvalidOid : DatumGetObjectId(d);
+			d = SPI_getbinval(tup, desc, 4, &isnull);
+			change.not_after = isnull ? DT_NOBEGIN : DatumGetTimestampTz(d);
+			change.revoked = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
+			d = SPI_getbinval(tup, desc, 6, &isnull);
+			change.fingerprint = isnull ? NULL : TextDatumGetCString(d);
+			d = SPI_getbinval(tup, desc, 7, &isnull);
+			change.ends_sessions = isnull ? NULL : TextDatumGetCString(d);
+			fn(&change, arg);
+		}
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(batch);
+		SPI_freetuptable(SPI_tuptable);
 	}
+	SPI_cursor_close(portal);
+	MemoryContextDelete(batch);
 	registry_leave(&call);
 	return FullTransactionIdFromU64((uint64) next);
 }
