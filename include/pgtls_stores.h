@@ -319,6 +319,7 @@ extern int	pgtls_ca_keyring_drop_retired(List *cas);
 extern char *pgtls_ca_request_path(const char *ext);
 extern void pgtls_ca_request_drop_at_commit(void);
 extern void pgtls_ca_switch_mark(const char *fingerprint);
+extern char *pgtls_ca_switch_path(void);
 extern char *pgtls_ca_switch_marked(void);
 extern void pgtls_ca_switch_unmark(void);
 

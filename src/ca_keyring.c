@@ -30,7 +30,13 @@
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
-/* Files to remove when this transaction commits (TopMemoryContext). */
+/* Files to remove when this transaction commits (DropAtCommit *, TopMemoryContext). */
+typedef struct DropAtCommit
+{
+	char	   *path;
+	SubTransactionId subid;		/* the subtransaction that asked */
+} DropAtCommit;
+
 static List *drop_at_commit = NIL;
 static bool callback_registered = false;
 
@@ -183,35 +189,76 @@ pgtls_ca_keyring_stage(EVP_PKEY *key, X509 *cert, const char *upper_pem,
 }
 
 static void
-keyring_xact_callback(XactEvent event, void *arg)
+forget_drops(bool unlink_them)
 {
 	ListCell   *lc;
 
-	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
-		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT)
-		return;
 	foreach(lc, drop_at_commit)
 	{
-		if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT)
-			(void) unlink(lfirst(lc));
-		pfree(lfirst(lc));
+		DropAtCommit *d = lfirst(lc);
+
+		if (unlink_them)
+			(void) unlink(d->path);
+		pfree(d->path);
+		pfree(d);
 	}
 	list_free(drop_at_commit);
 	drop_at_commit = NIL;
+}
+
+/*
+ * Committed: the files go.  Aborted: they stay.  Prepared: they stay too,
+ * whatever becomes of the transaction (the worker removes a retired CA's
+ * files, and pgtls_ca_sync() a marker the registry agrees with).
+ */
+static void
+keyring_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT)
+		forget_drops(true);
+	else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
+			 event == XACT_EVENT_PREPARE)
+		forget_drops(false);
+}
+
+/* A subtransaction rolled back: what it (or one below it) meant to remove stays. */
+static void
+keyring_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						 SubTransactionId parentSubid, void *arg)
+{
+	ListCell   *lc;
+
+	if (event != SUBXACT_EVENT_ABORT_SUB)
+		return;
+	foreach(lc, drop_at_commit)
+	{
+		DropAtCommit *d = lfirst(lc);
+
+		if (d->subid < mySubid)
+			continue;
+		pfree(d->path);
+		pfree(d);
+		drop_at_commit = foreach_delete_current(drop_at_commit, lc);
+	}
 }
 
 static void
 drop_file_at_commit(const char *path)
 {
 	MemoryContext old;
+	DropAtCommit *d;
 
 	if (!callback_registered)
 	{
 		RegisterXactCallback(keyring_xact_callback, NULL);
+		RegisterSubXactCallback(keyring_subxact_callback, NULL);
 		callback_registered = true;
 	}
 	old = MemoryContextSwitchTo(TopMemoryContext);
-	drop_at_commit = lappend(drop_at_commit, pstrdup(path));
+	d = palloc(sizeof(DropAtCommit));
+	d->path = pstrdup(path);
+	d->subid = GetCurrentSubTransactionId();
+	drop_at_commit = lappend(drop_at_commit, d);
 	MemoryContextSwitchTo(old);
 }
 
@@ -266,10 +313,17 @@ pgtls_ca_keyring_drop_retired(List *cas)
 void
 pgtls_ca_switch_mark(const char *fingerprint)
 {
-	char	   *path = psprintf("%s/ca-switch", keyring_dir());
+	char	   *path = pgtls_ca_switch_path();
 
 	pgtls_commit_file(pgtls_stage_file(path, fingerprint, strlen(fingerprint), 0600));
 	drop_file_at_commit(path);
+}
+
+/* The marker's path: ca-switch beside ca_key_file. */
+char *
+pgtls_ca_switch_path(void)
+{
+	return psprintf("%s/ca-switch", keyring_dir());
 }
 
 /* The CA a switch left by a crash (or an error) was to, or NULL. */
@@ -278,13 +332,18 @@ pgtls_ca_switch_marked(void)
 {
 	PgtlsFileRead f;
 
-	if (!pgtls_try_read_file(psprintf("%s/ca-switch", keyring_dir()), false, &f))
+	if (!pgtls_try_read_file(pgtls_ca_switch_path(), false, &f))
 		return NULL;
 	return f.data;
 }
 
+/*
+ * The switch is recorded: remove the marker when this transaction commits.
+ * Never before: until the registry's change commits, the marker is what
+ * lets the next pgtls_ca_sync() complete the switch.
+ */
 void
 pgtls_ca_switch_unmark(void)
 {
-	(void) unlink(psprintf("%s/ca-switch", keyring_dir()));
+	drop_file_at_commit(pgtls_ca_switch_path());
 }

@@ -204,16 +204,6 @@ upper_pem_of(List *certs)
 	return buf.data;
 }
 
-static char *
-strdup_or_raise(const char *s)
-{
-	char	   *copy = strdup(s);
-
-	if (copy == NULL)
-		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
-	return copy;
-}
-
 /* The CA certificate, parsed and checked, and its PEM, into ca (key NULL). */
 void
 pgtls_ca_load_cert(PgtlsCA *ca)
@@ -234,15 +224,21 @@ pgtls_ca_load_cert(PgtlsCA *ca)
 		X509	   *cert = pgtls_parse_cert(pem, (int) len, "the CA certificate file", CA_HINT);
 		text	   *cert_pem;
 		char	   *copy;
-
+		char	   *chain;
+		char	   *upper;
+		char	   *fingerprint;
 		List	   *certs = pgtls_read_cert_list(pem, (int) len);
-		char	   *chain = strdup_or_raise(pgtls_chain_pem(cert, list_delete_first(list_copy(certs))));
-		char	   *upper = strdup_or_raise(upper_pem_of(certs));
 
+		/* everything that may raise comes before the copies that outlive the transaction (malloc) */
 		pgtls_check_ca_cert(cert, "the CA certificate file");
+		chain = pgtls_chain_pem(cert, list_delete_first(list_copy(certs)));
+		upper = upper_pem_of(certs);
 		cert_pem = pgtls_cert_pem(cert);
+		fingerprint = pgtls_fingerprint_sha256(cert);
+		chain = strdup(chain);
+		upper = strdup(upper);
 		copy = malloc(VARSIZE_ANY_EXHDR(cert_pem));
-		if (copy == NULL || X509_up_ref(cert) != 1)
+		if (copy == NULL || chain == NULL || upper == NULL || X509_up_ref(cert) != 1)
 		{
 			free(copy);
 			free(chain);
@@ -260,7 +256,7 @@ pgtls_ca_load_cert(PgtlsCA *ca)
 		cached_cert_pem = copy;
 		cached_pair_checked = false;
 		cached_cert_pem_len = VARSIZE_ANY_EXHDR(cert_pem);
-		strlcpy(cached_cert_fingerprint, pgtls_fingerprint_sha256(cert), sizeof(cached_cert_fingerprint));
+		strlcpy(cached_cert_fingerprint, fingerprint, sizeof(cached_cert_fingerprint));
 		cache_store(&cached_cert, path, &st, cert);
 	}
 	if (X509_up_ref(cached_cert.object) != 1)

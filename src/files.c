@@ -52,6 +52,9 @@ static bool defer_commits = false;
 static SubTransactionId defer_subid = InvalidSubTransactionId;
 static List *deferred_files = NIL;
 
+/* Numbers the temporary files this process stages (<target>.pgtls_tmp.<pid>.<n>). */
+static uint32 staging_counter = 0;
+
 /* A setting's path: absolute as given, relative ones under the data directory. */
 char *
 pgtls_resolve_path(const char *setting)
@@ -287,7 +290,7 @@ ours(const char *name, size_t len, const char *target)
 
 /*
  * Remove temporary files that crashed backends left beside target: a
- * <name>.pgtls_tmp.<pid> of a process that is gone is garbage (it may hold
+ * <name>.pgtls_tmp.<pid>.<n> of a process that is gone is garbage (it may hold
  * a private key that was never installed).  Only names of files this
  * extension writes are touched, never anything else in the directory.
  */
@@ -311,6 +314,9 @@ sweep_stale_temp_files(const char *target)
 		if (mark == NULL || !ours(de->d_name, mark - de->d_name, target))
 			continue;
 		pid = strtol(mark + strlen(".pgtls_tmp."), &end, 10);
+		/* <pid>, or <pid>.<n> */
+		if (*end == '.' && isdigit((unsigned char) end[1]))
+			(void) strtoul(end + 1, &end, 10);
 		if (*end != '\0' || pid <= 0 || pid == MyProcPid ||
 			kill((pid_t) pid, 0) == 0 || errno != ESRCH)
 			continue;
@@ -332,25 +338,19 @@ pgtls_stage_file(const char *path, const char *data, size_t len, mode_t mode)
 	PgtlsStagedFile *staged = palloc0(sizeof(PgtlsStagedFile));
 	size_t		done = 0;
 	int			fd;
-	ListCell   *lc;
 
-	/* staged again before the end: the temporary file's name is the same, the last content wins */
-	foreach(lc, deferred_files)
-	{
-		PgtlsStagedFile *earlier = lfirst(lc);
-
-		if (earlier->dst != NULL && strcmp(earlier->dst, path) == 0)
-		{
-			earlier->committed = true;	/* its temporary file is the one made now */
-			deferred_files = foreach_delete_current(deferred_files, lc);
-		}
-	}
+	/*
+	 * Each staging has a name of its own: a path staged again before the
+	 * end of a deferring transaction keeps the earlier one queued (renamed
+	 * first, so the last wins), and a subtransaction that rolls back drops
+	 * only what it staged.
+	 */
 	ensure_parent_directory(path);
 	sweep_stale_temp_files(path);
 	staged->dst = pstrdup(path);
-	staged->tmp = psprintf("%s.pgtls_tmp.%d", path, MyProcPid);
+	staged->tmp = psprintf("%s.pgtls_tmp.%d.%u", path, MyProcPid, ++staging_counter);
 
-	unlink(staged->tmp);		/* left by a backend that crashed with our pid */
+	unlink(staged->tmp);		/* left by a backend that crashed with our pid and number */
 	fd = OpenTransientFilePerm(staged->tmp, O_WRONLY | O_CREAT | O_EXCL | PG_BINARY, mode);
 	if (fd < 0)
 		ereport(ERROR,

@@ -373,8 +373,12 @@ pgtls_trust_stage(X509 *extra_cert, EVP_PKEY *extra_key, bool store, PgtlsTrustF
 	pgtls_lock(CRL_LOCK_KEY1, CRL_LOCK_KEY2, "the CRL");
 	build(extra_cert, extra_key, store, &c);
 	out->crl = pgtls_stage_file(pgtls_resolve_path(pgtls_crl_file), c.crls.data, c.crls.len, 0600);
-	/* unchanged, it is not written again: its identity keys the bundle caches */
-	if (!file_holds(bundle_path, c.bundle.data, c.bundle.len))
+	/*
+	 * Unchanged, it is not written again: its identity keys the bundle
+	 * caches.  Not while commits are deferred: a bundle staged earlier in
+	 * the transaction is still to be renamed over it.
+	 */
+	if (pgtls_files_deferring() || !file_holds(bundle_path, c.bundle.data, c.bundle.len))
 		out->bundle = pgtls_stage_file(bundle_path, c.bundle.data, c.bundle.len, 0600);
 	out->listed = c.listed;
 	out->missing = c.missing;
@@ -383,15 +387,27 @@ pgtls_trust_stage(X509 *extra_cert, EVP_PKEY *extra_key, bool store, PgtlsTrustF
 	out->digest = pgtls_registry_trust_digest(RecoveryInProgress(), true);
 }
 
-/* Did this transaction put trust files in place?  They were made from what it had not committed. */
+/*
+ * Did this transaction put trust files in place (or queue them for its
+ * PRE_COMMIT)?  They were made from what it had not committed.  The
+ * highest subtransaction that wrote them, and whether one that did rolled
+ * back.
+ */
 static bool trust_written = false;
+static SubTransactionId trust_written_subid = InvalidSubTransactionId;
+static bool trust_rewrite = false;
 static bool trust_callback_registered = false;
 
 /*
- * A transaction that wrote the trust files and then aborted (a phase of a
- * rotation or a pgtls_trust_add() whose statement failed afterwards) left
- * files that say what never was: have the worker write them again from the
- * tables, as pending.c does for a revocation rolled back.
+ * Trust files made from what never committed say what never was: have the
+ * worker write them again from the tables, as pending.c does for a
+ * revocation rolled back.  That is a transaction that wrote them and then
+ * aborted (a phase of a rotation or a pgtls_trust_add() whose statement
+ * failed afterwards, or one whose commit failed after its deferred files
+ * were renamed at PRE_COMMIT), one that wrote them and was prepared (it
+ * may yet be rolled back; if it commits, the worker sees the change
+ * anyway), and one that committed after a subtransaction that wrote them
+ * rolled back.  A rewrite too many costs one pass of the worker.
  */
 static void
 trust_xact_callback(XactEvent event, void *arg)
@@ -400,9 +416,20 @@ trust_xact_callback(XactEvent event, void *arg)
 		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT &&
 		event != XACT_EVENT_PREPARE)
 		return;
-	if (trust_written && (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT))
+	if (trust_written && (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
+						  event == XACT_EVENT_PREPARE || trust_rewrite))
 		pgtls_live_request_crl_rewrite();
 	trust_written = false;
+	trust_written_subid = InvalidSubTransactionId;
+	trust_rewrite = false;
+}
+
+static void
+trust_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					   SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB && trust_written && trust_written_subid >= mySubid)
+		trust_rewrite = true;
 }
 
 /*
@@ -414,17 +441,22 @@ trust_xact_callback(XactEvent event, void *arg)
 void
 pgtls_trust_commit(PgtlsTrustFiles *files, bool keep_lock)
 {
-	/* renamed at PRE_COMMIT: nothing to rewrite after an abort, and no writer in between */
+	/* renamed at PRE_COMMIT: no writer in between */
 	if (pgtls_files_deferring())
 		keep_lock = true;
-	else if (IsTransactionState())
+	if (IsTransactionState())
 	{
+		SubTransactionId subid = GetCurrentSubTransactionId();
+
 		if (!trust_callback_registered)
 		{
 			RegisterXactCallback(trust_xact_callback, NULL);
+			RegisterSubXactCallback(trust_subxact_callback, NULL);
 			trust_callback_registered = true;
 		}
 		trust_written = true;
+		if (subid > trust_written_subid)
+			trust_written_subid = subid;
 	}
 	pgtls_commit_file(files->crl);
 	pgtls_live_publish_crls(files->crl_ids, files->ncrl_ids);

@@ -160,7 +160,7 @@ trusted(const char *fingerprint)
 {
 	ListCell   *lc;
 
-	foreach(lc, pgtls_registry_trusted(false))
+	foreach(lc, pgtls_registry_trusted(true))
 		if (strcmp(((PgtlsTrustedRow *) lfirst(lc))->fingerprint, fingerprint) == 0)
 			return lfirst(lc);
 	return NULL;
@@ -226,6 +226,8 @@ pgtls_trust_add_ca(const char *cert_pem, int cert_len, const char *crl_pem, int 
 	if (crl_pem != NULL)
 		crl = pgtls_check_ca_crl(cert, crl_pem, crl_len, "crl", &next_update);
 
+	/* locked before the CRL kept is read: a concurrent call with a newer one commits first, and is seen */
+	begin_trust_change("trust a CA");
 	ours = our_ca(fingerprint);
 	if (ours != NULL)
 		ereport(ERROR,
@@ -246,7 +248,6 @@ pgtls_trust_add_ca(const char *cert_pem, int cert_len, const char *crl_pem, int 
 				 errdetail("The server checks CRLs for every CA of a chain (ssl_crl_file), so it would refuse every client certificate under a CA without one."),
 				 errhint("Pass its current CRL: SELECT pgtls_trust_add(certificate, crl);")));
 
-	begin_trust_change("trust a CA");
 	pgtls_registry_trust_put(cert, crl, next_update, "admin");
 	pgtls_ca_publish_trust();
 	if (known == NULL)
@@ -267,6 +268,7 @@ pgtls_trust_remove_ca(const char *fingerprint_arg)
 	PgtlsTrustedRow *known;
 	ListCell   *lc;
 
+	begin_trust_change("stop trusting a CA");
 	ours = our_ca(fingerprint);
 	if (ours != NULL && pgtls_ca_state_trusted(ours->state))
 		ereport(ERROR,
@@ -290,7 +292,6 @@ pgtls_trust_remove_ca(const char *fingerprint_arg)
 					 errdetail("Without it the server cannot build a chain for any certificate that CA issued."),
 					 errhint("Rotate to another CA and retire that one first.")));
 	}
-	begin_trust_change("stop trusting a CA");
 	(void) pgtls_registry_trust_delete(fingerprint);
 	pgtls_ca_publish_trust();
 	return true;

@@ -17,6 +17,9 @@
  *     replayed and follows a CA rotation as it replays it; on the primary
  *     it keeps the CRLs it signed for standbys that lack a CA's key, and on
  *     every node removes the keys of retired CAs;
+ *   - on the primary, completes a switch of the CA files that a crash
+ *     (or a failed commit) interrupted, as the ca-switch marker says
+ *     (pgtls_ca_sync), so the registry agrees with the files;
  *   - on the primary, records in the registry the certificates of the
  *     issuance journal whose transaction never committed, and compacts
  *     the journal, a slice of at most JOURNAL_SLICE_MS a pass;
@@ -95,6 +98,8 @@ typedef struct WorkerState
 	char	   *maintain_logged;	/* the lines the last run logged (TopMemoryContext) */
 	MemoryContext tick_cxt;
 	TimestampTz overflow_reload;	/* when an overflowed set was last reloaded */
+	PgtlsFileIdentity switch_seen;	/* a ca-switch marker the sync left */
+	TimestampTz switch_retry;	/* after a failed sync, not before this */
 } WorkerState;
 
 typedef enum FollowResult
@@ -489,6 +494,45 @@ journal_duty(WorkerState *ws)
 	MemoryContextSwitchTo(cxt);
 }
 
+/*
+ * A switch of the CA files whose transaction never committed (a crash
+ * after the renames, or a commit that failed after them) left the ca-switch
+ * marker: complete it now (pgtls_ca_sync), on the primary, rather than at
+ * the next issuance or phase, so the registry agrees with the files the
+ * server already presents.  A marker the sync leaves (the files hold
+ * another CA) is not tried again until it changes.
+ */
+static void
+ca_switch_duty(WorkerState *ws)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	char	   *path = pgtls_ca_switch_path();
+	struct stat st;
+
+	if (stat(path, &st) < 0 || pgtls_file_identity_same(&ws->switch_seen, &st) ||
+		GetCurrentTimestamp() < ws->switch_retry)
+		return;
+	PG_TRY();
+	{
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pgtls_ca_lock(true);
+		pgtls_ca_sync();
+		PopActiveSnapshot();
+		end_own(ws, true);
+		MemoryContextSwitchTo(cxt);
+		if (stat(path, &st) == 0)
+			pgtls_file_identity_set(&ws->switch_seen, &st);
+	}
+	PG_CATCH();
+	{
+		duty_failed(ws, cxt);
+		ws->switch_retry = GetCurrentTimestamp() + (TimestampTz) ERROR_PAUSE_MS * 1000;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+}
+
 /* Rewrite the CRL when a revocation arrived or it is due. */
 static void
 crl_duty(WorkerState *ws)
@@ -555,7 +599,10 @@ tick(WorkerState *ws)
 	if (follow(ws) != FOLLOW_READ)
 		return;
 	if (!recovery)
+	{
+		ca_switch_duty(ws);
 		journal_duty(ws);
+	}
 	crl_duty(ws);
 	if (!recovery)
 		maintain(ws);

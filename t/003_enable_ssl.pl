@@ -180,7 +180,7 @@ closedir $dh;
 is_deeply([ grep { /pgtls_tmp/ } @left ], [], 'temporary files left by crashed backends are removed');
 cmp_ok(scalar(grep { /^server-.*\.key$/ } @left), '<=', 2,
 	'only the current and the previous server key are kept');
-like(slurp_file($node->logfile), qr/removed ".*pgtls_tmp\.\d+" left by a crashed process/, '... and the removal is logged');
+like(slurp_file($node->logfile), qr/removed ".*pgtls_tmp\.\d+\.\d+" left by a crashed process/, '... and the removal is logged');
 $node->connect_ok(client_connstr($user1, 'user1'), 'user1 still logs in after the clean-up',
 	sql => 'SELECT current_user', expected_stdout => qr/^user1$/);
 

@@ -12,6 +12,7 @@ use warnings;
 use FindBin;
 use lib "$FindBin::RealBin/lib";
 use PgtlsTest;
+use PgtlsAudit ();
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -20,7 +21,7 @@ use Time::HiRes qw(time usleep);
 my $primary = PostgreSQL::Test::Cluster->new('rot_primary');
 $primary->init(allows_streaming => 1);
 $primary->append_conf('postgresql.conf',
-	"listen_addresses = '127.0.0.1'\nshared_preload_libraries = 'pgtls_admin'\nrestart_after_crash = on\n");
+	"listen_addresses = '127.0.0.1'\nshared_preload_libraries = 'pgtls_admin'\nrestart_after_crash = on\nmax_prepared_transactions = 2\n");
 write_cert_only_hba($primary);
 open my $hba, '>>', $primary->data_dir . '/pg_hba.conf' or die;
 print $hba "local replication all trust\n";
@@ -331,6 +332,34 @@ login_ok($dave, 'dave', $root4, '... and dave');
 is($primary->safe_psql('postgres', "SELECT count(*) FROM pgtls_issue_client('bob')"), '1', 'issuing works: the registry followed the CA files');
 is(cas(), 'active=CN=Rotation Test CA, previous=CN=PostgreSQL pgtls_admin CA G2', '... and records the switch the crash interrupted');
 audit_clean('after the crash');
+
+# --- trust files written from what never committed (a savepoint rolled back, a prepared transaction
+# rolled back) are written again by the worker from the registry
+openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+	'-keyout', "$tmp/corp.key", '-subj', '/CN=Corp CA', '-days', '30', '-out', "$tmp/corp.crt",
+	'-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
+PgtlsAudit::current_crl($tmp, "$tmp/corp.crt", "$tmp/corp.key", "$tmp/corp.crl");
+$primary->safe_psql('postgres', 'SELECT pgtls_trust_add(' . pem_literal(slurp_file("$tmp/corp.crt")) . ', '
+	  . pem_literal(slurp_file("$tmp/corp.crl")) . ')');
+my $pdd = $primary->data_dir;
+sub trust_counts
+{
+	return scalar(() = slurp_file("$pdd/pgtls/ca-bundle.crt") =~ /BEGIN CERTIFICATE/g) . ' '
+	  . scalar(() = slurp_file("$pdd/pgtls/root.crl") =~ /BEGIN X509 CRL/g);
+}
+my $counts = trust_counts();
+for my $case (
+	[ 'ROLLBACK TO SAVEPOINT', "BEGIN;\nSAVEPOINT s;\nDELETE FROM pgtls_trusted_cas;\nSELECT pgtls_refresh_crl();\nROLLBACK TO SAVEPOINT s;\nCOMMIT;" ],
+	[ 'ROLLBACK PREPARED', "BEGIN;\nDELETE FROM pgtls_trusted_cas;\nSELECT pgtls_refresh_crl();\nPREPARE TRANSACTION 'p';\nROLLBACK PREPARED 'p';" ])
+{
+	($rc, $out, $err) = sql($primary, $case->[1]);
+	is($rc, 0, "trust files written in a transaction, then $case->[0]") or diag($err);
+	my $t0 = time;
+	usleep(100_000) until trust_counts() eq $counts || time - $t0 > 10;
+	is(trust_counts(), $counts, "... the worker writes them again from the registry: the bundle and the CRLs hold Corp CA again");
+	note(sprintf('rewritten %.1f s after %s', time - $t0, $case->[0]));
+}
+$primary->safe_psql('postgres', "SELECT pgtls_trust_remove(fingerprint_sha256) FROM pgtls_trusted_cas WHERE subject = 'CN=Corp CA'");
 
 # --- the standby promoted: it lacks the active CA's key, and says so rather than issue from a retired CA
 $primary->wait_for_catchup($standby);

@@ -144,6 +144,25 @@ bob_fails('... and bob, whom it revoked, is refused', qr/certificate revoked/);
 ($rc, $out, $err) = sql('SELECT pgtls_trust_add(' . lit($foreign) . ', ' . lit(slurp_file("$tmp/crl1.crl")) . ')');
 like($err, qr/crl of CA "CN=Teleport User CA" is older than the one kept/, 'the older CRL cannot come back');
 
+# --- two pgtls_trust_add at once: the older CRL does not win by committing last
+sleep 1;
+my $crl3 = foreign_crl('crl3');
+sleep 1;
+my $crl4 = foreign_crl('crl4');
+my $bg = $node->background_psql('postgres', on_error_stop => 0);
+$bg->{stdin} .= 'DO $$ BEGIN PERFORM pgtls_trust_add(' . lit($foreign) . ', ' . lit($crl4)
+  . "); PERFORM pg_sleep(3); END \$\$;\n";
+$bg->{run}->pump_nb();
+$node->poll_query_until('postgres',
+	"SELECT count(*) > 0 FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND query LIKE '%pgtls_trust_add%'")
+  or die 'the first pgtls_trust_add did not reach its pause';
+($rc, $out, $err) = sql('SELECT pgtls_trust_add(' . lit($foreign) . ', ' . lit($crl3) . ')');
+like($err, qr/crl of CA "CN=Teleport User CA" is older than the one kept/,
+	'a CRL older than the one a concurrent pgtls_trust_add commits meanwhile is refused');
+$bg->quit;
+is($node->safe_psql('postgres', "SELECT crl FROM pgtls_trusted_cas WHERE subject = 'CN=Teleport User CA'") =~ s/\s+$//r,
+	$crl4 =~ s/\s+$//r, '... and the newer CRL is the one kept');
+
 # --- removed, in any spelling of its fingerprint
 ($rc, $out, $err) = sql("SELECT pgtls_trust_remove('" . lc($fingerprint =~ s/://gr) . "')");
 is($out, 't', 'pgtls_trust_remove takes the fingerprint without colons, in lower case') or diag($err);

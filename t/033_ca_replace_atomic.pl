@@ -5,7 +5,10 @@
 # bundle and CRLs (and, for a rotation, the server certificate and key) are
 # untouched, the registry agrees with them, the old CA still issues, and a
 # certificate of the old CA still logs in with verify-full.  A rolled-back
-# CA request leaves no key.
+# CA request leaves no key, and one rolled back in a savepoint leaves the
+# earlier request's.  Two phases in one statement leave the files of the
+# last.  A crash between the switch of the CA files and the commit is
+# completed by the first issuance that commits, whatever rolled back before.
 use strict;
 use warnings;
 
@@ -144,6 +147,15 @@ for my $case (
 	is(pgtls_dir(), $rot_dir, "... nor any other file in pgtls/");
 }
 
+# --- prepare then rollback in one committed statement: the bundle is the one rollback wrote, not prepare's
+my $bundle_before = slurp_file("$dd/pgtls/ca-bundle.crt");
+$node->safe_psql('postgres', "DO \$\$ BEGIN PERFORM * FROM pgtls_ca_rotate('prepare'); PERFORM * FROM pgtls_ca_rotate('rollback'); END \$\$;");
+is(scalar(() = slurp_file("$dd/pgtls/ca-bundle.crt") =~ /BEGIN CERTIFICATE/g), 1,
+	'prepare and rollback in one committed statement: the trust bundle holds the active CA alone');
+ok(slurp_file("$dd/pgtls/ca-bundle.crt") eq $bundle_before, '... byte for byte the bundle of before');
+$node->connect_ok(client_connstr($alice, 'alice'), '... and a certificate of the active CA logs in',
+	sql => 'SELECT 1', expected_stdout => qr/^1$/);
+
 # --- committed in one statement, the phases happen, signed by the CA the statement switched to
 $node->safe_psql('postgres', "DO \$\$ BEGIN PERFORM * FROM pgtls_ca_rotate('prepare'); PERFORM * FROM pgtls_ca_rotate('activate'); END \$\$;");
 my $new_subject = openssl('x509', '-in', "$dd/pgtls/ca.crt", '-noout', '-subject') =~ s/^subject=\s*|\s+$//gr;
@@ -166,6 +178,56 @@ is(slurp_file("$dd/pgtls/ca.crt"), slurp_file("$tmp/other.crt"), '... and the CA
 isnt($node->safe_psql('postgres', $active), $fp_before, '... and the registry records it as active');
 is($node->safe_psql('postgres', "SELECT count(*) FROM pgtls_cas WHERE state IN ('next', 'active', 'previous')"),
 	'1', '... alone');
+
+# --- a request whose successor in a savepoint rolled back: the first request's key stays, and matches it
+($rc, $out, $err) = $node->psql('postgres',
+	"BEGIN;\nSELECT pgtls_ca_request('CN=Request A');\nSAVEPOINT s;\nSELECT length(pgtls_ca_request('CN=Request B')) > 0;\nROLLBACK TO SAVEPOINT s;\nCOMMIT;",
+	stdout => \$out, stderr => \$err);
+my ($csr_a) = $out =~ /(-----BEGIN CERTIFICATE REQUEST-----.*?-----END CERTIFICATE REQUEST-----)/s;
+ok(defined $csr_a, 'request A, then request B in a savepoint rolled back: A\'s request was returned') or diag($err);
+ok(-e "$dd/pgtls/ca-request.key" && -e "$dd/pgtls/ca-request.csr", '... and its key and request are kept');
+is((-e "$dd/pgtls/ca-request.csr" ? slurp_file("$dd/pgtls/ca-request.csr") : "") =~ s/\s+$//r, $csr_a // '', '... the request kept is A\'s');
+if (-e "$dd/pgtls/ca-request.key")
+{
+	is(openssl('pkey', '-in', "$dd/pgtls/ca-request.key", '-pubout'),
+		openssl('req', '-in', "$dd/pgtls/ca-request.csr", '-noout', '-pubkey'),
+		'... and the key kept is the one of A\'s request');
+}
+unlink("$dd/pgtls/ca-request.key", "$dd/pgtls/ca-request.csr");
+
+# --- a crash between the switch of the CA files and the commit of activate, then issuances rolled back
+$node->append_conf('postgresql.conf', "restart_after_crash = on\n");
+$node->reload;
+$node->safe_psql('postgres', "SELECT count(*) FROM pgtls_ca_rotate('prepare')");
+my $next_fp = $node->safe_psql('postgres', "SELECT fingerprint_sha256 FROM pgtls_cas WHERE state = 'next'");
+my $bg = $node->background_psql('postgres', on_error_stop => 0);
+my $pid = $bg->query_safe('SELECT pg_backend_pid()');
+$bg->query_safe('SET pgtls_admin.debug_pause_at = 12');
+$bg->{stdin} .= "SELECT * FROM pgtls_ca_rotate('activate');\n";
+$bg->{run}->pump_nb();
+my $waited = 0;
+until (slurp_file($node->logfile) =~ /paused at install step 12/ || $waited > 300)
+{
+	select(undef, undef, undef, 0.1);
+	$waited++;
+}
+ok($waited <= 300, 'activate reached its pause after the switch of the CA files');
+kill 'KILL', $pid;
+$bg->{run}->kill_kill;
+$node->poll_query_until('postgres', 'SELECT true') or die 'the server did not come back';
+ok(-e "$dd/pgtls/ca-switch", 'the crash left the switch marker');
+for my $case (
+	[ 'ROLLBACK', "BEGIN;\nSELECT count(*) FROM pgtls_issue_client('bob');\nROLLBACK;" ],
+	[ 'ROLLBACK TO SAVEPOINT', "BEGIN;\nSAVEPOINT s;\nSELECT count(*) FROM pgtls_issue_client('bob');\nROLLBACK TO SAVEPOINT s;\nCOMMIT;" ])
+{
+	($rc, $out, $err) = $node->psql('postgres', $case->[1], stdout => \$out, stderr => \$err);
+	is($out, '1', "after the crash, an issuance undone by $case->[0] ran") or diag($err);
+	ok(-e "$dd/pgtls/ca-switch", '... and the switch marker stays: the registry did not record the switch');
+}
+($rc, $out, $err) = $node->psql('postgres', "SELECT count(*) FROM pgtls_issue_client('bob')", stdout => \$out, stderr => \$err);
+is($out, '1', 'then an issuance commits: the registry followed the CA files') or diag($err);
+is($node->safe_psql('postgres', $active), $next_fp, '... and records the CA the crash switched to as active');
+ok(!-e "$dd/pgtls/ca-switch", '... and the marker went with that commit');
 
 $node->stop;
 done_testing();
