@@ -20,6 +20,7 @@
 #include <openssl/x509v3.h>
 
 #include "access/transam.h"
+#include "access/xact.h"
 #include "datatype/timestamp.h"
 #include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
@@ -79,6 +80,7 @@ extern X509_STORE_CTX *pgtls_own_store_ctx(X509_STORE_CTX *ctx);
 extern void pgtls_own_secret(char *buf, size_t len);
 extern MemoryContext pgtls_work_begin(void);
 extern void pgtls_work_end(MemoryContext work);
+extern void *pgtls_build_in(MemoryContext cxt, void *(*build) (void));
 extern BIO *pgtls_mem_bio(const char *data, int len);
 extern text *pgtls_bio_to_text(BIO *bio);
 extern BIO *pgtls_secure_bio(void);
@@ -146,6 +148,8 @@ typedef enum PgtlsXactState
 	PGTLS_XACT_ABORTED
 } PgtlsXactState;
 extern PgtlsXactState pgtls_xact_state(FullTransactionId fxid);
+extern List *pgtls_follow_subxact(List *items, SubXactEvent event, size_t nest_offset,
+								  void (*dropped) (void *item));
 
 /* ---- src/compat.c: server APIs that differ between majors (see pgtls_compat.h) ---- */
 extern void pgtls_setting_source(const char *name, const char **file, int *line);

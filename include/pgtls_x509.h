@@ -131,6 +131,7 @@ extern StringInfo pgtls_crl_der(X509 *ca_cert, EVP_PKEY *ca_key, List *revoked);
 /* A CRL told apart from every other by the SHA-256 of its signature. */
 #define PGTLS_CRL_ID_BYTES 32
 extern bool pgtls_crl_der_id(const char *der, size_t len, uint8 *id);
+extern int	pgtls_hex_digit(char c);
 extern bool pgtls_crl_id(const X509_CRL *crl, uint8 *id);
 
 /* ---- src/formats.c: key and certificate formats for drivers ---- */

@@ -103,8 +103,9 @@ der_wrap(StringInfo out, unsigned char tag, const char *content, size_t len)
 	appendBinaryStringInfo(out, content, len);
 }
 
-static int
-hex_value(char c)
+/* The value of a hex digit, -1 if c is not one. */
+int
+pgtls_hex_digit(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -132,7 +133,7 @@ der_serial(StringInfo out, const char *hex)
 	bytes[0] = 0;
 	if (hexlen % 2 == 1)
 	{
-		int			lo = hex_value(hex[0]);
+		int			lo = pgtls_hex_digit(hex[0]);
 
 		if (lo < 0)
 			ereport(ERROR,
@@ -143,8 +144,8 @@ der_serial(StringInfo out, const char *hex)
 	}
 	for (; i < hexlen; i += 2)
 	{
-		int			hi = hex_value(hex[i]);
-		int			lo = hex_value(hex[i + 1]);
+		int			hi = pgtls_hex_digit(hex[i]);
+		int			lo = pgtls_hex_digit(hex[i + 1]);
 
 		if (hi < 0 || lo < 0)
 			ereport(ERROR,

@@ -341,6 +341,12 @@ pgtls_ident_read(void)
 	return result;
 }
 
+static void *
+read_ident(void)
+{
+	return pgtls_ident_read();
+}
+
 static MemoryContext ident_cache_cxt = NULL;
 static PgtlsIdentFile *ident_cache = NULL;
 static PgtlsFileIdentity ident_cache_id;
@@ -353,7 +359,6 @@ pgtls_ident_read_cached(void)
 	struct stat st;
 	bool		missing = stat(IdentFileName, &st) < 0;
 	MemoryContext cxt;
-	MemoryContext old;
 	PgtlsIdentFile *f;
 
 	if (ident_cache != NULL && missing == ident_cache_missing &&
@@ -361,19 +366,7 @@ pgtls_ident_read_cached(void)
 		return ident_cache;
 
 	cxt = AllocSetContextCreate(TopMemoryContext, "pgtls_admin pg_ident cache", ALLOCSET_SMALL_SIZES);
-	old = MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		f = pgtls_ident_read();
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(old);
-		MemoryContextDelete(cxt);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(old);
+	f = pgtls_build_in(cxt, read_ident);
 	if (ident_cache_cxt != NULL)
 		MemoryContextDelete(ident_cache_cxt);
 	ident_cache_cxt = cxt;

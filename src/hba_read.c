@@ -230,6 +230,12 @@ pgtls_token_is_keyword(AuthToken *t, const char *keyword)
 	return !t->quoted && strcmp(t->string, keyword) == 0;
 }
 
+static void *
+read_hba(void)
+{
+	return pgtls_hba_read();
+}
+
 static MemoryContext hba_cache_cxt = NULL;
 static PgtlsHbaFile *hba_cache = NULL;
 static PgtlsFileIdentity hba_cache_id;
@@ -245,7 +251,6 @@ pgtls_hba_read_cached(void)
 {
 	struct stat st;
 	MemoryContext cxt;
-	MemoryContext old;
 
 	if (stat(HbaFileName, &st) < 0)
 		return NULL;
@@ -255,20 +260,8 @@ pgtls_hba_read_cached(void)
 
 	cxt = AllocSetContextCreate(TopMemoryContext, "pgtls_admin pg_hba cache",
 								ALLOCSET_SMALL_SIZES);
-	old = MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		hba_cache = NULL;
-		hba_cache = pgtls_hba_read();
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(old);
-		MemoryContextDelete(cxt);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(old);
+	hba_cache = NULL;
+	hba_cache = pgtls_build_in(cxt, read_hba);
 	if (hba_cache_cxt != NULL)
 		MemoryContextDelete(hba_cache_cxt);
 	hba_cache_cxt = cxt;

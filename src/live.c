@@ -94,18 +94,6 @@ static List *queued = NIL;
 static int64 queued_adds = 0;	/* how many of them add a certificate */
 static bool callback_registered = false;
 
-static int
-nibble(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 /* The bytes of a serial in the registry's hex spelling; false if it is not one. */
 static bool
 serial_key(const char *hex, LiveKey *key)
@@ -119,16 +107,16 @@ serial_key(const char *hex, LiveKey *key)
 		return false;
 	if (n % 2 == 1)
 	{
-		if (nibble(hex[0]) < 0)
+		if (pgtls_hex_digit(hex[0]) < 0)
 			return false;
-		key->bytes[k++] = (uint8) nibble(hex[0]);
+		key->bytes[k++] = (uint8) pgtls_hex_digit(hex[0]);
 		i = 1;
 	}
 	for (; i < n; i += 2)
 	{
-		if (nibble(hex[i]) < 0 || nibble(hex[i + 1]) < 0)
+		if (pgtls_hex_digit(hex[i]) < 0 || pgtls_hex_digit(hex[i + 1]) < 0)
 			return false;
-		key->bytes[k++] = (uint8) (nibble(hex[i]) << 4 | nibble(hex[i + 1]));
+		key->bytes[k++] = (uint8) (pgtls_hex_digit(hex[i]) << 4 | pgtls_hex_digit(hex[i + 1]));
 	}
 	key->len = (uint8) k;
 	return true;
@@ -144,12 +132,12 @@ fingerprint_key(const char *hex, uint8 *out)
 	{
 		if (*p == ':')
 			continue;
-		if (k == 2 * FINGERPRINT_BYTES || nibble(*p) < 0)
+		if (k == 2 * FINGERPRINT_BYTES || pgtls_hex_digit(*p) < 0)
 			return false;
 		if (k % 2 == 0)
-			out[k / 2] = (uint8) (nibble(*p) << 4);
+			out[k / 2] = (uint8) (pgtls_hex_digit(*p) << 4);
 		else
-			out[k / 2] |= (uint8) nibble(*p);
+			out[k / 2] |= (uint8) pgtls_hex_digit(*p);
 		k++;
 	}
 	return k == 2 * FINGERPRINT_BYTES;
@@ -634,31 +622,21 @@ live_xact_callback(XactEvent event, void *arg)
 	queued_adds = 0;
 }
 
+static void
+drop_queued_change(void *item)
+{
+	QueuedChange *q = item;
+
+	queued_adds -= q->add;
+	pfree(q);
+}
+
 /* A subtransaction that rolls back takes its changes with it. */
 static void
 live_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 					  SubTransactionId parentSubid, void *arg)
 {
-	int			level = GetCurrentTransactionNestLevel();
-	ListCell   *lc;
-
-	if (event != SUBXACT_EVENT_COMMIT_SUB && event != SUBXACT_EVENT_ABORT_SUB)
-		return;
-	foreach(lc, queued)
-	{
-		QueuedChange *q = lfirst(lc);
-
-		if (q->nest < level)
-			continue;
-		if (event == SUBXACT_EVENT_COMMIT_SUB)
-			q->nest = level - 1;
-		else
-		{
-			queued_adds -= q->add;
-			queued = foreach_delete_current(queued, lc);
-			pfree(q);
-		}
-	}
+	queued = pgtls_follow_subxact(queued, event, offsetof(QueuedChange, nest), drop_queued_change);
 }
 
 /*

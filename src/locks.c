@@ -147,3 +147,37 @@ pgtls_xact_state(FullTransactionId fxid)
 	LWLockRelease(XactTruncationLock);
 	return state;
 }
+
+/*
+ * Items that follow subtransactions: each is a struct whose int field at
+ * nest_offset is the transaction nest level that made it.  When a
+ * subtransaction commits its items pass to the parent's level; when it
+ * aborts they leave the list and dropped(item) disposes of them.  Returns
+ * the list.
+ */
+List *
+pgtls_follow_subxact(List *items, SubXactEvent event, size_t nest_offset,
+					 void (*dropped) (void *item))
+{
+	int			level = GetCurrentTransactionNestLevel();
+	ListCell   *lc;
+
+	if (event != SUBXACT_EVENT_COMMIT_SUB && event != SUBXACT_EVENT_ABORT_SUB)
+		return items;
+	foreach(lc, items)
+	{
+		void	   *item = lfirst(lc);
+		int		   *nest = (int *) ((char *) item + nest_offset);
+
+		if (*nest < level)
+			continue;
+		if (event == SUBXACT_EVENT_COMMIT_SUB)
+			*nest = level - 1;
+		else
+		{
+			items = foreach_delete_current(items, lc);
+			dropped(item);
+		}
+	}
+	return items;
+}

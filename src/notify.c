@@ -97,25 +97,7 @@ static void
 notify_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 						SubTransactionId parentSubid, void *arg)
 {
-	int			level = GetCurrentTransactionNestLevel();
-	ListCell   *lc;
-
-	if (event != SUBXACT_EVENT_COMMIT_SUB && event != SUBXACT_EVENT_ABORT_SUB)
-		return;
-	foreach(lc, queued)
-	{
-		Queued	   *q = lfirst(lc);
-
-		if (q->nest < level)
-			continue;
-		if (event == SUBXACT_EVENT_COMMIT_SUB)
-			q->nest = level - 1;
-		else
-		{
-			queued = foreach_delete_current(queued, lc);
-			pfree(q);
-		}
-	}
+	queued = pgtls_follow_subxact(queued, event, offsetof(Queued, nest), pfree);	/* payload in the chunk */
 }
 
 static void

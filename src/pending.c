@@ -76,29 +76,17 @@ pending_xact_callback(XactEvent event, void *arg)
 
 /* A revocation of a subtransaction that rolls back is no revocation. */
 static void
+drop_own_file(void *item)
+{
+	forget(item, true);
+	pgtls_live_request_crl_rewrite();
+}
+
+static void
 pending_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 						 SubTransactionId parentSubid, void *arg)
 {
-	int			level = GetCurrentTransactionNestLevel();
-	ListCell   *lc;
-
-	if (event != SUBXACT_EVENT_COMMIT_SUB && event != SUBXACT_EVENT_ABORT_SUB)
-		return;
-	foreach(lc, own_files)
-	{
-		OwnFile    *f = lfirst(lc);
-
-		if (f->nest < level)
-			continue;
-		if (event == SUBXACT_EVENT_COMMIT_SUB)
-			f->nest = level - 1;
-		else
-		{
-			own_files = foreach_delete_current(own_files, lc);
-			forget(f, true);
-			pgtls_live_request_crl_rewrite();
-		}
-	}
+	own_files = pgtls_follow_subxact(own_files, event, offsetof(OwnFile, nest), drop_own_file);
 }
 
 static char *

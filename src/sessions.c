@@ -248,37 +248,19 @@ xact_callback(XactEvent event, void *arg)
 }
 
 static void
+drop_request(void *item)
+{
+	EndRequest *r = item;
+
+	pfree(r->serial);
+	pfree(r);
+}
+
+static void
 subxact_callback(SubXactEvent event, SubTransactionId mySubid, SubTransactionId parentSubid,
 				 void *arg)
 {
-	int			level = GetCurrentTransactionNestLevel();
-	List	   *kept = NIL;
-	ListCell   *lc;
-	MemoryContext old;
-
-	if ((event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB) || requests == NIL)
-		return;
-	old = MemoryContextSwitchTo(TopMemoryContext);
-	foreach(lc, requests)
-	{
-		EndRequest *r = lfirst(lc);
-
-		if (r->nest < level)
-			kept = lappend(kept, r);
-		else if (event == SUBXACT_EVENT_COMMIT_SUB)
-		{
-			r->nest = level - 1;
-			kept = lappend(kept, r);
-		}
-		else
-		{
-			pfree(r->serial);
-			pfree(r);
-		}
-	}
-	list_free(requests);
-	requests = kept;
-	MemoryContextSwitchTo(old);
+	requests = pgtls_follow_subxact(requests, event, offsetof(EndRequest, nest), drop_request);
 }
 
 /*
