@@ -1,7 +1,7 @@
 /*
  * pgtls_base.h
  *		The base layer: OpenSSL errors and object lifetime (ossl.c), files
- *		(files.c), locks (locks.c), the settings (settings.c) and version
+ *		(files.c), locks and transactions (locks.c), the settings (settings.c) and version
  *		differences (compat.c, pgtls_compat.h).
  *
  * Layers point one way: base < x509 < stores < operations, audit < the
@@ -136,7 +136,7 @@ extern bool pgtls_files_deferring(void);
 extern void pgtls_files_defer_stop(void);
 extern void pgtls_files_then(void (*action) (void *arg), void *arg);
 
-/* ---- src/locks.c: cluster-wide advisory locks with a bounded wait ---- */
+/* ---- src/locks.c: advisory locks with a bounded wait, transaction states, lists that follow subtransactions ---- */
 extern void pgtls_lock(uint32 key1, uint32 key2, const char *what);
 extern void pgtls_unlock(uint32 key1, uint32 key2);
 extern void pgtls_wait_for_xact(TransactionId xid, const char *what);
