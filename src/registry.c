@@ -73,6 +73,7 @@ typedef enum RegistryQuery
 	Q_SELF_RENEWED,
 	Q_LOOKUP_SHARE,
 	Q_SELF_DESCENDANTS,
+	Q_REVOKE_AGAIN,
 	Q_CAS,
 	Q_CA_SET_STATE,
 	Q_CA_USE,
@@ -86,6 +87,10 @@ typedef enum RegistryQuery
 	Q_OUTLIVING,
 	Q_COUNT
 } RegistryQuery;
+
+/* how many sessions an ends_sessions value ends: none 0, except_superusers 1, all (or NULL) 2 */
+#define RANK(e) "(CASE WHEN " e " IS NULL THEN 2 WHEN " e " OPERATOR(pg_catalog.=) 'none' THEN 0 " \
+	"WHEN " e " OPERATOR(pg_catalog.=) 'except_superusers' THEN 1 ELSE 2 END)"
 
 /*
  * %1$s is the extension's schema, quoted.  Every operator and function is
@@ -114,6 +119,25 @@ static const struct
 		"change_xid = pg_catalog.pg_current_xact_id() "
 		"WHERE serial OPERATOR(pg_catalog.=) $1 AND revoked_at IS NULL "
 		"AND kind OPERATOR(pg_catalog.<>) 'ca'",
+		3, {TEXTOID, TEXTOID, TEXTOID}
+	},
+	/*
+	 * Revoked already: a stronger ends_sessions (none < except_superusers <
+	 * all; NULL is all) or reason keyCompromise is recorded as a change, so
+	 * every node's worker sees it.
+	 */
+	[Q_REVOKE_AGAIN] = {
+		"UPDATE %1$s.pgtls_certificates "
+		"SET ends_sessions = CASE WHEN " RANK("$3") " OPERATOR(pg_catalog.>) " RANK("ends_sessions")
+		" THEN $3 ELSE ends_sessions END, "
+		"revocation_reason = CASE WHEN $2 OPERATOR(pg_catalog.=) 'keyCompromise' THEN $2 "
+		"ELSE revocation_reason END, "
+		"change_xid = pg_catalog.pg_current_xact_id() "
+		"WHERE serial OPERATOR(pg_catalog.=) $1 AND revoked_at IS NOT NULL "
+		"AND kind OPERATOR(pg_catalog.<>) 'ca' "
+		"AND (" RANK("$3") " OPERATOR(pg_catalog.>) " RANK("ends_sessions")
+		" OR ($2 OPERATOR(pg_catalog.=) 'keyCompromise' AND "
+		"     COALESCE(revocation_reason OPERATOR(pg_catalog.<>) 'keyCompromise', true)))",
 		3, {TEXTOID, TEXTOID, TEXTOID}
 	},
 	[Q_STATE] = {
@@ -1202,6 +1226,9 @@ pgtls_registry_revoke(const char *serial, const char *reason, const char *ends_s
 				 errmsg("serial %s is a CA certificate, which cannot be revoked", serial),
 				 errhint("Replace the CA with pgtls_init_ca(replace => true).")));
 	/* recorded, not a CA, and the UPDATE matched nothing: already revoked */
+	rc = SPI_execute_plan(registry_plan(&call, Q_REVOKE_AGAIN), values, NULL, false, 0);
+	if (rc != SPI_OK_UPDATE)
+		elog(ERROR, "could not revoke: %s", SPI_result_code_string(rc));
 	registry_leave(&call);
 	return false;
 }

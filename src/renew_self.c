@@ -32,6 +32,7 @@
  */
 #include "pgtls_ops.h"
 
+#include "access/xact.h"
 #include "libpq/auth.h"
 #include "libpq/hba.h"
 #include "libpq/libpq-be.h"
@@ -40,6 +41,35 @@
 #include "utils/timestamp.h"
 
 static ClientAuthentication_hook_type prev_client_auth = NULL;
+
+/* This transaction renewed: it must not be prepared (see no_prepare). */
+static bool renewed_in_xact = false;
+static bool xact_callback_registered = false;
+
+/*
+ * A renewal holds the old certificate's row until its transaction ends; a
+ * prepared transaction has no session that pgtls_revoke could end, so it
+ * would stall every revocation of that certificate until someone ended it
+ * by hand.  PREPARE TRANSACTION is refused, as for temporary tables.
+ */
+static void
+no_prepare(XactEvent event, void *arg)
+{
+	if (!renewed_in_xact)
+		return;
+	if (event == XACT_EVENT_PRE_PREPARE)
+	{
+		renewed_in_xact = false;
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot PREPARE a transaction that has called pgtls_renew_self()"),
+				 errdetail("Its lock on the renewed certificate's registry row would outlive every session, and stop revocations of that certificate.")));
+	}
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_PREPARE)
+		renewed_in_xact = false;
+}
 
 /* This backend's login, as the hook saw it (preloaded only). */
 static bool login_seen = false;
@@ -209,6 +239,12 @@ pgtls_renew_self_cert(const char *csr, int csr_len, const Interval *lifetime,
 	require_own_rights(session_oid);
 	pgtls_require_primary("renew certificates");
 	require_certificate_login(MyProcPort);
+	if (!xact_callback_registered)
+	{
+		RegisterXactCallback(no_prepare, NULL);
+		xact_callback_registered = true;
+	}
+	renewed_in_xact = true;
 	/* one renewal of the role at a time, so at most one locks a registry row */
 	pgtls_lock(SELF_RENEW_LOCK_KEY1, (uint32) session_oid,
 			   psprintf("the self-renewals of role \"%s\"", session_name));

@@ -32,7 +32,7 @@ $primary->safe_psql('postgres', <<'SQL');
 CREATE EXTENSION pgtls_admin;
 SELECT length(pgtls_init_ca()) > 0;
 SELECT count(*) FROM pgtls_enable_ssl();
-CREATE ROLE user1 LOGIN; CREATE ROLE user2 LOGIN; CREATE ROLE user3 LOGIN; CREATE ROLE user4 LOGIN;
+CREATE ROLE user1 LOGIN; CREATE ROLE user2 LOGIN; CREATE ROLE user3 LOGIN; CREATE ROLE user4 LOGIN; CREATE ROLE user5 LOGIN;
 SQL
 my %cert = map { $_ => client_files($primary, $_) } qw(user1 user2);
 sub serial_of
@@ -110,6 +110,23 @@ for my $i (0, 1)
 }
 is(session_query($other, 'SELECT current_user'), 'user2', 'a session of another certificate stays');
 session_close($other);
+
+# --- revoked first with terminate => false, then again: the second
+# revocation's terminate and keyCompromise reach the standbys too
+$cert{user5} = client_files($primary, 'user5');
+$primary->wait_for_catchup($standbys[0]);
+my $five = open_session($standbys[0], client_connstr($cert{user5}, 'user5'));
+my $serial5 = serial_of($cert{user5});
+$primary->safe_psql('postgres', "SELECT pgtls_revoke('$serial5', 'superseded', terminate => false)");
+$primary->wait_for_catchup($standbys[0]);
+sleep 2;
+is(session_query($five, 'SELECT current_user'), 'user5', 'standby1: terminate => false keeps the session');
+is($primary->safe_psql('postgres', "SELECT pgtls_revoke('$serial5', 'keyCompromise')"), 'f',
+	'revoking it again returns false (revoked already)');
+ok($standbys[0]->poll_query_until('postgres', "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $five->{pid}"),
+	'standby1: ... and its terminate ends the session there all the same');
+is($standbys[0]->safe_psql('postgres', "SELECT revocation_reason || ' ' || ends_sessions FROM pgtls_certificates WHERE serial = '$serial5'"),
+	'keyCompromise all', 'standby1: the reason became keyCompromise and ends_sessions all');
 $standbys[0]->connect_fails(client_connstr($cert{user1}, 'user1'), '... in the server\'s words',
 	expected_stderr => qr/certificate revoked/);
 login_ok($standbys[1], 'user2', 'standby2: an unrevoked certificate still logs in');

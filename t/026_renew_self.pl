@@ -24,7 +24,8 @@ my $node = PostgreSQL::Test::Cluster->new('renew_self');
 $node->init;
 $node->append_conf('postgresql.conf',
 	"listen_addresses = '127.0.0.1'\nshared_preload_libraries = 'pgtls_admin'\n"
-	  . "pgtls_admin.enforce = registry\npgtls_admin.maintenance_interval = '2s'\n");
+	  . "pgtls_admin.enforce = registry\npgtls_admin.maintenance_interval = '2s'\n"
+	  . "max_prepared_transactions = 2\n");
 open my $hba, '>', $node->data_dir . '/pg_hba.conf' or die;
 print $hba <<'HBA';
 local all all trust
@@ -264,6 +265,20 @@ is($node->safe_psql('postgres', "SELECT count(*) FROM pgtls_renewals WHERE previ
 is($node->safe_psql('postgres',
 	"SELECT count(*) FROM pgtls_certificates WHERE serial = '$serial_held' AND revoked_at IS NULL"), '0',
 	'... and the certificate it had made is not live');
+
+# a renewal in a prepared transaction would hold the row with no session to end
+my $prep = short_lived('user1');
+$session = open_session($node, client_connstr($prep, 'user1'));
+($out, $err) = session_query($session,
+	"\\set VERBOSITY verbose\nBEGIN; $renew_row(\$c\$" . new_request($prep, 'user1') . "\$c\$) \\g /dev/null\nPREPARE TRANSACTION 'hold'");
+like($err, qr/ERROR:  0A000: cannot PREPARE a transaction that has called pgtls_renew_self\(\)/,
+	'PREPARE TRANSACTION after pgtls_renew_self is refused (0A000)');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM pg_prepared_xacts'), '0', '... nothing is prepared');
+session_close($session);
+$t0 = time;
+is($node->safe_psql('postgres', "SELECT pgtls_revoke('" . cert_file_serial("$prep/postgresql.crt") . "')"), 't',
+	'... and the certificate is revoked at once');
+ok(time - $t0 < 3, '... without waiting for a lock');
 
 # --- the cap holds within one statement and across open transactions
 $node->safe_psql('postgres', 'CREATE ROLE user3 LOGIN; ALTER SYSTEM SET pgtls_admin.max_self_renewed = 3; SELECT pg_reload_conf();');
