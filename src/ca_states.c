@@ -24,6 +24,7 @@
 #include <openssl/pem.h>
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "libpq/libpq.h"
 #include "postmaster/postmaster.h"
 #include "utils/builtins.h"
@@ -359,14 +360,46 @@ repair_key(PgtlsCA *files)
 }
 
 /*
+ * The files hold a CA the registry keeps trusted (previous or next) but not
+ * the active one, and this node keeps the active CA's key beside them: a
+ * standby promoted in the middle of a rotation, whose base backup was taken
+ * after prepare (or after an activation since rolled back).  Make the
+ * active CA the CA of the files, as the phase did on the old primary; the
+ * outgoing CA's key is kept, so its CRL is still signed.  The switch is
+ * written when the transaction commits.  Without the key, nothing changes
+ * and pgtls_ca_require_active() says what to copy.
+ */
+static void
+adopt_active(PgtlsCAStates *s)
+{
+	X509	   *cert = pgtls_ca_row_cert(s->active);
+	EVP_PKEY   *key = pgtls_ca_keyring_key(s->active->fingerprint, cert);
+	bool		deferring = pgtls_files_deferring();
+
+	if (key == NULL)
+		return;
+	pgtls_files_defer_to_commit();
+	pgtls_ca_switch_files(cert, key, s->active->chain);
+	if (!deferring)
+		pgtls_files_defer_stop();
+	ereport(LOG,
+			(errhidestmt(true),
+			 errmsg("pgtls_admin: switching the CA files to the active CA \"%s\", whose key this server keeps; the CA they hold is kept beside them",
+					s->active->subject)));
+}
+
+/*
  * Make the registry's states agree with the CA files (the caller holds the
  * CA lock).  The registry is the truth, with two exceptions: a switch of
  * the files that a crash (or an error) interrupted before its transaction
  * committed, which the marker proves, is completed; and CA files the
  * registry does not know while it records no active CA (a registry older
- * than the states) are recorded as active.  Anything else -- a standby
- * promoted with the files of a CA since replaced, files changed by hand --
- * is left for pgtls_ca_require_active() to refuse, with what to do.
+ * than the states) are recorded as active.  On a primary whose files hold a
+ * CA still trusted beside the active one, the files follow the registry
+ * when this node keeps the active CA's key (adopt_active).  Anything else --
+ * a standby promoted with the files of a CA since replaced and without its
+ * key, files changed by hand -- is left for pgtls_ca_require_active() to
+ * refuse, with what to do.
  */
 void
 pgtls_ca_sync(void)
@@ -391,6 +424,12 @@ pgtls_ca_sync(void)
 			repair_key(&files);
 			pgtls_ca_switch_unmark();
 		}
+		return;
+	}
+	if (marked == NULL && s.active != NULL && mine != NULL && pgtls_ca_state_trusted(mine->state) &&
+		!RecoveryInProgress())
+	{
+		adopt_active(&s);
 		return;
 	}
 	if (marked != NULL ? strcmp(marked, files.fingerprint) != 0 :
