@@ -279,9 +279,13 @@ pgtls_ca_publish_trust(void)
  * recorded revoked, and the CA files, the trust bundle and the CRLs are
  * written when the transaction commits: until then the old CA's files stay
  * in place, and an error leaves them so.  why names the call in messages.
+ * keep_rotation: when the registry records cert as the active CA already
+ * (the files of a restored registry's CA imported), the other CAs keep
+ * their states, so a rotation under way goes on.
  */
 void
-pgtls_ca_make_active(X509 *cert, EVP_PKEY *key, const char *upper_pem, const char *why)
+pgtls_ca_make_active(X509 *cert, EVP_PKEY *key, const char *upper_pem, const char *why,
+					 bool keep_rotation)
 {
 	char	   *fingerprint = pgtls_fingerprint_sha256(cert);
 	PgtlsCAStates	s;
@@ -296,13 +300,19 @@ pgtls_ca_make_active(X509 *cert, EVP_PKEY *key, const char *upper_pem, const cha
 	/* kept, so that a replacement rolled back by a crash leaves the old CA usable */
 	if (pgtls_ca_try_load(&out) && strcmp(out.fingerprint, fingerprint) != 0)
 		pgtls_ca_keep_outgoing(&out);
-	foreach(lc, s.rows)
-	{
-		PgtlsCARow *row = lfirst(lc);
+	if (keep_rotation && s.active != NULL && strcmp(s.active->fingerprint, fingerprint) == 0)
+		ereport(LOG,
+				(errhidestmt(true),
+				 errmsg("pgtls_admin: the registry records CA \"%s\" as active already; the other CAs keep their states",
+						s.active->subject)));
+	else
+		foreach(lc, s.rows)
+		{
+			PgtlsCARow *row = lfirst(lc);
 
-		if (pgtls_ca_state_trusted(row->state) && strcmp(row->fingerprint, fingerprint) != 0)
-			pgtls_ca_retire(row, true, why);
-	}
+			if (pgtls_ca_state_trusted(row->state) && strcmp(row->fingerprint, fingerprint) != 0)
+				pgtls_ca_retire(row, true, why);
+		}
 	pgtls_ca_set_state(fingerprint, "active", upper_pem && upper_pem[0] ? upper_pem : NULL);
 	pgtls_ca_drop_unused_chain();
 
