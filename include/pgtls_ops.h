@@ -91,7 +91,7 @@ extern void pgtls_ca_retire(PgtlsCARow *row, bool force, const char *action);
 extern void pgtls_ca_drop_unused_chain(void);
 extern void pgtls_ca_publish_trust(void);
 extern void pgtls_ca_make_active(X509 *cert, EVP_PKEY *key, const char *upper_pem,
-								 const char *why);
+								 const char *why, bool keep_rotation);
 extern void pgtls_ca_sync(void);
 extern void pgtls_ca_require_active(PgtlsCA *ca);
 extern void pgtls_ca_add_next(X509 *cert, EVP_PKEY *key, const char *upper_pem);

@@ -4,7 +4,9 @@
  *
  * Both make their CA the only active one at once (ca_rotate.c): every other
  * CA is retired, and the certificates it issued no longer log in.  A
- * rotation without that break is pgtls_ca_rotate().  The CA key, its
+ * rotation without that break is pgtls_ca_rotate().  The one exception: an
+ * import without replace of the CA the registry records as active already
+ * (a restored dump's) leaves the other CAs' states alone.  The CA key, its
  * certificate, the trust bundle and the CRLs are written under the CA lock:
  * all are staged, and renamed into place (the key first) only when the
  * statement's transaction commits, after the registry rows are written, so
@@ -54,7 +56,7 @@ pgtls_ca_init(const char *subject, int days, PgtlsKeyType key_type,
 
 	begin_ca_change(replace, "pgtls_init_ca()");
 	pgtls_registry_insert(cert, "ca", NULL, InvalidOid, NULL, pgtls_fingerprint_sha256(cert));
-	pgtls_ca_make_active(cert, key, NULL, "replace");
+	pgtls_ca_make_active(cert, key, NULL, "replace", false);
 	return pgtls_cert_pem(cert);
 }
 
@@ -117,7 +119,7 @@ pgtls_ca_import(const char *cert_pem, int cert_len, const char *key_pem, int key
 	begin_ca_change(replace, function);
 	pgtls_registry_insert(cert, "ca", NULL, InvalidOid, NULL, pgtls_fingerprint_sha256(cert));
 	pgtls_ca_trust_chain(upper, crls);
-	pgtls_ca_make_active(cert, key, upper_pem.data, "replace");
+	pgtls_ca_make_active(cert, key, upper_pem.data, "replace", !replace);
 	return pgtls_cert_pem(cert);
 }
 

@@ -379,7 +379,7 @@ pgtls_ca_adopt_chain(const char *pem, int len)
 	if (!pgtls_ca_has_active())
 	{
 		(void) pgtls_registry_insert(cert, "ca", NULL, InvalidOid, NULL, pgtls_fingerprint_sha256(cert));
-		pgtls_ca_make_active(cert, key, upper_pem, "adopt an intermediate CA");
+		pgtls_ca_make_active(cert, key, upper_pem, "adopt an intermediate CA", false);
 		ereport(NOTICE,
 				(errmsg("intermediate CA \"%s\" is the active CA", pgtls_name_text(X509_get_subject_name(cert))),
 				 errhint("Clients trust its root: SELECT pgtls_ca_cert(); gives both.")));

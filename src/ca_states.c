@@ -24,6 +24,7 @@
 #include <openssl/pem.h>
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "libpq/libpq.h"
 #include "postmaster/postmaster.h"
 #include "utils/builtins.h"
@@ -278,9 +279,13 @@ pgtls_ca_publish_trust(void)
  * recorded revoked, and the CA files, the trust bundle and the CRLs are
  * written when the transaction commits: until then the old CA's files stay
  * in place, and an error leaves them so.  why names the call in messages.
+ * keep_rotation: when the registry records cert as the active CA already
+ * (the files of a restored registry's CA imported), the other CAs keep
+ * their states, so a rotation under way goes on.
  */
 void
-pgtls_ca_make_active(X509 *cert, EVP_PKEY *key, const char *upper_pem, const char *why)
+pgtls_ca_make_active(X509 *cert, EVP_PKEY *key, const char *upper_pem, const char *why,
+					 bool keep_rotation)
 {
 	char	   *fingerprint = pgtls_fingerprint_sha256(cert);
 	PgtlsCAStates	s;
@@ -295,13 +300,19 @@ pgtls_ca_make_active(X509 *cert, EVP_PKEY *key, const char *upper_pem, const cha
 	/* kept, so that a replacement rolled back by a crash leaves the old CA usable */
 	if (pgtls_ca_try_load(&out) && strcmp(out.fingerprint, fingerprint) != 0)
 		pgtls_ca_keep_outgoing(&out);
-	foreach(lc, s.rows)
-	{
-		PgtlsCARow *row = lfirst(lc);
+	if (keep_rotation && s.active != NULL && strcmp(s.active->fingerprint, fingerprint) == 0)
+		ereport(LOG,
+				(errhidestmt(true),
+				 errmsg("pgtls_admin: the registry records CA \"%s\" as active already; the other CAs keep their states",
+						s.active->subject)));
+	else
+		foreach(lc, s.rows)
+		{
+			PgtlsCARow *row = lfirst(lc);
 
-		if (pgtls_ca_state_trusted(row->state) && strcmp(row->fingerprint, fingerprint) != 0)
-			pgtls_ca_retire(row, true, why);
-	}
+			if (pgtls_ca_state_trusted(row->state) && strcmp(row->fingerprint, fingerprint) != 0)
+				pgtls_ca_retire(row, true, why);
+		}
 	pgtls_ca_set_state(fingerprint, "active", upper_pem && upper_pem[0] ? upper_pem : NULL);
 	pgtls_ca_drop_unused_chain();
 
@@ -359,14 +370,46 @@ repair_key(PgtlsCA *files)
 }
 
 /*
+ * The files hold a CA the registry keeps trusted (previous or next) but not
+ * the active one, and this node keeps the active CA's key beside them: a
+ * standby promoted in the middle of a rotation, whose base backup was taken
+ * after prepare (or after an activation since rolled back).  Make the
+ * active CA the CA of the files, as the phase did on the old primary; the
+ * outgoing CA's key is kept, so its CRL is still signed.  The switch is
+ * written when the transaction commits.  Without the key, nothing changes
+ * and pgtls_ca_require_active() says what to copy.
+ */
+static void
+adopt_active(PgtlsCAStates *s)
+{
+	X509	   *cert = pgtls_ca_row_cert(s->active);
+	EVP_PKEY   *key = pgtls_ca_keyring_key(s->active->fingerprint, cert);
+	bool		deferring = pgtls_files_deferring();
+
+	if (key == NULL)
+		return;
+	pgtls_files_defer_to_commit();
+	pgtls_ca_switch_files(cert, key, s->active->chain);
+	if (!deferring)
+		pgtls_files_defer_stop();
+	ereport(LOG,
+			(errhidestmt(true),
+			 errmsg("pgtls_admin: switching the CA files to the active CA \"%s\", whose key this server keeps; the CA they hold is kept beside them",
+					s->active->subject)));
+}
+
+/*
  * Make the registry's states agree with the CA files (the caller holds the
  * CA lock).  The registry is the truth, with two exceptions: a switch of
  * the files that a crash (or an error) interrupted before its transaction
  * committed, which the marker proves, is completed; and CA files the
  * registry does not know while it records no active CA (a registry older
- * than the states) are recorded as active.  Anything else -- a standby
- * promoted with the files of a CA since replaced, files changed by hand --
- * is left for pgtls_ca_require_active() to refuse, with what to do.
+ * than the states) are recorded as active.  On a primary whose files hold a
+ * CA still trusted beside the active one, the files follow the registry
+ * when this node keeps the active CA's key (adopt_active).  Anything else --
+ * a standby promoted with the files of a CA since replaced and without its
+ * key, files changed by hand -- is left for pgtls_ca_require_active() to
+ * refuse, with what to do.
  */
 void
 pgtls_ca_sync(void)
@@ -391,6 +434,12 @@ pgtls_ca_sync(void)
 			repair_key(&files);
 			pgtls_ca_switch_unmark();
 		}
+		return;
+	}
+	if (marked == NULL && s.active != NULL && mine != NULL && pgtls_ca_state_trusted(mine->state) &&
+		!RecoveryInProgress())
+	{
+		adopt_active(&s);
 		return;
 	}
 	if (marked != NULL ? strcmp(marked, files.fingerprint) != 0 :

@@ -19,21 +19,9 @@ use Test::More;
 use Time::HiRes qw(time usleep);
 
 my $preload = "shared_preload_libraries = 'pgtls_admin'\npgtls_admin.crl_validity = '1h'\nrestart_after_crash = on\n";
-my $primary = PostgreSQL::Test::Cluster->new('primary');
-$primary->init(allows_streaming => 1);
-$primary->append_conf('postgresql.conf', "listen_addresses = '127.0.0.1'\n$preload");
-write_cert_only_hba($primary);
 # standbys stream over the Unix socket
-open my $hba, '>>', $primary->data_dir . '/pg_hba.conf' or die;
-print $hba "local replication all trust\n";
-close $hba;
-$primary->start;
-$primary->safe_psql('postgres', <<'SQL');
-CREATE EXTENSION pgtls_admin;
-SELECT length(pgtls_init_ca()) > 0;
-SELECT count(*) FROM pgtls_enable_ssl();
-CREATE ROLE user1 LOGIN; CREATE ROLE user2 LOGIN; CREATE ROLE user3 LOGIN; CREATE ROLE user4 LOGIN; CREATE ROLE user5 LOGIN;
-SQL
+my $primary = streaming_tls_primary('primary', $preload);
+$primary->safe_psql('postgres', 'CREATE ROLE user1 LOGIN; CREATE ROLE user2 LOGIN; CREATE ROLE user3 LOGIN; CREATE ROLE user4 LOGIN; CREATE ROLE user5 LOGIN;');
 my %cert = map { $_ => client_files($primary, $_) } qw(user1 user2);
 sub serial_of
 {

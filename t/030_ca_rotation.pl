@@ -18,21 +18,9 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
 
-my $primary = PostgreSQL::Test::Cluster->new('rot_primary');
-$primary->init(allows_streaming => 1);
-$primary->append_conf('postgresql.conf',
-	"listen_addresses = '127.0.0.1'\nshared_preload_libraries = 'pgtls_admin'\nrestart_after_crash = on\nmax_prepared_transactions = 2\n");
-write_cert_only_hba($primary);
-open my $hba, '>>', $primary->data_dir . '/pg_hba.conf' or die;
-print $hba "local replication all trust\n";
-close $hba;
-$primary->start;
-$primary->safe_psql('postgres', <<'SQL');
-CREATE EXTENSION pgtls_admin;
-SELECT length(pgtls_init_ca()) > 0;
-SELECT count(*) FROM pgtls_enable_ssl();
-CREATE ROLE alice LOGIN; CREATE ROLE bob LOGIN; CREATE ROLE carol LOGIN; CREATE ROLE dave LOGIN;
-SQL
+my $primary = streaming_tls_primary('rot_primary',
+	"shared_preload_libraries = 'pgtls_admin'\nrestart_after_crash = on\nmax_prepared_transactions = 2\n");
+$primary->safe_psql('postgres', 'CREATE ROLE alice LOGIN; CREATE ROLE bob LOGIN; CREATE ROLE carol LOGIN; CREATE ROLE dave LOGIN;');
 my $tmp = PostgreSQL::Test::Utils::tempdir;
 my %timing;
 my ($rc, $out, $err);

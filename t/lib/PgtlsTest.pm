@@ -12,7 +12,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-our @EXPORT = qw(tls_cluster sql_tls_cluster write_cert_only_hba write_file_0600
+our @EXPORT = qw(tls_cluster sql_tls_cluster streaming_tls_primary write_cert_only_hba write_file_0600
   client_files client_connstr openssl cli_ca_sign sql_result pem_literal);
 
 # Run the openssl command-line tool; die with its output on failure.
@@ -136,6 +136,25 @@ sub sql_tls_cluster
 	$node->start;
 	$node->safe_psql('postgres',
 		'CREATE EXTENSION pgtls_admin; SELECT pgtls_init_ca(); SELECT count(*) FROM pgtls_enable_ssl();');
+	return $node;
+}
+
+# A started primary for streaming standbys (replication over the Unix
+# socket) with pgtls_admin, a CA and TLS on under the certificate-only
+# rules; $conf is added to postgresql.conf before the first start.
+sub streaming_tls_primary
+{
+	my ($name, $conf) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init(allows_streaming => 1);
+	$node->append_conf('postgresql.conf', "listen_addresses = '127.0.0.1'\n" . ($conf // ''));
+	write_cert_only_hba($node);
+	open my $hba, '>>', $node->data_dir . '/pg_hba.conf' or die $!;
+	print $hba "local replication all trust\n";
+	close $hba;
+	$node->start;
+	$node->safe_psql('postgres',
+		'CREATE EXTENSION pgtls_admin; SELECT length(pgtls_init_ca()) > 0; SELECT count(*) FROM pgtls_enable_ssl();');
 	return $node;
 }
 
