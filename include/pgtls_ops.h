@@ -50,12 +50,15 @@ typedef struct PgtlsTrustFiles
 	char	   *digest;			/* what the files were made from (pgtls_trust_changed) */
 	int			ncrl_ids;		/* our CRLs in crl (only the first PGTLS_MAX_CRL_IDS kept) */
 	PgtlsCrlIdentity crl_ids[PGTLS_MAX_CRL_IDS];	/* published at commit (live.c) */
+	int			nca_fps;		/* CA certificates in the bundle (only the first PGTLS_MAX_BUNDLE_CAS kept) */
+	uint8		ca_fps[PGTLS_MAX_BUNDLE_CAS][PGTLS_CA_FP_BYTES];	/* their SHA-256, published at commit */
 } PgtlsTrustFiles;
 
 extern void pgtls_trust_stage(X509 *extra_cert, EVP_PKEY *extra_key, bool store,
 							  PgtlsTrustFiles *out);
 extern void pgtls_trust_commit(PgtlsTrustFiles *files, bool keep_lock);
 extern bool pgtls_server_uses_trust_files(void);
+extern bool pgtls_server_reads_bundle(void);
 extern int	pgtls_trust_publish(bool notice, bool store, char **digest);
 extern text *pgtls_trust_crl_text(void);
 extern bool pgtls_trust_changed(char **digest);

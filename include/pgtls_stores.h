@@ -220,6 +220,18 @@ typedef struct PgtlsCrlIdentity
 /* Our CRLs whose identities are kept: one per CA of ours the server trusts (next, active, previous). */
 #define PGTLS_MAX_CRL_IDS 8
 
+/* The CA certificates of the trust bundle kept by SHA-256; more sets the overflow flag. */
+#define PGTLS_MAX_BUNDLE_CAS 32
+#define PGTLS_CA_FP_BYTES 32
+
+typedef enum PgtlsBundleVerdict
+{
+	PGTLS_BUNDLE_UNKNOWN,		/* nothing published since the server started, or no shared set */
+	PGTLS_BUNDLE_OVERFLOW,		/* more CAs than kept: read the bundle file */
+	PGTLS_BUNDLE_HOLDS_ALL,		/* every fingerprint asked about is in the bundle */
+	PGTLS_BUNDLE_MISSING		/* one is not (its index returned) */
+} PgtlsBundleVerdict;
+
 typedef enum PgtlsWorkerState
 {
 	PGTLS_WORKER_STARTING,		/* not reported yet, or between registries */
@@ -260,6 +272,9 @@ extern void pgtls_live_request_crl_rewrite(void);
 extern bool pgtls_live_take_crl_request(void);
 extern void pgtls_live_publish_crls(const PgtlsCrlIdentity *ids, int n);
 extern int	pgtls_live_crl_ids(unsigned long issuer_hash, uint8 (*ids)[PGTLS_CRL_ID_BYTES], int max);
+extern void pgtls_live_publish_bundle(const uint8 (*fps)[PGTLS_CA_FP_BYTES], int n);
+extern PgtlsBundleVerdict pgtls_live_bundle_holds(const uint8 (*fps)[PGTLS_CA_FP_BYTES], int n,
+												  int *missing);
 extern char *pgtls_live_refusal(X509 *cert, const char *role, PgtlsLiveVerdict *verdict);
 extern void pgtls_ca_identity_of_ca(X509 *ca, PgtlsCAIdentity *id);
 extern Size pgtls_live_shmem_size(void);

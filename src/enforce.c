@@ -31,6 +31,23 @@
  * lists is refused.  On the usual path nothing changed and the cost is one
  * hash of a signature, no file read; a certificate of a CA that is not ours
  * is left to the server's own CRL check, with no file read.
+ *
+ * The same inherited context holds the trust store of that moment: a CA
+ * that left the trust bundle since (pgtls_init_ca(replace => true), a
+ * rotation's retire, pgtls_trust_remove) would still verify its
+ * certificates, forged ones with a stolen key among them.  So whoever
+ * writes the bundle also publishes the SHA-256 of every CA certificate in
+ * it, once the file is in place, and the hook refuses a login whose
+ * verified chain holds a CA (any certificate but the leaf) that is not
+ * among them: one SHA-256 per CA of the chain and a shared lock, no file
+ * read.  More CAs than are kept (PGTLS_MAX_BUNDLE_CAS): the bundle file is
+ * read.  Nothing is checked when nothing was published (the library not
+ * preloaded, or no write since the server started: the worker writes the
+ * files when it starts) or when ssl_ca_file is not the bundle (the
+ * administrator's own file).  Every CA of a chain must then be in the
+ * bundle, intermediates a client sends too, which the server's CRL check
+ * (a CRL for every CA of a chain, from the file written with the bundle)
+ * demands anyway.
  */
 #include "pgtls_ops.h"
 
@@ -153,6 +170,101 @@ current_crl_refusal(X509 *cert)
 					serial, why, pgtls_crl_file);
 }
 
+/* The SHA-256 of cert into fp; false if it cannot be computed. */
+static bool
+ca_fingerprint(X509 *cert, uint8 *fp)
+{
+	unsigned int n = 0;
+
+	return X509_digest(cert, pgtls_md(PGTLS_SHA256), fp, &n) == 1 && n == PGTLS_CA_FP_BYTES;
+}
+
+/*
+ * The bundle file, read when it holds more CAs than shared memory keeps:
+ * false when one of fps[0..n-1] is not in it (its index into *missing).  An
+ * unreadable file, or one without a certificate, holds none: fail closed.
+ * Everything it parses is freed before returning.
+ */
+static bool
+bundle_file_holds(const uint8 (*fps)[PGTLS_CA_FP_BYTES], int n, int *missing)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext cxt = AllocSetContextCreate(caller, "pgtls_admin bundle check", ALLOCSET_DEFAULT_SIZES);
+	List	   *certs = NIL;
+	PgtlsFileRead f;
+	uint8		(*held)[PGTLS_CA_FP_BYTES];
+	int			nheld = 0;
+	ListCell   *lc;
+
+	*missing = 0;
+	MemoryContextSwitchTo(cxt);
+	if (pgtls_try_read_file(pgtls_resolve_path(pgtls_ca_bundle_file), false, &f))
+		certs = pgtls_read_cert_list(f.data, (int) f.len);
+	held = palloc(sizeof(*held) * (list_length(certs) + 1));
+	foreach(lc, certs)
+		if (ca_fingerprint(lfirst(lc), held[nheld]))
+			nheld++;
+	for (*missing = 0; *missing < n; (*missing)++)
+	{
+		bool		found = false;
+
+		for (int j = 0; j < nheld && !found; j++)
+			found = memcmp(fps[*missing], held[j], PGTLS_CA_FP_BYTES) == 0;
+		if (!found)
+			break;
+	}
+	pgtls_ossl_clear();
+	MemoryContextSwitchTo(caller);
+	MemoryContextDelete(cxt);
+	return *missing >= n;
+}
+
+/*
+ * The server's chain verification, with the trust bundle last written rather
+ * than the one this backend inherited: every CA of the verified chain must
+ * still be in it.
+ */
+static void
+enforce_current_bundle(Port *port)
+{
+	STACK_OF(X509) *chain = SSL_get0_verified_chain(port->ssl);
+	int			len = chain ? sk_X509_num(chain) : 0;
+	int			first = len > 1 ? 1 : 0;	/* a lone certificate is its own CA */
+	int			n = len - first;
+	uint8		(*fps)[PGTLS_CA_FP_BYTES];
+	int			missing = 0;
+	PgtlsBundleVerdict verdict;
+	X509	   *ca;
+
+	if (!pgtls_server_reads_bundle())
+		return;
+	if (n <= 0)
+	{
+		/* not seen with a verified certificate; with a bundle published, fail closed */
+		if (pgtls_live_bundle_holds(NULL, 0, &missing) == PGTLS_BUNDLE_UNKNOWN)
+			return;
+		refuse(port, "pgtls_admin trust bundle", "the server kept no verified chain for the certificate");
+	}
+	fps = palloc(sizeof(*fps) * n);
+	for (int i = 0; i < n; i++)
+		if (!ca_fingerprint(sk_X509_value(chain, first + i), fps[i]))
+		{
+			pgtls_ossl_clear();
+			refuse(port, "pgtls_admin trust bundle", "could not compute the fingerprint of a CA of the chain");
+		}
+	verdict = pgtls_live_bundle_holds((const uint8 (*)[PGTLS_CA_FP_BYTES]) fps, n, &missing);
+	if (verdict == PGTLS_BUNDLE_UNKNOWN || verdict == PGTLS_BUNDLE_HOLDS_ALL)
+		return;
+	if (verdict == PGTLS_BUNDLE_OVERFLOW &&
+		bundle_file_holds((const uint8 (*)[PGTLS_CA_FP_BYTES]) fps, n, &missing))
+		return;
+	ca = sk_X509_value(chain, first + missing);
+	refuse(port, "pgtls_admin trust bundle",
+		   psprintf("the CA \"%s\" (SHA-256 %s) of the certificate's chain is not in the trust bundle (%s), and this connection's server process started before the CA left it",
+					pgtls_name_text(X509_get_subject_name(ca)), pgtls_fingerprint_sha256(ca),
+					pgtls_ca_bundle_file));
+}
+
 /* The server's CRL check, with the CRL last written rather than the one this backend inherited. */
 static void
 enforce_current_crl(Port *port)
@@ -183,6 +295,7 @@ enforce_login(Port *port, int status)
 #ifdef USE_OPENSSL
 	if (status != STATUS_OK || !certificate_login(port))
 		return;
+	enforce_current_bundle(port);
 	if (pgtls_enforce == PGTLS_ENFORCE_REGISTRY)
 		enforce_registry(port);
 	enforce_current_crl(port);

@@ -25,7 +25,9 @@
  * Beside the set, the identities of the CRLs of our CAs last written to
  * pgtls_admin.crl_file (the writer publishes them, trust.c), which the
  * login hook compares with the CRLs a backend inherited at fork
- * (enforce.c).
+ * (enforce.c); and the SHA-256 fingerprints of the CA certificates last
+ * written to the trust bundle (pgtls_admin.ca_bundle_file), which the hook
+ * requires of every CA of a client's verified chain.
  *
  * Exists only when the library is in shared_preload_libraries.
  */
@@ -75,6 +77,10 @@ typedef struct LiveShared
 	bool		crls_overflow;	/* it holds more of our CRLs than crls has room for */
 	int			ncrls;
 	PgtlsCrlIdentity crls[PGTLS_MAX_CRL_IDS];	/* our CRLs in it */
+	bool		bundle_known;	/* the trust bundle was written since the server started */
+	bool		bundle_overflow;	/* it holds more CAs than bundle has room for */
+	int			nbundle;
+	uint8		bundle[PGTLS_MAX_BUNDLE_CAS][PGTLS_CA_FP_BYTES];	/* SHA-256 of its CAs */
 } LiveShared;
 
 static LiveShared *live = NULL;
@@ -365,6 +371,58 @@ pgtls_live_crl_ids(unsigned long issuer_hash, uint8 (*ids)[PGTLS_CRL_ID_BYTES], 
 	ours = live->crls_known && (n > 0 || live->crls_overflow);
 	LWLockRelease(live->lock);
 	return ours ? Min(n, max) : -1;
+}
+
+/*
+ * The trust bundle was just put in place; fps[0..n-1] are the SHA-256
+ * fingerprints of every CA certificate it holds: a login whose chain has a
+ * CA not among them is refused (enforce.c).  More than PGTLS_MAX_BUNDLE_CAS:
+ * none is kept, and the hook reads the file.  A no-op without the shared set.
+ */
+void
+pgtls_live_publish_bundle(const uint8 (*fps)[PGTLS_CA_FP_BYTES], int n)
+{
+	if (live == NULL)
+		return;
+	LWLockAcquire(live->lock, LW_EXCLUSIVE);
+	live->bundle_known = true;
+	live->bundle_overflow = n > PGTLS_MAX_BUNDLE_CAS;
+	live->nbundle = live->bundle_overflow ? 0 : n;
+	memcpy(live->bundle, fps, (Size) PGTLS_CA_FP_BYTES * live->nbundle);
+	LWLockRelease(live->lock);
+}
+
+/*
+ * Are fps[0..n-1] all among the CA fingerprints last published for the
+ * trust bundle?  On PGTLS_BUNDLE_MISSING, *missing is the index of the first
+ * that is not.
+ */
+PgtlsBundleVerdict
+pgtls_live_bundle_holds(const uint8 (*fps)[PGTLS_CA_FP_BYTES], int n, int *missing)
+{
+	PgtlsBundleVerdict verdict = PGTLS_BUNDLE_HOLDS_ALL;
+
+	if (live == NULL)
+		return PGTLS_BUNDLE_UNKNOWN;
+	LWLockAcquire(live->lock, LW_SHARED);
+	if (!live->bundle_known)
+		verdict = PGTLS_BUNDLE_UNKNOWN;
+	else if (live->bundle_overflow)
+		verdict = PGTLS_BUNDLE_OVERFLOW;
+	for (int i = 0; verdict == PGTLS_BUNDLE_HOLDS_ALL && i < n; i++)
+	{
+		bool		found = false;
+
+		for (int j = 0; j < live->nbundle && !found; j++)
+			found = memcmp(fps[i], live->bundle[j], PGTLS_CA_FP_BYTES) == 0;
+		if (!found)
+		{
+			verdict = PGTLS_BUNDLE_MISSING;
+			*missing = i;
+		}
+	}
+	LWLockRelease(live->lock);
+	return verdict;
 }
 
 /* Has the set lost an entry for want of room (the worker then reloads it)? */

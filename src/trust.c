@@ -34,6 +34,7 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 /* Advisory lock key serializing CRL and bundle rewrites: "pgtlsCRL". */
@@ -242,15 +243,17 @@ stored_crl(List *stored, const char *fingerprint)
 	return NULL;
 }
 
-static void
+/* Append cert unless it is there already; returns whether it was appended. */
+static bool
 append_cert(StringInfo buf, List **seen, X509 *cert)
 {
 	char	   *fp = pgtls_fingerprint_sha256(cert);
 
 	if (in_list(*seen, fp))
-		return;
+		return false;
 	*seen = lappend(*seen, fp);
 	appendStringInfoString(buf, text_to_cstring(pgtls_cert_pem(cert)));
+	return true;
 }
 
 /* What the two files hold, built from the tables. */
@@ -262,7 +265,24 @@ typedef struct TrustContent
 	List	   *missing;		/* char *, subjects of trusted CAs without a CRL */
 	int			ncrl_ids;		/* our CRLs in crls (only the first PGTLS_MAX_CRL_IDS kept) */
 	PgtlsCrlIdentity crl_ids[PGTLS_MAX_CRL_IDS];
+	int			nca_fps;		/* CA certificates in bundle (only the first PGTLS_MAX_BUNDLE_CAS kept) */
+	uint8		ca_fps[PGTLS_MAX_BUNDLE_CAS][PGTLS_CA_FP_BYTES];
 } TrustContent;
+
+/* Add cert to the bundle, and its SHA-256 to those the login hook checks chains against. */
+static void
+bundle_add(TrustContent *out, List **seen, X509 *cert)
+{
+	unsigned int n = 0;
+
+	if (!append_cert(&out->bundle, seen, cert))
+		return;
+	if (out->nca_fps < PGTLS_MAX_BUNDLE_CAS &&
+		(X509_digest(cert, pgtls_md(PGTLS_SHA256), out->ca_fps[out->nca_fps], &n) != 1 ||
+		 n != PGTLS_CA_FP_BYTES))
+		pgtls_ossl_raise(ERRCODE_INTERNAL_ERROR, "could not compute a certificate fingerprint");
+	out->nca_fps++;
+}
 
 static void
 build(X509 *extra_cert, EVP_PKEY *extra_key, bool store, TrustContent *out)
@@ -288,6 +308,7 @@ build(X509 *extra_cert, EVP_PKEY *extra_key, bool store, TrustContent *out)
 	out->listed = 0;
 	out->missing = NIL;
 	out->ncrl_ids = 0;
+	out->nca_fps = 0;
 	foreach(lc, pgtls_registry_cas(true))
 		known = lappend(known, ((PgtlsCARow *) lfirst(lc))->fingerprint);
 	foreach(lc, cas)
@@ -329,9 +350,9 @@ build(X509 *extra_cert, EVP_PKEY *extra_key, bool store, TrustContent *out)
 		}
 		else
 			out->missing = lappend(out->missing, pgtls_name_text(X509_get_subject_name(o->cert)));
-		append_cert(&out->bundle, &seen, o->cert);
+		bundle_add(out, &seen, o->cert);
 		foreach(lc2, o->upper)
-			append_cert(&out->bundle, &seen, lfirst(lc2));
+			bundle_add(out, &seen, lfirst(lc2));
 	}
 	foreach(lc, trusted)
 	{
@@ -341,9 +362,9 @@ build(X509 *extra_cert, EVP_PKEY *extra_key, bool store, TrustContent *out)
 			appendStringInfoString(&out->crls, t->crl);
 		else
 			out->missing = lappend(out->missing, t->subject);
-		append_cert(&out->bundle, &seen,
-					pgtls_parse_cert(t->certificate, (int) strlen(t->certificate),
-									 "a trusted CA certificate", NULL));
+		bundle_add(out, &seen,
+				   pgtls_parse_cert(t->certificate, (int) strlen(t->certificate),
+									"a trusted CA certificate", NULL));
 	}
 }
 
@@ -384,6 +405,8 @@ pgtls_trust_stage(X509 *extra_cert, EVP_PKEY *extra_key, bool store, PgtlsTrustF
 	out->missing = c.missing;
 	out->ncrl_ids = c.ncrl_ids;
 	memcpy(out->crl_ids, c.crl_ids, sizeof(c.crl_ids));
+	out->nca_fps = c.nca_fps;
+	memcpy(out->ca_fps, c.ca_fps, sizeof(c.ca_fps));
 	out->digest = pgtls_registry_trust_digest(RecoveryInProgress(), true);
 }
 
@@ -433,10 +456,27 @@ trust_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 }
 
 /*
+ * Once both files are in place: say in shared memory which CRLs of ours the
+ * CRL file holds, and which CA certificates the bundle holds (so that a
+ * login whose backend inherited older ones checks the file, or is refused
+ * for a CA that left the bundle, enforce.c).  The bundle's set is published
+ * even when its file was unchanged: it says what the file holds, and the
+ * first write after a start has to say it.
+ */
+static void
+publish_written(void *arg)
+{
+	PgtlsTrustFiles *files = arg;
+
+	pgtls_live_publish_crls(files->crl_ids, files->ncrl_ids);
+	pgtls_live_publish_bundle((const uint8 (*)[PGTLS_CA_FP_BYTES]) files->ca_fps, files->nca_fps);
+}
+
+/*
  * Put the staged files in place, the CRLs first (a CRL for a CA not trusted
- * yet harms nothing), say in shared memory which CRLs of ours the file now
- * holds (so a login whose backend inherited older ones checks the file,
- * enforce.c), and release the CRL lock unless keep_lock.
+ * yet harms nothing), then publish what they hold (publish_written; at
+ * PRE_COMMIT, after the renames, when commits are deferred), and release
+ * the CRL lock unless keep_lock.
  */
 void
 pgtls_trust_commit(PgtlsTrustFiles *files, bool keep_lock)
@@ -459,9 +499,18 @@ pgtls_trust_commit(PgtlsTrustFiles *files, bool keep_lock)
 			trust_written_subid = subid;
 	}
 	pgtls_commit_file(files->crl);
-	pgtls_live_publish_crls(files->crl_ids, files->ncrl_ids);
 	if (files->bundle != NULL)
 		pgtls_commit_file(files->bundle);
+	if (pgtls_files_deferring())
+	{
+		/* queued behind the renames: a copy that lives until PRE_COMMIT */
+		PgtlsTrustFiles *copy = MemoryContextAlloc(TopTransactionContext, sizeof(*files));
+
+		memcpy(copy, files, sizeof(*files));
+		pgtls_files_then(publish_written, copy);
+	}
+	else
+		publish_written(files);
 	if (!keep_lock)
 		pgtls_unlock(CRL_LOCK_KEY1, CRL_LOCK_KEY2);
 }
@@ -471,6 +520,13 @@ setting_names(const char *setting, const char *ours)
 {
 	return setting != NULL && setting[0] != '\0' &&
 		strcmp(pgtls_resolve_path(setting), pgtls_resolve_path(ours)) == 0;
+}
+
+/* Does the running server read its CAs from the trust bundle we write (ssl_ca_file)? */
+bool
+pgtls_server_reads_bundle(void)
+{
+	return setting_names(GetConfigOption("ssl_ca_file", true, false), pgtls_ca_bundle_file);
 }
 
 /* Does the running server read a file we write (ssl_crl_file or ssl_ca_file)? */
