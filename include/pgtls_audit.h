@@ -69,6 +69,7 @@ typedef struct PgtlsHbaFile
 #define PGTLS_MASK "********"
 
 extern PgtlsHbaFile *pgtls_hba_read(void);
+extern void *pgtls_build_in(MemoryContext cxt, void *(*build) (void));
 extern PgtlsHbaFile *pgtls_hba_read_cached(void);
 extern char *pgtls_hba_mask(const PgtlsHbaRule *rule, const char *text);
 extern bool pgtls_token_is_keyword(AuthToken *t, const char *keyword);

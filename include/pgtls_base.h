@@ -80,7 +80,6 @@ extern X509_STORE_CTX *pgtls_own_store_ctx(X509_STORE_CTX *ctx);
 extern void pgtls_own_secret(char *buf, size_t len);
 extern MemoryContext pgtls_work_begin(void);
 extern void pgtls_work_end(MemoryContext work);
-extern void *pgtls_build_in(MemoryContext cxt, void *(*build) (void));
 extern BIO *pgtls_mem_bio(const char *data, int len);
 extern text *pgtls_bio_to_text(BIO *bio);
 extern BIO *pgtls_secure_bio(void);

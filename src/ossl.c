@@ -245,32 +245,6 @@ pgtls_work_end(MemoryContext caller)
 	MemoryContextDelete(work);
 }
 
-/*
- * build() with cxt current, for a cache kept in cxt: on an error cxt is
- * deleted and the error goes on.  (The caller makes cxt: contexts take a
- * literal name.)
- */
-void *
-pgtls_build_in(MemoryContext cxt, void *(*build) (void))
-{
-	MemoryContext old = MemoryContextSwitchTo(cxt);
-	void	   *volatile result = NULL;
-
-	PG_TRY();
-	{
-		result = build();
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(old);
-		MemoryContextDelete(cxt);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(old);
-	return result;
-}
-
 void
 pgtls_ossl_clear(void)
 {
