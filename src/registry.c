@@ -1511,36 +1511,6 @@ pgtls_registry_record_renewal(const char *serial, const char *previous)
 }
 
 /*
- * The live client certificates renewed from serial over their own role's
- * login (pgtls_renew_self), directly or not: serials, as text.
- */
-List *
-pgtls_registry_self_descendants(const char *serial)
-{
-	RegistryCall call;
-	MemoryContext caller = CurrentMemoryContext;
-	Datum		values[1] = {CStringGetTextDatum(serial)};
-	List	   *result = NIL;
-	int			rc;
-
-	registry_enter(&call);
-	rc = SPI_execute_plan(registry_plan(&call, Q_SELF_DESCENDANTS), values, NULL, false, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "could not list renewals: %s", SPI_result_code_string(rc));
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
-		MemoryContext old = MemoryContextSwitchTo(caller);
-
-		result = lappend(result, TextDatumGetCString(d));
-		MemoryContextSwitchTo(old);
-	}
-	registry_leave(&call);
-	return result;
-}
-
-/*
  * Live certificates that entered the last days before their expiry since
  * the last call (not those issued for that long or less, nor renewed ones),
  * recorded as warned in pgtls_expiry_warnings: each is returned once.
@@ -1876,6 +1846,24 @@ List *
 pgtls_registry_trusted(bool latest)
 {
 	return read_rows(Q_TRUSTED, NULL, latest, "the trusted CAs", trusted_row);
+}
+
+static void *
+serial_row(HeapTuple tup, TupleDesc desc)
+{
+	return text_or_null(tup, desc, 1);
+}
+
+/*
+ * The live client certificates renewed from serial over their own role's
+ * login (pgtls_renew_self), directly or not: serials, as text.
+ */
+List *
+pgtls_registry_self_descendants(const char *serial)
+{
+	Datum		values[1] = {CStringGetTextDatum(serial)};
+
+	return read_rows(Q_SELF_DESCENDANTS, values, false, "the renewals", serial_row);
 }
 
 /*

@@ -232,8 +232,6 @@ pgtls_renew_self_cert(const char *csr, int csr_len, const Interval *lifetime,
 	PgtlsRegistryRow row;
 	PgtlsLifetime validity;
 	char	   *serial;
-	Oid			save_userid;
-	int			save_sec;
 	int			held;
 
 	require_own_rights(session_oid);
@@ -258,13 +256,14 @@ pgtls_renew_self_cert(const char *csr, int csr_len, const Interval *lifetime,
 				 errdetail("pgtls_admin.max_self_renewed is %d.", pgtls_max_self_renewed),
 				 errhint("Renew with revoke_previous => true, let older certificates expire, or ask an administrator to revoke unused ones.")));
 
-	/* issued by session_user itself */
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(session_oid, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	/*
+	 * Issued by session_user itself: require_own_rights() made sure the
+	 * current user is session_user, so no user switch is needed (the
+	 * registry's own calls switch, with search_path pinned).
+	 */
 	pgtls_issue_csr_cert_as(session_name, session_oid, pgtls_renewal_subject(&row), csr, csr_len,
 							validity, out);
 	pgtls_renewal_recorded(serial, out, "client", session_name);
 	if (revoke_previous)
 		(void) pgtls_revoke_recorded(serial, "superseded", "none", &row);
-	SetUserIdAndSecContext(save_userid, save_sec);
 }

@@ -104,6 +104,17 @@ pgtls_session_certs(bool fresh)
 	return result;
 }
 
+/* SIGTERM to a backend's process group, as pg_terminate_backend() sends it. */
+static void
+terminate(int pid)
+{
+#ifdef HAVE_SETSID
+	(void) kill(-pid, SIGTERM);
+#else
+	(void) kill(pid, SIGTERM);
+#endif
+}
+
 /*
  * The transaction xid holds serial's registry row and runs in a session
  * that logged in with that very certificate: a renewal of it
@@ -138,11 +149,7 @@ pgtls_sessions_end_holder(const char *serial, TransactionId xid)
 		ereport(LOG,
 				(errmsg("pgtls_admin: ending session %d, which logged in with revoked certificate %s and holds its registry row",
 						pid, serial)));
-#ifdef HAVE_SETSID
-		(void) kill(-pid, SIGTERM);
-#else
-		(void) kill(pid, SIGTERM);
-#endif
+		terminate(pid);
 		return true;
 	}
 	return false;
@@ -215,11 +222,7 @@ end_chosen(void)
 	{
 		if (BackendPidGetProc(doomed[i]) == NULL)
 			continue;			/* it ended meanwhile */
-#ifdef HAVE_SETSID
-		(void) kill(-doomed[i], SIGTERM);
-#else
-		(void) kill(doomed[i], SIGTERM);
-#endif
+		terminate(doomed[i]);
 	}
 }
 
